@@ -1,0 +1,238 @@
+//! The commands behind `hubsync`'s command line: each loads the config, does one job, prints
+//! plain words or JSON, and maps failures to an exit code (2 for a bad config, 1 otherwise).
+
+mod accounts;
+mod daemon;
+mod demo;
+mod output;
+
+use std::path::Path;
+
+pub use accounts::Accounts;
+pub use daemon::{daemon_status, run, trigger};
+pub use demo::demo;
+
+use crate::config::{Config, ConfigError};
+use crate::state::StateStore;
+use crate::sync::{self, RunOptions, RunStatus, Severity};
+use output::{print_plan, print_status, print_summary, StatusView, Table};
+
+/// How a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The config (or what it points to) is wrong: exit code 2.
+    #[error("{0}")]
+    Config(String),
+    /// The command could not do its job: exit code 1.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Config(_) => 2,
+            CliError::Failed(_) => 1,
+        }
+    }
+}
+
+impl From<ConfigError> for CliError {
+    fn from(e: ConfigError) -> Self {
+        CliError::Config(e.to_string())
+    }
+}
+
+impl From<sync::SyncError> for CliError {
+    fn from(e: sync::SyncError) -> Self {
+        match e {
+            sync::SyncError::Config { .. } => CliError::Config(e.to_string()),
+            other => CliError::Failed(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::state::StateError> for CliError {
+    fn from(e: crate::state::StateError) -> Self {
+        CliError::Failed(e.to_string())
+    }
+}
+
+/// Sets up logging to stderr; `filter` is an `EnvFilter` directive, overridden by `RUST_LOG`.
+pub fn init_logging(filter: &str) {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_string());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// `hubsync validate`.
+pub async fn validate(config_path: &Path) -> Result<(), CliError> {
+    let config = Config::load(config_path)?;
+    let accounts = Accounts::build(&config)?;
+    let mut errors = 0;
+    for spec in &config.syncs {
+        let client = accounts.client(&spec.hubspot)?;
+        let findings = sync::validate_sync(&config, spec, client).await;
+        if findings.is_empty() {
+            println!("ok       sync `{}`: {} -> {} ({} fields)", spec.name, spec.warehouse, spec.object, spec.fields.len());
+        }
+        for f in findings {
+            let label = match f.severity {
+                Severity::Error => {
+                    errors += 1;
+                    "error  "
+                }
+                Severity::Warning => "warning",
+            };
+            println!("{label}  {}: {}: {}", config.path.display(), f.key, f.message);
+        }
+    }
+    if errors > 0 {
+        return Err(CliError::Config(format!(
+            "{errors} problem(s) in {}; fix them before running a sync",
+            config.path.display()
+        )));
+    }
+    println!("{}: {} sync(s) valid.", config.path.display(), config.syncs.len());
+    Ok(())
+}
+
+/// `hubsync plan <sync>`.
+pub async fn plan(config_path: &Path, name: &str, full: bool, json: bool) -> Result<(), CliError> {
+    let config = Config::load(config_path)?;
+    let spec = config.require_sync(name)?;
+    let accounts = Accounts::build(&config)?;
+    let plan = sync::plan_sync(&config, spec, accounts.client(&spec.hubspot)?, full).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan).unwrap_or_default());
+    } else {
+        print_plan(&plan);
+    }
+    Ok(())
+}
+
+/// `hubsync sync <sync>...`: runs the syncs one after another; fails if any run failed.
+pub async fn sync(config_path: &Path, names: &[String], all: bool, full: bool, json: bool) -> Result<(), CliError> {
+    let config = Config::load(config_path)?;
+    let specs: Vec<_> = if all {
+        config.syncs.iter().collect()
+    } else if names.is_empty() {
+        let known: Vec<&str> = config.syncs.iter().map(|s| s.name.as_str()).collect();
+        return Err(CliError::Config(format!(
+            "name the sync(s) to run, or pass --all (defined syncs: {})",
+            known.join(", ")
+        )));
+    } else {
+        names.iter().map(|n| config.require_sync(n)).collect::<Result<_, _>>()?
+    };
+    let accounts = Accounts::build(&config)?;
+    let mut failed = Vec::new();
+    for spec in specs {
+        let options = RunOptions { full, trigger: "cli".into(), stop: None, progress: !json };
+        let summary = sync::run_sync(&config, spec, accounts.client(&spec.hubspot)?, &options).await?;
+        if json {
+            println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+        } else {
+            print_summary(&summary);
+        }
+        if summary.status != RunStatus::Succeeded {
+            failed.push(format!("{}: {}", summary.sync, summary.error.unwrap_or_default()));
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!("sync failed: {}", failed.join("; "))))
+    }
+}
+
+/// `hubsync status [<sync>]`: reads the state files only, never HubSpot.
+pub fn status(config_path: &Path, name: Option<&str>, limit: usize, json: bool) -> Result<(), CliError> {
+    let config = Config::load(config_path)?;
+    let specs: Vec<_> = match name {
+        Some(n) => vec![config.require_sync(n)?],
+        None => config.syncs.iter().collect(),
+    };
+    let mut all = Vec::new();
+    for spec in specs {
+        if let Some(value) = status_of(&config, spec, limit, json)? {
+            all.push(value);
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// Prints one sync's status, or returns it as JSON.
+pub(crate) fn status_of(
+    config: &Config,
+    spec: &crate::config::SyncSpec,
+    limit: usize,
+    json: bool,
+) -> Result<Option<serde_json::Value>, CliError> {
+    let path = config.state_path(spec);
+    if !path.exists() {
+        if !json {
+            println!("sync `{}`: never run (no state file at {})\n", spec.name, path.display());
+        }
+        return Ok(None);
+    }
+    let store = StateStore::open(&path)?;
+    let runs = store.runs(limit)?;
+    let (rejections, rejected_total) = store.rejections(limit)?;
+    let (invalid, invalid_total) = store.invalid_rows(limit)?;
+    let snapshot_rows = store.snapshot_rows()?;
+    let (link_failures, link_failures_total) = store.link_failures(limit)?;
+    if json {
+        return Ok(Some(serde_json::json!({
+            "sync": spec.name, "snapshot_rows": snapshot_rows, "runs": runs,
+            "rejected_total": rejected_total, "rejections": rejections,
+            "invalid_total": invalid_total, "invalid_rows": invalid,
+            "association_failures_total": link_failures_total, "association_failures": link_failures,
+        })));
+    }
+    print_status(&StatusView {
+        sync: &spec.name,
+        snapshot_rows,
+        runs: &runs,
+        rejections: &rejections,
+        rejected_total,
+        invalid: &invalid,
+        invalid_total,
+        link_failures: &link_failures,
+        link_failures_total,
+    });
+    Ok(None)
+}
+
+/// `hubsync fields <sync>`: the object's properties, fresh from the Properties API.
+pub async fn fields(config_path: &Path, name: &str) -> Result<(), CliError> {
+    let config = Config::load(config_path)?;
+    let spec = config.require_sync(name)?;
+    let accounts = Accounts::build(&config)?;
+    let meta = sync::resolve_object(accounts.client(&spec.hubspot)?, spec).await?;
+    let mut table = Table::new(&["property", "label", "type", "field type", "unique", "read-only", "mapped from"]);
+    let mut properties = meta.properties.clone();
+    properties.sort_by(|a, b| a.name.cmp(&b.name));
+    for p in &properties {
+        let mapped = spec.fields.iter().find(|(_, prop)| *prop == &p.name).map(|(c, _)| c.as_str()).unwrap_or("");
+        let unique = if meta.is_unique(&p.name) { "yes" } else { "" };
+        let read_only = if p.read_only_value { "yes" } else { "" };
+        table.row(vec![p.name.clone(), p.label.clone(), p.type_.clone(), p.field_type.clone(), unique.into(), read_only.into(), mapped.into()]);
+    }
+    println!("{} ({}), {} properties:", spec.object, meta.type_id, properties.len());
+    table.print();
+    Ok(())
+}
+
+/// `hubsync reset <sync>`.
+pub fn reset(config_path: &Path, name: &str) -> Result<(), CliError> {
+    let config = Config::load(config_path)?;
+    let spec = config.require_sync(name)?;
+    let mut store = StateStore::open(&config.state_path(spec))?;
+    store.reset_snapshot()?;
+    println!("sync `{name}`: snapshot forgotten; the next run compares against nothing (HubSpot ids are kept).");
+    Ok(())
+}

@@ -1,0 +1,267 @@
+//! The config file's shape: what the user writes, with every field documented and defaulted here.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::Secret;
+
+/// The whole config file (`hubsync.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Folder for the state: one DuckDB file per sync. Relative paths are relative to the
+    /// config file's folder.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Warehouses the models run on, by name.
+    #[serde(default)]
+    pub warehouses: BTreeMap<String, WarehouseConfig>,
+    /// HubSpot accounts (portals) the syncs write to, by name.
+    #[serde(default)]
+    pub hubspot: BTreeMap<String, HubSpotAccountConfig>,
+    /// The syncs: one SQL model each, delivered to one HubSpot object type.
+    #[serde(default)]
+    pub syncs: Vec<SyncConfig>,
+    /// The long-running side (`hubsync run`): admin API address, run limit, default time zone.
+    #[serde(default)]
+    pub daemon: DaemonConfig,
+}
+
+/// The `[daemon]` section: how `hubsync run` serves its admin API and runs syncs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Address (`IP:port`) of the admin HTTP API and `/metrics`; `--listen` overrides it.
+    /// Anything but a loopback address needs `admin_token`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Most sync runs at once, over all syncs (a sync never runs twice at once anyway).
+    #[serde(default = "default_max_concurrent_runs")]
+    pub max_concurrent_runs: usize,
+    /// Bearer token every admin API call must carry (all but `/healthz` and `/readyz`).
+    /// Use `${VAR}`; `hubsync trigger` and `hubsync status --daemon` send it.
+    pub admin_token: Option<Secret>,
+    /// IANA time zone of cron schedules that do not name one, e.g. `Europe/Paris`.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            listen: default_listen(),
+            max_concurrent_runs: default_max_concurrent_runs(),
+            admin_token: None,
+            timezone: default_timezone(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8484".to_string()
+}
+fn default_max_concurrent_runs() -> usize {
+    4
+}
+fn default_timezone() -> String {
+    "UTC".to_string()
+}
+
+/// When `hubsync run` starts a sync on its own: set exactly one of `cron` and `interval_secs`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// A cron expression: 5 fields (`minute hour day-of-month month day-of-week`, days of the
+    /// week 0-7 from Sunday or SUN-SAT), 6 with seconds first, or `@hourly`/`@daily`/`@weekly`.
+    /// A fire time that comes while the sync is still running is skipped.
+    pub cron: Option<String>,
+    /// Seconds from one run's start to the next; the first run starts with the daemon.
+    pub interval_secs: Option<u64>,
+    /// IANA time zone `cron` is read in; defaults to `daemon.timezone`.
+    pub timezone: Option<String>,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("state")
+}
+
+/// A warehouse, tagged by `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum WarehouseConfig {
+    /// A PostgreSQL database, read with a streaming `COPY`.
+    Postgres {
+        /// Connection URL, e.g. `postgres://user:pass@host:5432/db?sslmode=require`.
+        /// TLS is used when `sslmode` is `require`, `verify-ca` or `verify-full`.
+        url: Secret,
+    },
+    /// A DuckDB database file, opened read-only.
+    Duckdb {
+        /// Path of the `.duckdb` file, relative to the config file's folder.
+        path: PathBuf,
+    },
+}
+
+/// One HubSpot account (portal) and how hard hubsync may use its API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubSpotAccountConfig {
+    /// Private app access token or Service Key (`pat-…`). Use `${VAR}` to read it from the
+    /// environment rather than writing it in the file.
+    pub token: Option<Secret>,
+    /// API base URL; point it at `hubsync emulator` (e.g. `http://127.0.0.1:8080`) to rehearse.
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// HubSpot's date-based API version used in every path.
+    #[serde(default = "default_api_version")]
+    pub api_version: String,
+    /// Requests allowed in any rolling 10 seconds (100 for Free/Starter private apps, 190 for
+    /// Professional/Enterprise, 250 with the API limit increase).
+    #[serde(default = "default_max_requests_per_10s")]
+    pub max_requests_per_10s: u32,
+    /// Requests allowed per day for the whole account (250,000 for Free/Starter).
+    #[serde(default = "default_daily_limit")]
+    pub daily_limit: u64,
+    /// CRM search requests per second (HubSpot allows 5 per account).
+    #[serde(default = "default_search_requests_per_sec")]
+    pub search_requests_per_sec: u32,
+    /// Time allowed for one HTTP request.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Attempts for one request that meets a retryable failure (429, 5xx, timeout).
+    #[serde(default = "default_retry_max_attempts")]
+    pub retry_max_attempts: u32,
+}
+
+fn default_base_url() -> String {
+    "https://api.hubapi.com".to_string()
+}
+fn default_api_version() -> String {
+    "2026-03".to_string()
+}
+fn default_max_requests_per_10s() -> u32 {
+    100
+}
+fn default_daily_limit() -> u64 {
+    250_000
+}
+fn default_search_requests_per_sec() -> u32 {
+    4
+}
+fn default_timeout_secs() -> u64 {
+    30
+}
+fn default_retry_max_attempts() -> u32 {
+    6
+}
+
+/// One sync: a SQL model delivered to one HubSpot object type.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Unique name; also the state file's name (`<state_dir>/<name>.duckdb`).
+    pub name: String,
+    /// Warehouse to run the model on; needed only when several are configured.
+    pub warehouse: Option<String>,
+    /// HubSpot account to write to; needed only when several are configured.
+    pub hubspot: Option<String>,
+    /// The model: inline SQL, or the path of a `.sql` file relative to the config file.
+    pub model: String,
+    /// The model column that identifies a row; rows with a null or repeated key are set aside.
+    pub primary_key: String,
+    /// HubSpot object type: `contacts`, `companies`, `deals`, `tickets`, another standard
+    /// object, or a custom object by name, `2-NNN` id or fully qualified name.
+    pub object: String,
+    /// `upsert` (create or update), `update` (only records already in HubSpot) or `create`
+    /// (only records not yet in HubSpot).
+    #[serde(default)]
+    pub mode: SyncMode,
+    /// How a row finds its HubSpot record the first time; afterwards the learned id is used.
+    #[serde(rename = "match")]
+    pub match_on: MatchConfig,
+    /// Model column -> HubSpot property.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    /// Links from each synced record to other HubSpot records (`[[syncs.associations]]`).
+    /// Syncing only creates links: a link is never removed because its value changed.
+    #[serde(default)]
+    pub associations: Vec<AssociationConfig>,
+    /// Keep a static (MANUAL) list of the synced records: `list = true` names it after the
+    /// sync, `list = { name = "..." }` gives its name. Records whose rows leave the model are
+    /// removed from it.
+    pub list: Option<ListConfig>,
+    /// When `hubsync run` starts this sync on its own, e.g. `{ cron = "*/15 * * * *" }` or
+    /// `{ interval_secs = 300 }`. Without it the sync runs only when triggered.
+    pub schedule: Option<ScheduleConfig>,
+}
+
+/// One association rule: each row's `column` names records of object `to`, found by their
+/// `match` property.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssociationConfig {
+    /// The associated object type: a standard object or a custom object.
+    pub to: String,
+    /// A HubSpot-defined association type by name (e.g. `contact_to_company` for the primary
+    /// company) or numeric id; omitted for the pair's default (unlabeled) type. Labels given in
+    /// the column's `{ value, label }` objects override it.
+    #[serde(rename = "type")]
+    pub type_name: Option<String>,
+    /// Model column holding the value(s) to match: one value, an array, a comma-separated list,
+    /// or `{ value, label }` objects (or an array of them) to set labels.
+    pub column: String,
+    /// Property of the associated object to find it by (e.g. `name`, `domain`, `email`).
+    #[serde(rename = "match")]
+    pub match_property: String,
+}
+
+/// `list = true` or `list = { name = "..." }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ListConfig {
+    Enabled(bool),
+    Named(NamedList),
+}
+
+/// A list with an explicit name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedList {
+    /// The list's name in HubSpot (list names are unique in a portal).
+    pub name: String,
+}
+
+/// What a sync may do to HubSpot records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// Create records that are missing and update the others.
+    #[default]
+    Upsert,
+    /// Update records already in HubSpot; rows without a record are skipped and counted.
+    Update,
+    /// Create records not yet in HubSpot; rows whose record exists are skipped and counted.
+    Create,
+}
+
+impl SyncMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Upsert => "upsert",
+            SyncMode::Update => "update",
+            SyncMode::Create => "create",
+        }
+    }
+}
+
+/// The record-matching rule: a model column compared with a HubSpot property.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    /// Model column holding the value to match.
+    pub column: String,
+    /// HubSpot property to match it against, e.g. `email`, `domain` or a unique `external_id`.
+    pub property: String,
+}

@@ -1,0 +1,174 @@
+//! The only I/O of the emulator: the accept loop on 127.0.0.1 and the per-request pipeline.
+//!
+//! Each request goes: read body → faults (latency, dropped connection, 5xx/423/477, burst
+//! 429s: all before any state is touched) → route → token → rate limits → handler →
+//! rate-limit headers → journal.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::auth::{authenticate, bearer};
+use super::clock;
+use super::journal::JournalEntry;
+use super::limits::{fault_reply, Caller, Fault};
+use super::reply::Reply;
+use super::routes::{dispatch, Ctx, Route};
+use super::Shared;
+
+/// Largest request body read; bigger ones get a 413.
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Returned by the service to make hyper close the connection without an answer.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// Accepts connections until `shutdown` changes, then lets open connections finish.
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        tracing::warn!(%error, "Emulator could not accept a connection.");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                let mut stop = shutdown.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(shared.clone(), req));
+                    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = stop.changed() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(Body::new(body), MAX_BODY_BYTES).await;
+    let (latency, fault) = shared.limits.draw_fault();
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let request_bytes = body.as_ref().map(Bytes::len).unwrap_or_default();
+    let recorded_body = match (&body, shared.config.record_bodies) {
+        (Ok(bytes), true) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        _ => None,
+    };
+    let reply = match (fault, body) {
+        (Some(Fault::Drop), _) => {
+            record(&shared, &parts, 0, request_bytes, 0, recorded_body);
+            return Err(Dropped);
+        }
+        (Some(fault), _) => {
+            let app = bearer(&parts.headers).unwrap_or("anonymous");
+            fault_reply(fault, &shared.limits, &Caller { app, oauth: false })
+        }
+        (None, Err(_)) => Reply::html(413, "<h1>413 Request Entity Too Large</h1>"),
+        (None, Ok(body)) => respond(&shared, &parts, &body),
+    };
+    record(&shared, &parts, reply.status, request_bytes, reply.body.len(), recorded_body);
+    Ok(into_response(reply))
+}
+
+fn respond(shared: &Shared, parts: &Parts, body: &[u8]) -> Reply {
+    let path = parts.uri.path();
+    let Some(route) = Route::parse(&parts.method, path) else { return Reply::not_found_page() };
+    let now = clock::now_ms();
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
+    let auth = if route.needs_auth() {
+        let store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
+        match authenticate(&shared.config, &store, &parts.headers, now) {
+            Ok(auth) => Some(auth),
+            Err(reply) => return reply,
+        }
+    } else {
+        None
+    };
+    let mut rate_headers = None;
+    if let Some(auth) = &auth {
+        let caller = Caller { app: &auth.app, oauth: auth.oauth };
+        let admitted = if route.is_search() {
+            shared.limits.admit_search(&caller, Instant::now()).map(|()| None)
+        } else {
+            shared.limits.admit(&caller, Instant::now())
+        };
+        match admitted {
+            Ok(headers) => rate_headers = headers,
+            Err(reply) => return reply,
+        }
+    }
+    let ctx = Ctx { shared, query, body, auth, now, path };
+    let mut reply = dispatch(&ctx, route);
+    if let Some(h) = rate_headers {
+        h.apply(&mut reply);
+    }
+    reply
+}
+
+fn record(
+    shared: &Shared,
+    parts: &Parts,
+    status: u16,
+    request_bytes: usize,
+    response_bytes: usize,
+    body: Option<String>,
+) {
+    shared.journal.record(JournalEntry {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or_default().to_string(),
+        status,
+        request_bytes,
+        response_bytes,
+        body,
+    });
+}
+
+fn into_response(reply: Reply) -> Response<Body> {
+    let mut response = Response::new(Body::from(reply.body));
+    *response.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    if let Some(ct) = reply.content_type {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    for (name, value) in reply.headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            headers.append(name, value);
+        }
+    }
+    response
+}

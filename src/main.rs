@@ -1,0 +1,153 @@
+//! The `hubsync` command line. Every command lives in `hubsync::cli`; this file only parses.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use hubsync::cli::{self, CliError};
+
+/// hubsync keeps HubSpot in step with SQL models in your warehouse: it runs each sync's model,
+/// diffs the rows against what HubSpot already acknowledged, and sends only what changed.
+#[derive(Parser, Debug)]
+#[command(name = "hubsync", version, about, long_about = None, propagate_version = true)]
+struct Args {
+    /// Config file (TOML).
+    #[arg(long, short = 'c', global = true, env = "HUBSYNC_CONFIG", default_value = "hubsync.toml")]
+    config: PathBuf,
+
+    /// Log filter, e.g. `info`, `debug` or `hubsync=debug` (RUST_LOG also works).
+    #[arg(long, global = true, env = "HUBSYNC_LOG", default_value = "warn")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check the config, every sync's model and its HubSpot mappings, without sending anything.
+    Validate,
+    /// Show what a sync would send now: counts per operation and sample field changes.
+    Plan {
+        /// The sync to plan.
+        sync: String,
+        /// Plan a full resync: every row, not only the changed ones.
+        #[arg(long)]
+        full: bool,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run syncs once now, in this process.
+    Sync {
+        /// The syncs to run (all of them with --all).
+        syncs: Vec<String>,
+        /// Run every configured sync.
+        #[arg(long, conflicts_with = "syncs")]
+        all: bool,
+        /// Send every row, not only the changed ones.
+        #[arg(long)]
+        full: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the last runs of each sync, their counts and the records HubSpot rejected.
+    Status {
+        /// Only this sync.
+        sync: Option<String>,
+        /// How many runs and rejected records to show.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Ask a running daemon (e.g. http://127.0.0.1:8484) instead of reading the state files.
+        #[arg(long, value_name = "URL")]
+        daemon: Option<String>,
+    },
+    /// Run every sync on its schedule and serve the admin API and /metrics, until SIGTERM or
+    /// SIGINT (the first stops after the batches in flight, a second exits at once).
+    Run {
+        /// Admin API address (IP:port); overrides `daemon.listen` in the config.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Ask a running daemon to run a sync now (`hubsync sync` runs it in this process instead).
+    Trigger {
+        /// The sync to run.
+        sync: String,
+        /// Send every row, not only the changed ones.
+        #[arg(long)]
+        full: bool,
+        /// Follow the run to its end; exit non-zero if it did not succeed.
+        #[arg(long)]
+        wait: bool,
+        /// The daemon's URL; by default the config's `daemon.listen`.
+        #[arg(long, value_name = "URL", env = "HUBSYNC_DAEMON_URL")]
+        daemon: Option<String>,
+    },
+    /// List the properties of a sync's HubSpot object (name, type, unique, read-only).
+    Fields {
+        /// The sync whose object to list.
+        sync: String,
+    },
+    /// Forget what a sync delivered, so its next run compares against nothing (ids are kept).
+    Reset {
+        /// The sync to reset.
+        sync: String,
+    },
+    /// Run the demo: a sample DuckDB warehouse, a local HubSpot emulator, and real syncs.
+    Demo {
+        /// Folder for the demo's warehouse, config and state (recreated on every run).
+        #[arg(long, default_value = "hubsync-demo")]
+        dir: PathBuf,
+        /// Contacts in the sample warehouse.
+        #[arg(long, default_value_t = 3000)]
+        contacts: u32,
+    },
+    /// Run the local HubSpot emulator, to rehearse syncs without touching a real portal.
+    Emulator(hubsync::emulator::EmulatorArgs),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::init_logging(&args.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = args.config;
+    let result: Result<(), CliError> = runtime.block_on(async move {
+        match args.command {
+            Command::Validate => cli::validate(&config).await,
+            Command::Plan { sync, full, json } => cli::plan(&config, &sync, full, json).await,
+            Command::Sync { syncs, all, full, json } => cli::sync(&config, &syncs, all, full, json).await,
+            Command::Status { sync, json, daemon: Some(url), .. } => {
+                cli::daemon_status(&config, &url, sync.as_deref(), json).await
+            }
+            Command::Status { sync, limit, json, daemon: None } => cli::status(&config, sync.as_deref(), limit, json),
+            Command::Run { listen } => cli::run(&config, listen.as_deref()).await,
+            Command::Trigger { sync, full, wait, daemon } => {
+                cli::trigger(&config, &sync, full, wait, daemon.as_deref()).await
+            }
+            Command::Fields { sync } => cli::fields(&config, &sync).await,
+            Command::Reset { sync } => cli::reset(&config, &sync),
+            Command::Demo { dir, contacts } => cli::demo(&dir, contacts).await,
+            Command::Emulator(emulator_args) => {
+                hubsync::emulator::run_cli(emulator_args).await.map_err(|e| CliError::Failed(format!("{e:#}")))
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! The state of associations and list memberships: what was delivered, what is pending, the
+//! ids of associated records, and what failed. Diffed in SQL like records.
+
+use duckdb::params;
+
+use super::store::{query_error, StateError, StateStore};
+
+/// One association a row asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkCandidate {
+    /// The association rule's key.
+    pub assoc: String,
+    pub from_pk: String,
+    pub to_value: String,
+    /// Label names joined with `\n`, sorted; empty for the rule's type.
+    pub labels: String,
+}
+
+/// An association not yet delivered, with the ids known so far.
+#[derive(Debug, Clone)]
+pub struct PendingLink {
+    pub n: i64,
+    pub link: LinkCandidate,
+    pub from_id: Option<String>,
+    pub to_id: Option<String>,
+}
+
+/// An association that could not be made.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LinkFailure {
+    pub assoc: String,
+    pub from_pk: String,
+    pub to_value: String,
+    pub labels: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// A row's association cells, read for parsing.
+pub type LinkInputRow = (i64, String, Vec<Option<String>>);
+
+impl StateStore {
+    fn q(&self) -> impl Fn(duckdb::Error) -> StateError + '_ {
+        move |e| self.err(e)
+    }
+
+    /// Rows whose association cells must be read this run: changed rows, and rows with an
+    /// association that failed before. `first` is the staging index of the first cell.
+    pub fn link_input_page(
+        &self,
+        after: i64,
+        limit: usize,
+        first: usize,
+        links: usize,
+    ) -> Result<Vec<LinkInputRow>, StateError> {
+        let cells: Vec<String> = (0..links).map(|j| format!(", c{}", first + j)).collect();
+        let sql = format!(
+            "SELECT rownum, c0{} FROM staging
+             WHERE rownum > ? AND c0 IS NOT NULL AND c0 NOT IN (SELECT pk FROM dup_keys)
+               AND (c0 IN (SELECT pk FROM changes) OR c0 IN (SELECT from_pk FROM association_rejections))
+             ORDER BY rownum LIMIT ?",
+            cells.concat()
+        );
+        let mut statement = self.conn.prepare(&sql).map_err(self.q())?;
+        let rows = statement
+            .query_map(params![after, limit as i64], |r| {
+                let mut values = Vec::with_capacity(links);
+                for j in 0..links {
+                    values.push(r.get::<_, Option<String>>(2 + j)?);
+                }
+                Ok((r.get(0)?, r.get(1)?, values))
+            })
+            .map_err(self.q())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.q())
+    }
+
+    /// True when any row's cell in staging column `index` uses the `{ value, label }` schema.
+    pub fn uses_label_schema(&self, index: usize) -> Result<bool, StateError> {
+        let sql = format!(
+            "SELECT count(*) FROM staging WHERE ltrim(c{index}) LIKE '{{%' OR regexp_matches(c{index}, '^\\s*\\[\\s*\\{{')"
+        );
+        Ok(self.scalar_i64(&sql)? > 0)
+    }
+
+    /// Starts this run's candidate and target tables.
+    pub fn begin_links(&mut self, targets: &[(String, String, String)]) -> Result<(), StateError> {
+        self.batch(
+            "CREATE OR REPLACE TABLE link_candidates (assoc VARCHAR, from_pk VARCHAR, to_value VARCHAR, labels VARCHAR);
+             CREATE OR REPLACE TABLE link_targets (assoc VARCHAR, object VARCHAR, property VARCHAR);",
+        )?;
+        let mut appender = self.conn.appender("link_targets").map_err(self.q())?;
+        for (assoc, object, property) in targets {
+            appender.append_row(params![assoc, object, property]).map_err(|e| self.err(e))?;
+        }
+        appender.flush().map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn append_link_candidates(&mut self, rows: &[LinkCandidate]) -> Result<(), StateError> {
+        let mut appender = self.conn.appender("link_candidates").map_err(self.q())?;
+        for c in rows {
+            appender.append_row(params![c.assoc, c.from_pk, c.to_value, c.labels]).map_err(|e| self.err(e))?;
+        }
+        appender.flush().map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Target values of a rule, not yet delivered, whose record id is not known yet. Only
+    /// rows whose own record has an id ask (the others cannot be linked yet anyway).
+    pub fn unresolved_targets(&self, assoc: &str) -> Result<Vec<String>, StateError> {
+        let sql = "SELECT DISTINCT c.to_value FROM link_candidates c
+             JOIN link_targets t ON t.assoc = c.assoc
+             JOIN snapshot s ON s.pk = c.from_pk AND s.hubspot_id IS NOT NULL
+             ANTI JOIN associations a ON a.assoc = c.assoc AND a.from_pk = c.from_pk AND a.to_value = c.to_value
+                                      AND a.labels = c.labels
+             WHERE c.assoc = ?
+               AND lower(trim(c.to_value)) NOT IN
+                   (SELECT value FROM lookup_ids l WHERE l.object = t.object AND l.property = t.property)
+             ORDER BY 1";
+        let mut statement = self.conn.prepare(sql).map_err(self.q())?;
+        let rows = statement.query_map(params![assoc], |r| r.get::<_, String>(0)).map_err(self.q())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.q())
+    }
+
+    /// Remembers the ids of associated records found by a property value.
+    pub fn remember_targets(&mut self, object: &str, property: &str, found: &[(String, String)]) -> Result<(), StateError> {
+        if found.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction().map_err(|e| query_error(&self.path, e))?;
+        {
+            let mut appender = tx.appender("lookup_ids").map_err(|e| query_error(&self.path, e))?;
+            for (value, id) in found {
+                appender
+                    .append_row(params![object, property, value.trim().to_lowercase(), id])
+                    .map_err(|e| query_error(&self.path, e))?;
+            }
+            appender.flush().map_err(|e| query_error(&self.path, e))?;
+        }
+        tx.commit().map_err(|e| query_error(&self.path, e))
+    }
+
+    /// Builds the table of associations to deliver now; returns how many.
+    pub fn prepare_pending_links(&mut self) -> Result<u64, StateError> {
+        self.batch(
+            "CREATE OR REPLACE TABLE pending_links AS
+             SELECT row_number() OVER (ORDER BY c.assoc, c.from_pk, c.to_value, c.labels) AS n,
+                    c.assoc, c.from_pk, c.to_value, c.labels, s.hubspot_id AS from_id, l.hubspot_id AS to_id
+             FROM (SELECT DISTINCT * FROM link_candidates) c
+             ANTI JOIN associations a ON a.assoc = c.assoc AND a.from_pk = c.from_pk AND a.to_value = c.to_value
+                                      AND a.labels = c.labels
+             LEFT JOIN snapshot s ON s.pk = c.from_pk
+             LEFT JOIN link_targets t ON t.assoc = c.assoc
+             LEFT JOIN (SELECT object, property, value, min(hubspot_id) AS hubspot_id FROM lookup_ids GROUP BY ALL) l
+                    ON l.object = t.object AND l.property = t.property AND l.value = lower(trim(c.to_value));",
+        )?;
+        Ok(self.scalar_i64("SELECT count(*) FROM pending_links")? as u64)
+    }
+
+    pub fn pending_links_page(&self, after: i64, limit: usize) -> Result<Vec<PendingLink>, StateError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT n, assoc, from_pk, to_value, labels, from_id, to_id FROM pending_links
+                 WHERE n > ? ORDER BY n LIMIT ?",
+            )
+            .map_err(self.q())?;
+        let rows = statement
+            .query_map(params![after, limit as i64], |r| {
+                Ok(PendingLink {
+                    n: r.get(0)?,
+                    link: LinkCandidate { assoc: r.get(1)?, from_pk: r.get(2)?, to_value: r.get(3)?, labels: r.get(4)? },
+                    from_id: r.get(5)?,
+                    to_id: r.get(6)?,
+                })
+            })
+            .map_err(self.q())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.q())
+    }
+
+    /// Records associations HubSpot acknowledged, in one transaction.
+    pub fn record_links(&mut self, delivered: &[(LinkCandidate, String, String)]) -> Result<(), StateError> {
+        if delivered.is_empty() {
+            return Ok(());
+        }
+        let now = chrono::Utc::now().naive_utc();
+        let tx = self.conn.transaction().map_err(|e| query_error(&self.path, e))?;
+        {
+            let mut appender = tx.appender("associations").map_err(|e| query_error(&self.path, e))?;
+            for (l, from_id, to_id) in delivered {
+                appender
+                    .append_row(params![l.assoc, l.from_pk, l.to_value, l.labels, from_id, to_id, now])
+                    .map_err(|e| query_error(&self.path, e))?;
+            }
+            appender.flush().map_err(|e| query_error(&self.path, e))?;
+        }
+        tx.commit().map_err(|e| query_error(&self.path, e))
+    }
+
+    /// Replaces the failed associations with this run's, counting attempts per association.
+    pub fn replace_link_failures(&mut self, failures: &[LinkFailure]) -> Result<(), StateError> {
+        self.batch("CREATE OR REPLACE TABLE link_failures_now (assoc VARCHAR, from_pk VARCHAR, to_value VARCHAR, labels VARCHAR, code VARCHAR, message VARCHAR)")?;
+        {
+            let mut appender = self.conn.appender("link_failures_now").map_err(self.q())?;
+            for f in failures {
+                appender
+                    .append_row(params![f.assoc, f.from_pk, f.to_value, f.labels, f.code, f.message])
+                    .map_err(|e| self.err(e))?;
+            }
+            appender.flush().map_err(|e| self.err(e))?;
+        }
+        self.batch(
+            "BEGIN;
+             CREATE OR REPLACE TABLE association_rejections_next AS
+               SELECT f.assoc, f.from_pk, f.to_value, f.labels, f.code, f.message,
+                      coalesce(r.attempts, 0) + 1 AS attempts,
+                      coalesce(r.first_seen, now()::TIMESTAMP) AS first_seen, now()::TIMESTAMP AS last_seen
+               FROM link_failures_now f
+               LEFT JOIN association_rejections r
+                 ON r.assoc = f.assoc AND r.from_pk = f.from_pk AND r.to_value = f.to_value AND r.labels = f.labels;
+             DROP TABLE association_rejections;
+             ALTER TABLE association_rejections_next RENAME TO association_rejections;
+             COMMIT;
+             DROP TABLE IF EXISTS link_failures_now;",
+        )
+    }
+
+    /// Failed associations of the last run, and their total.
+    pub fn link_failures(&self, limit: usize) -> Result<(Vec<LinkFailure>, u64), StateError> {
+        let total = self.scalar_i64("SELECT count(*) FROM association_rejections")? as u64;
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT assoc, from_pk, to_value, labels, code, message FROM association_rejections
+                 ORDER BY from_pk, to_value LIMIT ?",
+            )
+            .map_err(self.q())?;
+        let rows = statement
+            .query_map(params![limit as i64], |r| {
+                Ok(LinkFailure {
+                    assoc: r.get(0)?,
+                    from_pk: r.get(1)?,
+                    to_value: r.get(2)?,
+                    labels: r.get(3)?,
+                    code: r.get(4)?,
+                    message: r.get(5)?,
+                })
+            })
+            .map_err(self.q())?;
+        Ok((rows.collect::<Result<Vec<_>, _>>().map_err(self.q())?, total))
+    }
+
+    pub fn meta_get(&self, key: &str) -> Result<Option<String>, StateError> {
+        let mut statement = self.conn.prepare("SELECT value FROM meta WHERE key = ?").map_err(self.q())?;
+        let mut rows = statement.query(params![key]).map_err(self.q())?;
+        match rows.next().map_err(self.q())? {
+            Some(row) => row.get(0).map_err(self.q()),
+            None => Ok(None),
+        }
+    }
+
+    pub fn meta_set(&mut self, key: &str, value: &str) -> Result<(), StateError> {
+        self.conn.execute("DELETE FROM meta WHERE key = ?", params![key]).map_err(self.q())?;
+        self.conn.execute("INSERT INTO meta VALUES (?, ?)", params![key, value]).map_err(self.q())?;
+        Ok(())
+    }
+
+    /// Membership changes of a list: model rows with a HubSpot id that are not members yet, and
+    /// members whose rows left the model (or lost their id).
+    #[allow(clippy::type_complexity)]
+    pub fn list_changes(&self, list_id: &str) -> Result<(Vec<(String, String)>, Vec<(String, String)>), StateError> {
+        let current = "SELECT st.c0 AS pk, s.hubspot_id FROM staging st JOIN snapshot s ON s.pk = st.c0
+                       WHERE st.c0 IS NOT NULL AND st.c0 NOT IN (SELECT pk FROM dup_keys) AND s.hubspot_id IS NOT NULL";
+        let adds = format!(
+            "SELECT c.pk, c.hubspot_id FROM ({current}) c
+             ANTI JOIN (SELECT * FROM list_members WHERE list_id = ?) m ON m.pk = c.pk ORDER BY c.pk"
+        );
+        let removes = format!(
+            "SELECT m.pk, m.hubspot_id FROM (SELECT * FROM list_members WHERE list_id = ?) m
+             ANTI JOIN ({current}) c ON c.pk = m.pk ORDER BY m.pk"
+        );
+        let read = |sql: &str| -> Result<Vec<(String, String)>, StateError> {
+            let mut statement = self.conn.prepare(sql).map_err(self.q())?;
+            let rows = statement.query_map(params![list_id], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.q())?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(self.q())
+        };
+        Ok((read(&adds)?, read(&removes)?))
+    }
+
+    /// Records members HubSpot added, in one transaction.
+    pub fn record_list_added(&mut self, list_id: &str, members: &[(String, String)]) -> Result<(), StateError> {
+        let now = chrono::Utc::now().naive_utc();
+        let tx = self.conn.transaction().map_err(|e| query_error(&self.path, e))?;
+        {
+            let mut appender = tx.appender("list_members").map_err(|e| query_error(&self.path, e))?;
+            for (pk, id) in members {
+                appender
+                    .append_row(params![list_id, pk, id, now])
+                    .map_err(|e| query_error(&self.path, e))?;
+            }
+            appender.flush().map_err(|e| query_error(&self.path, e))?;
+        }
+        tx.commit().map_err(|e| query_error(&self.path, e))
+    }
+
+    /// Forgets members HubSpot removed.
+    pub fn record_list_removed(&mut self, list_id: &str, members: &[(String, String)]) -> Result<(), StateError> {
+        self.batch("CREATE OR REPLACE TABLE list_removed_now (pk VARCHAR)")?;
+        {
+            let mut appender = self.conn.appender("list_removed_now").map_err(self.q())?;
+            for (pk, _) in members {
+                appender.append_row(params![pk]).map_err(|e| self.err(e))?;
+            }
+            appender.flush().map_err(|e| self.err(e))?;
+        }
+        self.conn
+            .execute(
+                "DELETE FROM list_members WHERE list_id = ? AND pk IN (SELECT pk FROM list_removed_now)",
+                params![list_id],
+            )
+            .map_err(self.q())?;
+        self.batch("DROP TABLE list_removed_now")
+    }
+
+    pub fn list_member_count(&self, list_id: &str) -> Result<u64, StateError> {
+        self.conn
+            .query_row("SELECT count(*) FROM list_members WHERE list_id = ?", params![list_id], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(self.q())
+    }
+
+    /// Drops the link phase's working tables.
+    pub fn drop_link_tables(&mut self) -> Result<(), StateError> {
+        self.batch(
+            "DROP TABLE IF EXISTS link_candidates; DROP TABLE IF EXISTS link_targets; DROP TABLE IF EXISTS pending_links;",
+        )
+    }
+}

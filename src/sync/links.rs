@@ -1,0 +1,480 @@
+//! Associations and list membership, delivered after the records of the same run and diffed
+//! like them: only associations not yet delivered are sent (syncing never removes one), and
+//! only list membership changes are sent.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+
+use super::object::{resolve_object_name, ObjectMeta};
+use super::runner::{blocking, object_meta};
+use super::SyncError;
+use crate::config::{AssociationConfig, SyncSpec};
+use crate::hubspot::{AssocOutcome, AssociationInput, AssociationLabel, HubSpotClient};
+use crate::objects;
+use crate::state::{LinkCandidate, LinkFailure, RunCounts, StateStore};
+
+/// Associations per v4 batch create request (HubSpot's documented limit).
+pub const ASSOCIATION_BATCH_SIZE: usize = 2_000;
+/// Record ids per list membership request (Lists v3 documents no maximum; v1 allowed 500).
+pub const LIST_BATCH_SIZE: usize = 500;
+/// Values per lookup of associated records (batch read or search).
+const LOOKUP_BATCH_SIZE: usize = 100;
+const PAGE_ROWS: usize = 5_000;
+
+/// One value of an association cell, with the labels asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkValue {
+    pub value: String,
+    pub labels: Vec<String>,
+}
+
+/// Parses one association cell: a value, a comma-separated list, a JSON array of values, a
+/// `{ value, label }` object or an array of them. With `schema` (some row of the sync uses
+/// `{ value, label }` objects), every row must use them.
+pub fn parse_link_cell(cell: &str, schema: bool) -> Result<Vec<LinkValue>, String> {
+    let text = cell.trim();
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parsed = if text.starts_with('[') || text.starts_with('{') || text.starts_with('"') {
+        serde_json::from_str::<Value>(text).ok()
+    } else {
+        None
+    };
+    let (values, uses_schema) = match parsed {
+        Some(Value::Object(_)) => (vec![schema_object(parsed.as_ref().unwrap_or(&Value::Null))?], true),
+        Some(Value::Array(items)) => {
+            let objects = items.iter().filter(|v| v.is_object()).count();
+            if objects > 0 && objects < items.len() {
+                return Err("the array mixes plain values and { value, label } objects".into());
+            }
+            if objects > 0 {
+                (items.iter().map(schema_object).collect::<Result<Vec<_>, _>>()?, true)
+            } else {
+                let mut values = Vec::new();
+                for item in items.iter().filter(|i| !i.is_null()) {
+                    let Some(v) = scalar(item) else { return Err(format!("`{item}` is not a string or a number")) };
+                    if !v.trim().is_empty() {
+                        values.push(LinkValue { value: v.trim().to_string(), labels: Vec::new() });
+                    }
+                }
+                (values, false)
+            }
+        }
+        Some(Value::String(inner)) => return parse_link_cell(&inner, schema),
+        _ => (
+            text.split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| LinkValue { value: v.to_string(), labels: Vec::new() })
+                .collect(),
+            false,
+        ),
+    };
+    if schema && !uses_schema && !values.is_empty() {
+        return Err("this row gives plain values, but other rows of the sync use { value, label } objects; \
+                    every row must use the same schema"
+            .into());
+    }
+    Ok(values)
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn schema_object(v: &Value) -> Result<LinkValue, String> {
+    let Some(map) = v.as_object() else { return Err(format!("`{v}` is not a {{ value, label }} object")) };
+    if let Some(extra) = map.keys().find(|k| *k != "value" && *k != "label") {
+        return Err(format!("unknown key `{extra}` (an association object has `value` and `label`)"));
+    }
+    let value = match map.get("value").and_then(scalar) {
+        Some(value) if !value.trim().is_empty() => value.trim().to_string(),
+        _ => return Err(format!("`{v}` has no `value` (a string or a number)")),
+    };
+    let labels = match map.get("label") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => s.split(',').map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|l| l.as_str().map(|s| s.trim().to_string()).ok_or_else(|| format!("label `{l}` is not a string")))
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(other) => return Err(format!("label `{other}` is not a string, an array of strings or null")),
+    };
+    Ok(LinkValue { value, labels })
+}
+
+/// The canonical form of a set of labels, as stored.
+pub fn label_key(labels: &[String]) -> String {
+    let mut sorted: Vec<String> = labels.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    sorted.join("\n")
+}
+
+/// The stable key of an association rule in the state.
+pub fn rule_key(rule: &AssociationConfig) -> String {
+    format!("{}|{}|{}|{}", rule.to, rule.column, rule.match_property, rule.type_name.as_deref().unwrap_or(""))
+}
+
+/// An association rule resolved against the portal.
+pub struct ResolvedRule {
+    pub key: String,
+    pub rule: AssociationConfig,
+    pub target: ObjectMeta,
+    /// Types sent when the row gives no label.
+    pub default_types: Vec<(String, u32)>,
+    /// Label name (lower-case) -> (category, type id).
+    pub labels: HashMap<String, (String, u32)>,
+    pub target_unique: bool,
+}
+
+impl ResolvedRule {
+    /// The types for a set of labels, or the name of a label that does not exist.
+    pub fn types_for(&self, labels: &[String]) -> Result<Vec<(String, u32)>, String> {
+        if labels.is_empty() {
+            return Ok(self.default_types.clone());
+        }
+        labels
+            .iter()
+            .map(|l| self.labels.get(&l.to_lowercase()).cloned().ok_or_else(|| l.clone()))
+            .collect()
+    }
+}
+
+/// Resolves every association rule of a sync: target object, its properties, labels and types.
+pub async fn resolve_rules(
+    client: &HubSpotClient,
+    sync: &SyncSpec,
+    from: &ObjectMeta,
+) -> Result<Vec<ResolvedRule>, SyncError> {
+    let mut rules = Vec::new();
+    for (j, rule) in sync.associations.iter().enumerate() {
+        let key_of = |field: &str| format!("{}.associations[{j}].{field}", sync.key);
+        let target = resolve_object_name(client, sync, &rule.to, &key_of("to")).await?;
+        if target.property(&rule.match_property).is_none() && rule.match_property != "hs_object_id" {
+            return Err(SyncError::Config {
+                sync: sync.name.clone(),
+                key: key_of("match"),
+                message: format!("property `{}` does not exist on {}", rule.match_property, rule.to),
+            });
+        }
+        let api_labels: Vec<AssociationLabel> = client.association_labels(&from.path_name, &target.path_name).await?;
+        let labels = api_labels
+            .iter()
+            .filter_map(|l| l.label.as_ref().map(|name| (name.to_lowercase(), (l.category.clone(), l.type_id))))
+            .collect();
+        let default_types = match &rule.type_name {
+            Some(name) => {
+                let defined = objects::DEFINED_ASSOCIATION_TYPES.iter().find(|t| {
+                    (t.name == name || t.type_id.to_string() == *name)
+                        && t.from_type_id == from.type_id
+                        && t.to_type_id == target.type_id
+                });
+                let from_api = name.parse::<u32>().ok().and_then(|id| api_labels.iter().find(|l| l.type_id == id));
+                match (defined, from_api) {
+                    (Some(t), _) => vec![("HUBSPOT_DEFINED".to_string(), t.type_id)],
+                    (None, Some(l)) => vec![(l.category.clone(), l.type_id)],
+                    (None, None) => {
+                        return Err(SyncError::Config {
+                            sync: sync.name.clone(),
+                            key: key_of("type"),
+                            message: format!(
+                                "association type `{name}` does not exist from {} to {}",
+                                sync.object, rule.to
+                            ),
+                        })
+                    }
+                }
+            }
+            None => {
+                let default = objects::default_association_type(&from.type_id, &target.type_id).or_else(|| {
+                    api_labels.iter().find(|l| l.label.is_none() && l.category == "HUBSPOT_DEFINED").map(|l| l.type_id)
+                });
+                match default {
+                    Some(id) => vec![("HUBSPOT_DEFINED".to_string(), id)],
+                    None => {
+                        return Err(SyncError::Config {
+                            sync: sync.name.clone(),
+                            key: key_of("to"),
+                            message: format!("HubSpot has no association type from {} to {}", sync.object, rule.to),
+                        })
+                    }
+                }
+            }
+        };
+        let target_unique = target.is_unique(&rule.match_property);
+        rules.push(ResolvedRule { key: rule_key(rule), rule: rule.clone(), target, default_types, labels, target_unique });
+    }
+    Ok(rules)
+}
+
+/// Looks up associated records by value, 100 values per request, and remembers their ids.
+async fn look_up_targets(client: &HubSpotClient, store: &mut StateStore, rule: &ResolvedRule) -> Result<(), SyncError> {
+    let values = blocking(|| store.unresolved_targets(&rule.key))?;
+    let property = &rule.rule.match_property;
+    for chunk in values.chunks(LOOKUP_BATCH_SIZE) {
+        let found = if property == "hs_object_id" {
+            chunk.iter().map(|v| (v.clone(), v.clone())).collect()
+        } else if rule.target_unique {
+            client.batch_read_by_property(&rule.target.path_name, property, chunk.to_vec()).await?
+        } else {
+            client.search_by_values(&rule.target.path_name, property, chunk.to_vec()).await?
+        };
+        blocking(|| store.remember_targets(&rule.target.type_id, property, &found))?;
+    }
+    Ok(())
+}
+
+/// Delivers the associations of changed rows and of rows whose associations failed before.
+pub async fn deliver_associations(
+    client: &HubSpotClient,
+    sync: &SyncSpec,
+    from: &ObjectMeta,
+    store: &mut StateStore,
+    first_cell: usize,
+    counts: &mut RunCounts,
+) -> Result<(), SyncError> {
+    let rules = resolve_rules(client, sync, from).await?;
+    let targets: Vec<(String, String, String)> =
+        rules.iter().map(|r| (r.key.clone(), r.target.type_id.clone(), r.rule.match_property.clone())).collect();
+    blocking(|| store.begin_links(&targets))?;
+    let mut schema = Vec::with_capacity(rules.len());
+    for j in 0..rules.len() {
+        schema.push(blocking(|| store.uses_label_schema(first_cell + j))?);
+    }
+
+    let mut failures: Vec<LinkFailure> = Vec::new();
+    let fail = |link: &LinkCandidate, code: &str, message: String| LinkFailure {
+        assoc: link.assoc.clone(),
+        from_pk: link.from_pk.clone(),
+        to_value: link.to_value.clone(),
+        labels: link.labels.clone(),
+        code: code.to_string(),
+        message,
+    };
+    let mut after = 0i64;
+    loop {
+        let rows = blocking(|| store.link_input_page(after, PAGE_ROWS, first_cell, rules.len()))?;
+        let Some(last) = rows.last() else { break };
+        after = last.0;
+        let mut candidates = Vec::new();
+        for (_, pk, cells) in rows {
+            for (j, cell) in cells.iter().enumerate() {
+                let Some(cell) = cell else { continue };
+                let rule = &rules[j];
+                match parse_link_cell(cell, schema[j]) {
+                    Ok(values) => {
+                        for v in values {
+                            let link = LinkCandidate {
+                                assoc: rule.key.clone(),
+                                from_pk: pk.clone(),
+                                to_value: v.value,
+                                labels: label_key(&v.labels),
+                            };
+                            match rule.types_for(&v.labels) {
+                                Ok(_) => candidates.push(link),
+                                Err(label) => failures.push(fail(
+                                    &link,
+                                    "UNKNOWN_ASSOCIATION_LABEL",
+                                    format!("association label `{label}` does not exist from {} to {}", sync.object, rule.rule.to),
+                                )),
+                            }
+                        }
+                    }
+                    Err(reason) => {
+                        let link = LinkCandidate { assoc: rule.key.clone(), from_pk: pk.clone(), to_value: cell.clone(), labels: String::new() };
+                        failures.push(fail(&link, "INVALID_ASSOCIATION_VALUE", format!("column `{}`: {reason}", rule.rule.column)));
+                    }
+                }
+            }
+        }
+        blocking(|| store.append_link_candidates(&candidates))?;
+    }
+    for rule in &rules {
+        look_up_targets(client, store, rule).await?;
+    }
+    blocking(|| store.prepare_pending_links())?;
+
+    let by_key: HashMap<&str, &ResolvedRule> = rules.iter().map(|r| (r.key.as_str(), r)).collect();
+    let mut buffers: BTreeMap<String, Vec<(LinkCandidate, AssociationInput)>> = BTreeMap::new();
+    let mut after = 0i64;
+    loop {
+        let page = blocking(|| store.pending_links_page(after, PAGE_ROWS))?;
+        let Some(last) = page.last() else { break };
+        after = last.n;
+        for pending in page {
+            let Some(rule) = by_key.get(pending.link.assoc.as_str()) else { continue };
+            let (Some(from_id), Some(to_id)) = (pending.from_id.clone(), pending.to_id.clone()) else {
+                let failure = if pending.from_id.is_none() {
+                    fail(&pending.link, "RECORD_NOT_DELIVERED", "the record itself is not in HubSpot yet (rejected, skipped or not sent), so it cannot be linked; retried on the next run".into())
+                } else {
+                    fail(
+                        &pending.link,
+                        "ASSOCIATION_TARGET_NOT_FOUND",
+                        format!(
+                            "no {} record has {} = `{}` yet; the link is retried on every run until it appears",
+                            rule.rule.to, rule.rule.match_property, pending.link.to_value
+                        ),
+                    )
+                };
+                failures.push(failure);
+                continue;
+            };
+            let labels: Vec<String> =
+                if pending.link.labels.is_empty() { Vec::new() } else { pending.link.labels.split('\n').map(str::to_string).collect() };
+            let types = rule.types_for(&labels).unwrap_or_else(|_| rule.default_types.clone());
+            let input = AssociationInput { trace: pending.n.to_string(), from_id, to_id, types };
+            let buffer = buffers.entry(rule.key.clone()).or_default();
+            buffer.push((pending.link, input));
+            if buffer.len() >= ASSOCIATION_BATCH_SIZE {
+                let batch = std::mem::take(buffer);
+                send_links(client, from, rule, batch, store, counts, &mut failures).await?;
+            }
+        }
+    }
+    for (key, batch) in buffers {
+        if let (Some(rule), false) = (by_key.get(key.as_str()), batch.is_empty()) {
+            send_links(client, from, rule, batch, store, counts, &mut failures).await?;
+        }
+    }
+    counts.association_rejected = failures.len() as u64;
+    blocking(|| store.replace_link_failures(&failures))?;
+    Ok(())
+}
+
+async fn send_links(
+    client: &HubSpotClient,
+    from: &ObjectMeta,
+    rule: &ResolvedRule,
+    batch: Vec<(LinkCandidate, AssociationInput)>,
+    store: &mut StateStore,
+    counts: &mut RunCounts,
+    failures: &mut Vec<LinkFailure>,
+) -> Result<(), SyncError> {
+    let inputs: Vec<AssociationInput> = batch.iter().map(|(_, input)| input.clone()).collect();
+    let outcomes = client.batch_associate(&from.path_name, &rule.target.path_name, inputs).await?;
+    let mut by_trace: HashMap<String, (LinkCandidate, AssociationInput)> =
+        batch.into_iter().map(|(link, input)| (input.trace.clone(), (link, input))).collect();
+    let mut delivered = Vec::new();
+    for outcome in outcomes {
+        match outcome {
+            AssocOutcome::Associated { trace } => {
+                if let Some((link, input)) = by_trace.remove(&trace) {
+                    delivered.push((link, input.from_id, input.to_id));
+                }
+            }
+            AssocOutcome::Rejected { trace, code, message } => {
+                if let Some((link, _)) = by_trace.remove(&trace) {
+                    failures.push(LinkFailure {
+                        assoc: link.assoc,
+                        from_pk: link.from_pk,
+                        to_value: link.to_value,
+                        labels: link.labels,
+                        code,
+                        message,
+                    });
+                }
+            }
+        }
+    }
+    counts.associated += delivered.len() as u64;
+    blocking(|| store.record_links(&delivered))?;
+    Ok(())
+}
+
+/// Keeps the sync's MANUAL list equal to the model's records: finds or creates it, then adds
+/// and removes members in batches, recording each acknowledged batch.
+pub async fn sync_list(
+    client: &HubSpotClient,
+    sync: &SyncSpec,
+    list_name: &str,
+    meta_slot: &mut Option<ObjectMeta>,
+    store: &mut StateStore,
+    counts: &mut RunCounts,
+) -> Result<(), SyncError> {
+    let meta_key = format!("list:{list_name}");
+    let list_id = match blocking(|| store.meta_get(&meta_key))? {
+        Some(id) => id,
+        None => {
+            let object = object_meta(meta_slot, client, sync).await?;
+            let list = match client.find_list_by_name(&object.type_id, list_name).await? {
+                Some(list) => list,
+                None => client.create_list(&object.type_id, list_name).await?,
+            };
+            if list.processing_type == "DYNAMIC" {
+                return Err(SyncError::Config {
+                    sync: sync.name.clone(),
+                    key: format!("{}.list", sync.key),
+                    message: format!(
+                        "list `{list_name}` exists and is an active (DYNAMIC) list, whose members HubSpot computes; \
+                         name another list, or delete that one"
+                    ),
+                });
+            }
+            blocking(|| store.meta_set(&meta_key, &list.list_id))?;
+            list.list_id
+        }
+    };
+    let (adds, removes) = blocking(|| store.list_changes(&list_id))?;
+    for chunk in removes.chunks(LIST_BATCH_SIZE) {
+        client.list_remove(&list_id, chunk.iter().map(|(_, id)| id.clone()).collect()).await?;
+        blocking(|| store.record_list_removed(&list_id, chunk))?;
+        counts.list_removed += chunk.len() as u64;
+    }
+    for chunk in adds.chunks(LIST_BATCH_SIZE) {
+        client.list_add(&list_id, chunk.iter().map(|(_, id)| id.clone()).collect()).await?;
+        blocking(|| store.record_list_added(&list_id, chunk))?;
+        counts.list_added += chunk.len() as u64;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(value: &str, labels: &[&str]) -> LinkValue {
+        LinkValue { value: value.into(), labels: labels.iter().map(|l| l.to_string()).collect() }
+    }
+
+    #[test]
+    fn plain_values_arrays_and_comma_lists() {
+        assert_eq!(parse_link_cell("Acme", false).unwrap(), vec![v("Acme", &[])]);
+        assert_eq!(parse_link_cell("Acme, Globex ,,Initech", false).unwrap(), vec![v("Acme", &[]), v("Globex", &[]), v("Initech", &[])]);
+        assert_eq!(parse_link_cell(r#"["Acme", 42]"#, false).unwrap(), vec![v("Acme", &[]), v("42", &[])]);
+        assert!(parse_link_cell("  ", false).unwrap().is_empty());
+        assert_eq!(parse_link_cell(r#""Umbrella, Hooli""#, false).unwrap(), vec![v("Umbrella", &[]), v("Hooli", &[])]);
+    }
+
+    #[test]
+    fn label_objects() {
+        assert_eq!(
+            parse_link_cell(r#"{"value": "Acme", "label": "Billing contact, Primary"}"#, true).unwrap(),
+            vec![v("Acme", &["Billing contact", "Primary"])]
+        );
+        assert_eq!(
+            parse_link_cell(r#"[{"value": 7, "label": ["A"]}, {"value": "B", "label": null}]"#, true).unwrap(),
+            vec![v("7", &["A"]), v("B", &[])]
+        );
+    }
+
+    #[test]
+    fn schema_breaks_are_rejected_with_a_reason() {
+        assert!(parse_link_cell("Acme", true).unwrap_err().contains("same schema"));
+        assert!(parse_link_cell(r#"[{"value": "A"}, "B"]"#, true).unwrap_err().contains("mixes"));
+        assert!(parse_link_cell(r#"{"label": "A"}"#, true).unwrap_err().contains("no `value`"));
+        assert!(parse_link_cell(r#"{"value": "A", "colour": 1}"#, true).unwrap_err().contains("unknown key"));
+    }
+
+    #[test]
+    fn label_keys_are_canonical() {
+        assert_eq!(label_key(&["b".into(), "a".into(), "b".into()]), "a\nb");
+        assert_eq!(label_key(&[]), "");
+    }
+}

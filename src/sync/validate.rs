@@ -1,0 +1,243 @@
+//! `hubsync validate`: checks a sync against its warehouse and its portal before anything is
+//! sent: the model runs (described, not read), its columns exist, the object exists, every
+//! mapped property exists, is writable and fits the column's type, and the match property is
+//! unique (or a warning says what that costs).
+
+use std::collections::BTreeSet;
+
+use super::links::{parse_link_cell, resolve_rules};
+use super::object::{check_mappings, resolve_object};
+use super::SyncError;
+use crate::config::{Config, SyncSpec};
+use crate::hubspot::{HubSpotClient, PropertyInfo};
+use crate::source::{select_columns, ColumnInfo, Source, ValueKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One thing `validate` found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    pub sync: String,
+    /// The config key it is about, e.g. `syncs[0].fields.plan`.
+    pub key: String,
+    pub message: String,
+}
+
+/// Checks one sync; every finding is returned, not only the first.
+pub async fn validate_sync(config: &Config, sync: &SyncSpec, client: &HubSpotClient) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let error = |key: String, message: String| Finding { severity: Severity::Error, sync: sync.name.clone(), key, message };
+    let columns = match describe(config, sync).await {
+        Ok(columns) => columns,
+        Err(e) => {
+            findings.push(error(format!("{}.model", sync.key), e.to_string()));
+            Vec::new()
+        }
+    };
+    if !columns.is_empty() {
+        let mut wanted = vec![
+            (format!("{}.primary_key", sync.key), sync.primary_key.clone()),
+            (format!("{}.match.column", sync.key), sync.match_on.column.clone()),
+        ];
+        wanted.extend(sync.fields.keys().map(|c| (format!("{}.fields.{c}", sync.key), c.clone())));
+        for (key, column) in wanted {
+            if !columns.iter().any(|c| c.name == column) {
+                let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+                findings.push(error(key, format!("the model has no column `{column}` (its columns: {})", names.join(", "))));
+            }
+        }
+    }
+    let meta = match resolve_object(client, sync).await {
+        Ok(meta) => meta,
+        Err(SyncError::Config { key, message, .. }) => {
+            findings.push(error(key, message));
+            return findings;
+        }
+        Err(e) => {
+            findings.push(error(format!("{}.hubspot", sync.key), e.to_string()));
+            return findings;
+        }
+    };
+    for (key, message) in check_mappings(sync, &meta) {
+        findings.push(error(key, message));
+    }
+    for (column, property) in &sync.fields {
+        let (Some(col), Some(prop)) = (columns.iter().find(|c| &c.name == column), meta.property(property)) else {
+            continue;
+        };
+        if let Some((severity, message)) = type_fit(col, prop) {
+            findings.push(Finding { severity, sync: sync.name.clone(), key: format!("{}.fields.{column}", sync.key), message });
+        }
+    }
+    if !sync.associations.is_empty() {
+        findings.extend(check_association_labels(config, sync, client, &meta).await);
+    }
+    if meta.property(&sync.match_on.property).is_some() && !meta.is_unique(&sync.match_on.property) {
+        findings.push(Finding {
+            severity: Severity::Warning,
+            sync: sync.name.clone(),
+            key: format!("{}.match.property", sync.key),
+            message: format!(
+                "`{}` is not a unique property of {}, so new rows are matched by search (eventually consistent, \
+                 5 requests/s) and records sharing a value can be updated as one or duplicated; create a unique \
+                 property such as `external_id` (hasUniqueValue: true) and match on it",
+                sync.match_on.property, sync.object
+            ),
+        });
+    }
+    findings
+}
+
+/// Resolves the association rules and reads the model's association columns to check that
+/// every label they use exists between the two objects.
+async fn check_association_labels(
+    config: &Config,
+    sync: &SyncSpec,
+    client: &HubSpotClient,
+    meta: &super::ObjectMeta,
+) -> Vec<Finding> {
+    let error = |key: String, message: String| Finding { severity: Severity::Error, sync: sync.name.clone(), key, message };
+    let rules = match resolve_rules(client, sync, meta).await {
+        Ok(rules) => rules,
+        Err(SyncError::Config { key, message, .. }) => return vec![error(key, message)],
+        Err(e) => return vec![error(format!("{}.associations", sync.key), e.to_string())],
+    };
+    let read = async {
+        let warehouse = config.warehouses.get(&sync.warehouse).ok_or_else(|| SyncError::Config {
+            sync: sync.name.clone(),
+            key: format!("{}.warehouse", sync.key),
+            message: format!("warehouse `{}` is not defined", sync.warehouse),
+        })?;
+        let source = Source::connect(&sync.warehouse, warehouse).await?;
+        let described = source.describe(&sync.name, &sync.model_sql).await?;
+        let wanted: Vec<String> = sync.associations.iter().map(|a| a.column.clone()).collect();
+        let mut columns = select_columns(&sync.name, &described, &wanted)?;
+        for c in &mut columns {
+            c.kind = c.kind.for_links();
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<crate::source::Row>>(4);
+        let collect = async {
+            let mut labels: Vec<BTreeSet<String>> = vec![BTreeSet::new(); wanted.len()];
+            while let Some(chunk) = rx.recv().await {
+                for row in chunk {
+                    for (j, cell) in row.iter().enumerate() {
+                        let Some(cell) = cell else { continue };
+                        if let Ok(values) = parse_link_cell(cell, false) {
+                            labels[j].extend(values.into_iter().flat_map(|v| v.labels));
+                        }
+                    }
+                }
+            }
+            labels
+        };
+        let (streamed, labels) = tokio::join!(source.stream(&sync.name, &sync.model_sql, &columns, tx), collect);
+        streamed?;
+        Ok::<_, SyncError>(labels)
+    };
+    let labels = match read.await {
+        Ok(labels) => labels,
+        Err(e) => return vec![error(format!("{}.model", sync.key), e.to_string())],
+    };
+    let mut findings = Vec::new();
+    for (j, (rule, used)) in rules.iter().zip(labels).enumerate() {
+        for label in used {
+            if rule.types_for(std::slice::from_ref(&label)).is_err() {
+                let mut known: Vec<&String> = rule.labels.keys().collect();
+                known.sort();
+                findings.push(error(
+                    format!("{}.associations[{j}].column", sync.key),
+                    format!(
+                        "association label `{label}` does not exist from {} to {} (labels defined: {})",
+                        sync.object,
+                        rule.rule.to,
+                        if known.is_empty() { "none".to_string() } else { known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ") }
+                    ),
+                ));
+            }
+        }
+    }
+    findings
+}
+
+async fn describe(config: &Config, sync: &SyncSpec) -> Result<Vec<ColumnInfo>, SyncError> {
+    let warehouse = config.warehouses.get(&sync.warehouse).ok_or_else(|| SyncError::Config {
+        sync: sync.name.clone(),
+        key: format!("{}.warehouse", sync.key),
+        message: format!("warehouse `{}` is not defined", sync.warehouse),
+    })?;
+    let source = Source::connect(&sync.warehouse, warehouse).await?;
+    Ok(source.describe(&sync.name, &sync.model_sql).await?)
+}
+
+/// Whether a column's values can be written to a property: `None` when they fit.
+fn type_fit(column: &ColumnInfo, property: &PropertyInfo) -> Option<(Severity, String)> {
+    use ValueKind::*;
+    let kind = column.kind;
+    let what = |expected: &str| {
+        format!(
+            "column `{}` is {} but property `{}` is a {} property; {expected}",
+            column.name, column.type_name, property.name, property.type_
+        )
+    };
+    match property.type_.as_str() {
+        "number" => match kind {
+            Integer | Decimal | Float => None,
+            Text | Json | Other => Some((Severity::Warning, what("every value must be a number or HubSpot rejects the record"))),
+            _ => Some((Severity::Error, what("map a numeric column"))),
+        },
+        "bool" => match kind {
+            Bool => None,
+            Text | Other => Some((Severity::Warning, what("values must be `true` or `false`"))),
+            _ => Some((Severity::Error, what("map a boolean column"))),
+        },
+        "date" => match kind {
+            Date => None,
+            Text | Other => Some((Severity::Warning, what("values must be dates (YYYY-MM-DD)"))),
+            Timestamp | TimestampTz => Some((Severity::Error, what("HubSpot date properties take midnight UTC only; cast the column to a date"))),
+            _ => Some((Severity::Error, what("map a date column"))),
+        },
+        "datetime" => match kind {
+            Date | Timestamp | TimestampTz => None,
+            Text | Other => Some((Severity::Warning, what("values must be ISO-8601 datetimes"))),
+            _ => Some((Severity::Error, what("map a timestamp column"))),
+        },
+        "enumeration" => match kind {
+            Json => Some((Severity::Error, what("map text or an array of option values"))),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(kind: ValueKind) -> ColumnInfo {
+        ColumnInfo { name: "c".into(), kind, type_name: format!("{kind:?}").to_lowercase() }
+    }
+
+    fn prop(type_: &str) -> PropertyInfo {
+        PropertyInfo { name: "p".into(), type_: type_.into(), ..PropertyInfo::default() }
+    }
+
+    #[test]
+    fn numbers_need_numbers() {
+        assert!(type_fit(&col(ValueKind::Integer), &prop("number")).is_none());
+        assert_eq!(type_fit(&col(ValueKind::Bool), &prop("number")).unwrap().0, Severity::Error);
+        assert_eq!(type_fit(&col(ValueKind::Text), &prop("number")).unwrap().0, Severity::Warning);
+    }
+
+    #[test]
+    fn dates_must_not_be_timestamps() {
+        assert_eq!(type_fit(&col(ValueKind::TimestampTz), &prop("date")).unwrap().0, Severity::Error);
+        assert!(type_fit(&col(ValueKind::Date), &prop("datetime")).is_none());
+        assert!(type_fit(&col(ValueKind::Array), &prop("string")).is_none());
+    }
+}
