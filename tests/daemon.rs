@@ -144,19 +144,28 @@ async fn a_second_signal_exits_at_once_and_the_next_start_loses_nothing() {
     let h = Harness::new().await;
     users(&h, "users", ROWS).await;
     h.write_config(&contacts_sync("contacts", "users", "{ interval_secs = 3600 }"));
-    h.emulator.set_faults(FaultConfig { latency_ms: 500, ..Default::default() });
+    h.emulator.set_faults(FaultConfig { latency_ms: 300, ..Default::default() });
     let mut daemon = DaemonProcess::start(h.dir.path(), &h.config_path()).await;
     let emulator = &h.emulator;
     eventually("the first batches", Duration::from_secs(30), || async move {
         (emulator.count_requests("POST", "/batch/upsert") >= 2).then_some(())
     })
     .await;
+    // The next batch takes 20 s to answer, so a graceful stop cannot end before the second
+    // signal: only an immediate exit can.
+    h.emulator.set_faults(FaultConfig { latency_ms: 20_000, ..Default::default() });
+    tokio::time::sleep(Duration::from_secs(1)).await;
     daemon.signal(libc::SIGTERM);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let readyz = format!("{}/readyz", daemon.url);
+    eventually("the graceful stop to begin", Duration::from_secs(10), || {
+        let readyz = readyz.clone();
+        async move { (reqwest::get(&readyz).await.ok()?.status() == 503).then_some(()) }
+    })
+    .await;
     let second = Instant::now();
     daemon.signal(libc::SIGTERM);
     let exit = daemon.wait_exit(Duration::from_secs(5)).await;
-    assert!(second.elapsed() < Duration::from_secs(2), "the second signal exits at once");
+    assert!(second.elapsed() < Duration::from_secs(3), "the second signal exits at once");
     assert!(!exit.success(), "an immediate exit is not a clean one: {exit}");
     assert!(h.emulator.record_count("contacts") < ROWS as usize, "stopped before the end");
 
@@ -180,7 +189,7 @@ async fn two_syncs_on_one_account_share_its_rate_limit() {
         contacts_sync("contacts_a", "users_a", "{ interval_secs = 3600 }"),
         contacts_sync("contacts_b", "users_b", "{ interval_secs = 3600 }")
     );
-    h.write_config_with(&syncs, &format!("max_requests_per_10s = {LIMIT}"));
+    h.write_config_with(&syncs, &format!("max_requests_per_10s = {}", LIMIT * 3));
     let started = Instant::now();
     let daemon = DaemonProcess::start(h.dir.path(), &h.config_path()).await;
     let base = daemon.url.clone();

@@ -76,8 +76,9 @@ impl DaemonClient {
     fn new(config_path: &Path, url: Option<&str>) -> Result<DaemonClient, CliError> {
         let config = match (Config::load(config_path), url) {
             (Ok(config), _) => Some(config),
-            // With an explicit URL, a config is only needed for the token.
-            (Err(_), Some(_)) if !config_path.exists() => None,
+            // With an explicit URL the config only brings the token: go on without it (the
+            // daemon's 401 says what to set), e.g. on a machine without the warehouse's secrets.
+            (Err(_), Some(_)) => None,
             (Err(e), _) => return Err(e.into()),
         };
         let base = match (url, &config) {

@@ -34,11 +34,7 @@ fn walk(
     missing: &mut Vec<MissingVar>,
 ) {
     match value {
-        Value::String(s) => {
-            if s.contains('$') {
-                *s = expand(s, &key, lookup, missing);
-            }
-        }
+        Value::String(s) if s.contains('$') => *s = expand(s, &key, lookup, missing),
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 walk(item, format!("{key}[{i}]"), lookup, missing);

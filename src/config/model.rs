@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::Secret;
+use crate::hubspot;
 
 /// The whole config file (`hubsync.toml`).
 #[derive(Debug, Clone, Deserialize)]
@@ -136,25 +137,25 @@ pub struct HubSpotAccountConfig {
 }
 
 fn default_base_url() -> String {
-    "https://api.hubapi.com".to_string()
+    hubspot::DEFAULT_BASE_URL.to_string()
 }
 fn default_api_version() -> String {
-    "2026-03".to_string()
+    hubspot::DEFAULT_API_VERSION.to_string()
 }
 fn default_max_requests_per_10s() -> u32 {
-    100
+    hubspot::DEFAULT_MAX_REQUESTS_PER_10S
 }
 fn default_daily_limit() -> u64 {
-    250_000
+    hubspot::DEFAULT_DAILY_LIMIT
 }
 fn default_search_requests_per_sec() -> u32 {
-    4
+    hubspot::DEFAULT_SEARCH_REQUESTS_PER_SEC
 }
 fn default_timeout_secs() -> u64 {
-    30
+    hubspot::DEFAULT_TIMEOUT_SECS
 }
 fn default_retry_max_attempts() -> u32 {
-    6
+    hubspot::DEFAULT_RETRY_MAX_ATTEMPTS
 }
 
 /// One sync: a SQL model delivered to one HubSpot object type.

@@ -520,7 +520,9 @@ impl RunningDaemon {
             let last_success = st.stored.as_ref().and_then(|s| {
                 s.runs.iter().find(|r| r.status == RunStatus::Succeeded.as_str()).and_then(|r| r.finished_at.clone())
             });
-            st.last_success_at = last_success.clone();
+            st.last_success_at = last_success.as_deref().and_then(stored_time_unix).and_then(|t| {
+                DateTime::from_timestamp(t as i64, 0).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+            });
             SyncRegistered {
                 sync: &slot.spec.name,
                 account: &slot.spec.hubspot,

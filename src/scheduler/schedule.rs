@@ -81,10 +81,7 @@ impl Schedule {
             Schedule::Interval { every } => every.as_secs_f64(),
             Schedule::Cron { timezone, parsed, .. } => {
                 let times: Vec<DateTime<Tz>> = parsed.upcoming(*timezone).take(GAP_SAMPLES).collect();
-                times
-                    .windows(2)
-                    .map(|w| (w[1] - w[0]).num_milliseconds() as f64 / 1000.0)
-                    .fold(0.0, f64::max)
+                times.windows(2).map(|w| (w[1] - w[0]).num_milliseconds() as f64 / 1000.0).fold(0.0, f64::max)
             }
         }
     }

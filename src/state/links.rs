@@ -328,11 +328,4 @@ impl StateStore {
             .map(|n| n as u64)
             .map_err(self.q())
     }
-
-    /// Drops the link phase's working tables.
-    pub fn drop_link_tables(&mut self) -> Result<(), StateError> {
-        self.batch(
-            "DROP TABLE IF EXISTS link_candidates; DROP TABLE IF EXISTS link_targets; DROP TABLE IF EXISTS pending_links;",
-        )
-    }
 }

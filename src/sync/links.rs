@@ -15,9 +15,9 @@ use crate::objects;
 use crate::state::{LinkCandidate, LinkFailure, RunCounts, StateStore};
 
 /// Associations per v4 batch create request (HubSpot's documented limit).
-pub const ASSOCIATION_BATCH_SIZE: usize = 2_000;
+pub const ASSOCIATION_BATCH_SIZE: usize = crate::hubspot::ASSOCIATION_BATCH_LIMIT;
 /// Record ids per list membership request (Lists v3 documents no maximum; v1 allowed 500).
-pub const LIST_BATCH_SIZE: usize = 500;
+pub const LIST_BATCH_SIZE: usize = crate::hubspot::DEFAULT_LIST_BATCH_SIZE;
 /// Values per lookup of associated records (batch read or search).
 const LOOKUP_BATCH_SIZE: usize = 100;
 const PAGE_ROWS: usize = 5_000;

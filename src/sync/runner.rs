@@ -25,7 +25,7 @@ use crate::state::{Entry, RunCounts, StateStore};
 use crate::telemetry::events::{RecordRejected, RunFinished};
 
 /// HubSpot's limit of inputs per object batch request.
-pub const BATCH_SIZE: usize = 100;
+pub const BATCH_SIZE: usize = crate::hubspot::OBJECT_BATCH_LIMIT;
 /// Changed rows read back from DuckDB at a time.
 const PAGE_ROWS: usize = 5_000;
 
@@ -136,6 +136,16 @@ pub(crate) fn staged_columns(sync: &SyncSpec) -> (Vec<String>, Vec<String>) {
     (columns, props)
 }
 
+/// Connects to the sync's warehouse.
+pub(crate) async fn connect_source(config: &Config, sync: &SyncSpec) -> Result<Source, SyncError> {
+    let warehouse = config.warehouses.get(&sync.warehouse).ok_or_else(|| SyncError::Config {
+        sync: sync.name.clone(),
+        key: format!("{}.warehouse", sync.key),
+        message: format!("warehouse `{}` is not defined", sync.warehouse),
+    })?;
+    Ok(Source::connect(&sync.warehouse, warehouse).await?)
+}
+
 /// Streams the model into the staging table and diffs it. Returns the property names in
 /// staging order.
 pub(crate) async fn stage_and_diff(
@@ -146,12 +156,7 @@ pub(crate) async fn stage_and_diff(
     full: bool,
     counts: &mut RunCounts,
 ) -> Result<Vec<String>, SyncError> {
-    let warehouse = config.warehouses.get(&sync.warehouse).ok_or_else(|| SyncError::Config {
-        sync: sync.name.clone(),
-        key: format!("{}.warehouse", sync.key),
-        message: format!("warehouse `{}` is not defined", sync.warehouse),
-    })?;
-    let source = Source::connect(&sync.warehouse, warehouse).await?;
+    let source = connect_source(config, sync).await?;
     let described = source.describe(&sync.name, &sync.model_sql).await?;
     let (wanted, props) = staged_columns(sync);
     let mut columns = select_columns(&sync.name, &described, &wanted)?;

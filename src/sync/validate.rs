@@ -7,10 +7,11 @@ use std::collections::BTreeSet;
 
 use super::links::{parse_link_cell, resolve_rules};
 use super::object::{check_mappings, resolve_object};
+use super::runner::connect_source;
 use super::SyncError;
 use crate::config::{Config, SyncSpec};
 use crate::hubspot::{HubSpotClient, PropertyInfo};
-use crate::source::{select_columns, ColumnInfo, Source, ValueKind};
+use crate::source::{select_columns, ColumnInfo, ValueKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -109,12 +110,7 @@ async fn check_association_labels(
         Err(e) => return vec![error(format!("{}.associations", sync.key), e.to_string())],
     };
     let read = async {
-        let warehouse = config.warehouses.get(&sync.warehouse).ok_or_else(|| SyncError::Config {
-            sync: sync.name.clone(),
-            key: format!("{}.warehouse", sync.key),
-            message: format!("warehouse `{}` is not defined", sync.warehouse),
-        })?;
-        let source = Source::connect(&sync.warehouse, warehouse).await?;
+        let source = connect_source(config, sync).await?;
         let described = source.describe(&sync.name, &sync.model_sql).await?;
         let wanted: Vec<String> = sync.associations.iter().map(|a| a.column.clone()).collect();
         let mut columns = select_columns(&sync.name, &described, &wanted)?;
@@ -166,12 +162,7 @@ async fn check_association_labels(
 }
 
 async fn describe(config: &Config, sync: &SyncSpec) -> Result<Vec<ColumnInfo>, SyncError> {
-    let warehouse = config.warehouses.get(&sync.warehouse).ok_or_else(|| SyncError::Config {
-        sync: sync.name.clone(),
-        key: format!("{}.warehouse", sync.key),
-        message: format!("warehouse `{}` is not defined", sync.warehouse),
-    })?;
-    let source = Source::connect(&sync.warehouse, warehouse).await?;
+    let source = connect_source(config, sync).await?;
     Ok(source.describe(&sync.name, &sync.model_sql).await?)
 }
 
