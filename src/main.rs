@@ -16,9 +16,10 @@ struct Args {
     #[arg(long, short = 'c', global = true, env = "HUBSYNC_CONFIG", default_value = "hubsync.toml")]
     config: PathBuf,
 
-    /// Log filter, e.g. `info`, `debug` or `hubsync=debug` (RUST_LOG also works).
-    #[arg(long, global = true, env = "HUBSYNC_LOG", default_value = "warn")]
-    log: String,
+    /// Log filter, e.g. `info`, `debug` or `hubsync=debug` (RUST_LOG also works); `info` for
+    /// `run` and the emulator, `warn` for the other commands by default.
+    #[arg(long, global = true, env = "HUBSYNC_LOG")]
+    log: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -113,7 +114,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    cli::init_logging(&args.log);
+    let default_log = match args.command {
+        Command::Run { .. } | Command::Emulator(_) => "info",
+        _ => "warn",
+    };
+    cli::init_logging(args.log.as_deref().unwrap_or(default_log));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

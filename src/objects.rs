@@ -34,15 +34,12 @@ pub const STANDARD_OBJECTS: &[StandardObject] = &[
 /// Finds a standard object by plural name, singular name or type id (case-insensitive).
 pub fn standard_object(name_or_id: &str) -> Option<&'static StandardObject> {
     let wanted = name_or_id.trim().to_ascii_lowercase();
-    STANDARD_OBJECTS
-        .iter()
-        .find(|o| o.name == wanted || o.singular == wanted || o.type_id == wanted)
+    STANDARD_OBJECTS.iter().find(|o| o.name == wanted || o.singular == wanted || o.type_id == wanted)
 }
 
 /// True when `s` has the shape of a custom object type id (`2-` followed by digits).
 pub fn is_custom_type_id(s: &str) -> bool {
-    s.strip_prefix("2-")
-        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+    s.strip_prefix("2-").is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// One HubSpot-defined association type between two standard objects.
@@ -119,16 +116,12 @@ pub fn defined_association_types<'a>(
     from_type_id: &'a str,
     to_type_id: &'a str,
 ) -> impl Iterator<Item = &'static DefinedAssociationType> + 'a {
-    DEFINED_ASSOCIATION_TYPES
-        .iter()
-        .filter(move |t| t.from_type_id == from_type_id && t.to_type_id == to_type_id)
+    DEFINED_ASSOCIATION_TYPES.iter().filter(move |t| t.from_type_id == from_type_id && t.to_type_id == to_type_id)
 }
 
 /// The unlabeled default association type id between two standard objects, if HubSpot defines one.
 pub fn default_association_type(from_type_id: &str, to_type_id: &str) -> Option<u32> {
-    defined_association_types(from_type_id, to_type_id)
-        .find(|t| t.label.is_none())
-        .map(|t| t.type_id)
+    defined_association_types(from_type_id, to_type_id).find(|t| t.label.is_none()).map(|t| t.type_id)
 }
 
 #[cfg(test)]

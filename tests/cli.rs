@@ -20,15 +20,50 @@ async fn invalid_configs_name_the_file_and_key_and_exit_2() {
     let h = Harness::new().await;
     h.db.exec("CREATE TABLE users AS SELECT 1 AS user_id, 'a@example.com' AS email, 'A' AS first_name").await;
     let cases: &[(&str, &str, &str, &[&str])] = &[
-        ("unknown key", "name = \"contacts\"", "name = \"contacts\"\ncolour = \"blue\"", &["syncs[0].colour", "unknown field `colour`"]),
-        ("missing env var", "token = \"test-token\"", "token = \"${HUBSYNC_TEST_UNSET_TOKEN}\"", &["hubspot.main.token", "HUBSYNC_TEST_UNSET_TOKEN"]),
-        ("model file missing", "model = \"SELECT user_id, email, first_name FROM users\"", "model = \"models/nope.sql\"", &["syncs[0].model", "nope.sql"]),
+        (
+            "unknown key",
+            "name = \"contacts\"",
+            "name = \"contacts\"\ncolour = \"blue\"",
+            &["syncs[0].colour", "unknown field `colour`"],
+        ),
+        (
+            "missing env var",
+            "token = \"test-token\"",
+            "token = \"${HUBSYNC_TEST_UNSET_TOKEN}\"",
+            &["hubspot.main.token", "HUBSYNC_TEST_UNSET_TOKEN"],
+        ),
+        (
+            "model file missing",
+            "model = \"SELECT user_id, email, first_name FROM users\"",
+            "model = \"models/nope.sql\"",
+            &["syncs[0].model", "nope.sql"],
+        ),
         ("unknown standard object id", "object = \"contacts\"", "object = \"0-999\"", &["syncs[0].object", "0-999"]),
-        ("unknown object type", "object = \"contacts\"", "object = \"widgets\"", &["syncs[0].object", "unknown object type `widgets`"]),
-        ("undefined warehouse", "name = \"contacts\"", "name = \"contacts\"\nwarehouse = \"snowflake\"", &["syncs[0].warehouse", "`snowflake` is not defined"]),
+        (
+            "unknown object type",
+            "object = \"contacts\"",
+            "object = \"widgets\"",
+            &["syncs[0].object", "unknown object type `widgets`"],
+        ),
+        (
+            "undefined warehouse",
+            "name = \"contacts\"",
+            "name = \"contacts\"\nwarehouse = \"snowflake\"",
+            &["syncs[0].warehouse", "`snowflake` is not defined"],
+        ),
         ("bad mode", "name = \"contacts\"", "name = \"contacts\"\nmode = \"mirror\"", &["syncs[0].mode", "mirror"]),
-        ("unknown property", "first_name = \"firstname\"", "first_name = \"first_nam\"", &["syncs[0].fields.first_name", "`first_nam` does not exist"]),
-        ("missing column", "first_name = \"firstname\"", "nickname = \"firstname\"", &["syncs[0].fields.nickname", "no column `nickname`"]),
+        (
+            "unknown property",
+            "first_name = \"firstname\"",
+            "first_name = \"first_nam\"",
+            &["syncs[0].fields.first_name", "`first_nam` does not exist"],
+        ),
+        (
+            "missing column",
+            "first_name = \"firstname\"",
+            "nickname = \"firstname\"",
+            &["syncs[0].fields.nickname", "no column `nickname`"],
+        ),
         ("not TOML", "[[syncs]]", "[[syncs]\n", &["line", "not valid TOML"]),
     ];
     for (what, from, to, expected) in cases {

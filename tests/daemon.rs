@@ -189,7 +189,7 @@ async fn two_syncs_on_one_account_share_its_rate_limit() {
         contacts_sync("contacts_a", "users_a", "{ interval_secs = 3600 }"),
         contacts_sync("contacts_b", "users_b", "{ interval_secs = 3600 }")
     );
-    h.write_config_with(&syncs, &format!("max_requests_per_10s = {}", LIMIT * 3));
+    h.write_config_with(&syncs, &format!("max_requests_per_10s = {LIMIT}"));
     let started = Instant::now();
     let daemon = DaemonProcess::start(h.dir.path(), &h.config_path()).await;
     let base = daemon.url.clone();

@@ -77,12 +77,16 @@ async fn contacts_link_to_many_companies_with_labels_and_only_new_links_are_sent
     assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
     assert_eq!(run.counts.association_rejected, 0);
     let c = company_ids(&h);
-    let (ada, grace, alan) = (contact_id(&h, "ada@example.com"), contact_id(&h, "grace@example.com"), contact_id(&h, "alan@example.com"));
+    let (ada, grace, alan) =
+        (contact_id(&h, "ada@example.com"), contact_id(&h, "grace@example.com"), contact_id(&h, "alan@example.com"));
     let held = links(&h);
     let pairs: BTreeSet<(String, String)> = held.keys().cloned().collect();
     let expected: BTreeSet<(String, String)> = [
-        (&ada, "Acme"), (&ada, "Globex"), (&ada, "Initech"),
-        (&grace, "Umbrella"), (&grace, "Hooli"),
+        (&ada, "Acme"),
+        (&ada, "Globex"),
+        (&ada, "Initech"),
+        (&grace, "Umbrella"),
+        (&grace, "Hooli"),
         (&alan, "Globex"),
     ]
     .into_iter()
@@ -115,7 +119,8 @@ async fn contacts_link_to_many_companies_with_labels_and_only_new_links_are_sent
 async fn an_unknown_label_fails_validate_naming_the_label_and_the_pair() {
     let h = Harness::new().await;
     seed(&h).await;
-    h.db.exec(r#"UPDATE users SET roles = '{"value": "Acme", "label": "Chief Rocket Officer"}' WHERE user_id = 1"#).await;
+    h.db.exec(r#"UPDATE users SET roles = '{"value": "Acme", "label": "Chief Rocket Officer"}' WHERE user_id = 1"#)
+        .await;
     h.write_config(SYNC);
     let out = h.cli(&["validate"]);
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));

@@ -239,7 +239,11 @@ async fn update_mode_skips_missing_records_and_create_mode_skips_existing_ones()
     assert_eq!((run.counts.created, run.counts.skipped, run.counts.updated), (130, 20, 0));
     assert_eq!(create.emulator.record_count("contacts"), 150);
     let kept = create.emulator.find_by_property("contacts", "email", "user1@example.com");
-    assert_eq!(kept[0].properties.get("firstname").map(String::as_str), Some("Old"), "create mode leaves existing records");
+    assert_eq!(
+        kept[0].properties.get("firstname").map(String::as_str),
+        Some("Old"),
+        "create mode leaves existing records"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

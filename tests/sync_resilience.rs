@@ -85,7 +85,13 @@ async fn sigkill_during_delivery_then_a_new_run_leaves_exactly_the_model() {
 #[tokio::test(flavor = "multi_thread")]
 async fn faults_and_429_bursts_do_not_lose_rows() {
     let h = Harness::with_emulator(EmulatorConfig {
-        faults: FaultConfig { error_rate: 0.2, drop_rate: 0.05, locked_rate: 0.03, burst_429: 3, ..FaultConfig::default() },
+        faults: FaultConfig {
+            error_rate: 0.2,
+            drop_rate: 0.05,
+            locked_rate: 0.03,
+            burst_429: 3,
+            ..FaultConfig::default()
+        },
         ..EmulatorConfig::default()
     })
     .await;
@@ -102,7 +108,8 @@ async fn faults_and_429_bursts_do_not_lose_rows() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tight_rate_limit_is_respected_without_429s() {
-    let h = Harness::with_emulator(EmulatorConfig { max_requests_per_10s: Some(10), ..EmulatorConfig::default() }).await;
+    let h =
+        Harness::with_emulator(EmulatorConfig { max_requests_per_10s: Some(10), ..EmulatorConfig::default() }).await;
     users(&h, 1_500).await;
     h.write_config_with(SYNC, "max_requests_per_10s = 10");
     let started = Instant::now();

@@ -95,9 +95,7 @@ FROM users
 
 /// The portal set-up a HubSpot admin would do once: the custom properties the syncs map to.
 fn set_up_portal(emulator: &Emulator) {
-    let prop = |name: &str, label: &str, type_: &str, field_type: &str| {
-        json!({"name": name, "label": label, "type": type_, "fieldType": field_type, "groupName": "hubsync_demo"})
-    };
+    let prop = |name: &str, label: &str, type_: &str, field_type: &str| json!({"name": name, "label": label, "type": type_, "fieldType": field_type, "groupName": "hubsync_demo"});
     emulator.create_property(
         "companies",
         json!({"name": "external_id", "label": "External ID", "type": "string", "fieldType": "text",

@@ -61,7 +61,8 @@ impl From<crate::state::StateError> for CliError {
 /// Sets up logging to stderr; `filter` is an `EnvFilter` directive, overridden by `RUST_LOG`.
 pub fn init_logging(filter: &str) {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_string());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
@@ -74,7 +75,13 @@ pub async fn validate(config_path: &Path) -> Result<(), CliError> {
         let client = accounts.client(&spec.hubspot)?;
         let findings = sync::validate_sync(&config, spec, client).await;
         if findings.is_empty() {
-            println!("ok       sync `{}`: {} -> {} ({} fields)", spec.name, spec.warehouse, spec.object, spec.fields.len());
+            println!(
+                "ok       sync `{}`: {} -> {} ({} fields)",
+                spec.name,
+                spec.warehouse,
+                spec.object,
+                spec.fields.len()
+            );
         }
         for f in findings {
             let label = match f.severity {
@@ -220,7 +227,15 @@ pub async fn fields(config_path: &Path, name: &str) -> Result<(), CliError> {
         let mapped = spec.fields.iter().find(|(_, prop)| *prop == &p.name).map(|(c, _)| c.as_str()).unwrap_or("");
         let unique = if meta.is_unique(&p.name) { "yes" } else { "" };
         let read_only = if p.read_only_value { "yes" } else { "" };
-        table.row(vec![p.name.clone(), p.label.clone(), p.type_.clone(), p.field_type.clone(), unique.into(), read_only.into(), mapped.into()]);
+        table.row(vec![
+            p.name.clone(),
+            p.label.clone(),
+            p.type_.clone(),
+            p.field_type.clone(),
+            unique.into(),
+            read_only.into(),
+            mapped.into(),
+        ]);
     }
     println!("{} ({}), {} properties:", spec.object, meta.type_id, properties.len());
     table.print();

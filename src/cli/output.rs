@@ -67,7 +67,17 @@ pub fn print_summary(s: &RunSummary) {
     println!(
         "sync `{}` run {} {verb} in {:.1}s: {} rows read, {} unchanged, {} created, {} updated, {} skipped, \
          {} rejected, {} invalid; {} HubSpot requests.",
-        s.sync, s.run_id, s.duration_secs, c.rows_read, c.unchanged, c.created, c.updated, c.skipped, c.rejected, c.invalid, c.requests
+        s.sync,
+        s.run_id,
+        s.duration_secs,
+        c.rows_read,
+        c.unchanged,
+        c.created,
+        c.updated,
+        c.skipped,
+        c.rejected,
+        c.invalid,
+        c.requests
     );
     if c.associated + c.association_rejected + c.list_added + c.list_removed > 0 {
         println!(
@@ -92,8 +102,16 @@ pub fn print_plan(p: &Plan) {
     let batches = |n: u64| n.div_ceil(crate::sync::BATCH_SIZE as u64).to_string();
     t.row(vec!["update by id".into(), p.update_by_id.to_string(), batches(p.update_by_id)]);
     t.row(vec!["upsert by unique property".into(), p.upsert.to_string(), batches(p.upsert)]);
-    t.row(vec!["look up by unique property, then write".into(), p.lookup_by_property.to_string(), format!("{} + writes", batches(p.lookup_by_property))]);
-    t.row(vec!["look up by search, then write".into(), p.lookup_by_search.to_string(), format!("{} + writes", batches(p.lookup_by_search))]);
+    t.row(vec![
+        "look up by unique property, then write".into(),
+        p.lookup_by_property.to_string(),
+        format!("{} + writes", batches(p.lookup_by_property)),
+    ]);
+    t.row(vec![
+        "look up by search, then write".into(),
+        p.lookup_by_search.to_string(),
+        format!("{} + writes", batches(p.lookup_by_search)),
+    ]);
     t.row(vec!["skip (mode)".into(), p.skipped.to_string(), "0".into()]);
     t.row(vec!["reject (cannot be matched)".into(), p.rejected.to_string(), "0".into()]);
     t.print();
@@ -105,7 +123,13 @@ pub fn print_plan(p: &Plan) {
     let mut t = Table::new(&["key", "operation", "property", "old", "new"]);
     for s in &p.samples {
         for (prop, (old, new)) in &s.changes {
-            t.row(vec![clip(&s.pk, 24), s.operation.clone(), prop.clone(), clip(old.as_deref().unwrap_or("—"), 30), clip(new, 30)]);
+            t.row(vec![
+                clip(&s.pk, 24),
+                s.operation.clone(),
+                prop.clone(),
+                clip(old.as_deref().unwrap_or("—"), 30),
+                clip(new, 30),
+            ]);
         }
     }
     t.print();
@@ -127,7 +151,10 @@ pub struct StatusView<'a> {
 pub fn print_status(v: &StatusView<'_>) {
     let StatusView { sync, snapshot_rows, runs, rejections, rejected_total, invalid, invalid_total, .. } = *v;
     println!("sync `{sync}`: {snapshot_rows} records delivered, {rejected_total} rejected, {invalid_total} invalid rows in the last run.");
-    let mut t = Table::new(&["run", "started", "trigger", "status", "rows", "created", "updated", "skipped", "rejected", "invalid", "requests", "error"]);
+    let mut t = Table::new(&[
+        "run", "started", "trigger", "status", "rows", "created", "updated", "skipped", "rejected", "invalid",
+        "requests", "error",
+    ]);
     for r in runs {
         let c = &r.counts;
         t.row(vec![
@@ -150,7 +177,13 @@ pub fn print_status(v: &StatusView<'_>) {
         println!("rejected records (retried on every run until HubSpot accepts them):");
         let mut t = Table::new(&["key", "code", "attempts", "last seen", "reason"]);
         for r in rejections {
-            t.row(vec![r.pk.clone(), r.code.clone(), r.attempts.to_string(), r.last_seen.clone(), clip(&r.message, 100)]);
+            t.row(vec![
+                r.pk.clone(),
+                r.code.clone(),
+                r.attempts.to_string(),
+                r.last_seen.clone(),
+                clip(&r.message, 100),
+            ]);
         }
         t.print();
     }
@@ -167,7 +200,12 @@ pub fn print_status(v: &StatusView<'_>) {
         println!("invalid rows (not sent; fix them in the model):");
         let mut t = Table::new(&["row", "key", "code", "reason"]);
         for r in invalid {
-            t.row(vec![r.row_number.to_string(), r.pk.clone().unwrap_or_else(|| "NULL".into()), r.code.clone(), r.message.clone()]);
+            t.row(vec![
+                r.row_number.to_string(),
+                r.pk.clone().unwrap_or_else(|| "NULL".into()),
+                r.code.clone(),
+                r.message.clone(),
+            ]);
         }
         t.print();
     }

@@ -14,10 +14,7 @@ pub struct MissingVar {
 
 /// Replaces `${VAR}` in every string value with the variable's value, looked up with `lookup`.
 /// `$$` stands for a literal `$`. Returns every missing variable at once.
-pub fn interpolate(
-    value: &mut Value,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<(), Vec<MissingVar>> {
+pub fn interpolate(value: &mut Value, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), Vec<MissingVar>> {
     let mut missing = Vec::new();
     walk(value, String::new(), lookup, &mut missing);
     if missing.is_empty() {
@@ -27,12 +24,7 @@ pub fn interpolate(
     }
 }
 
-fn walk(
-    value: &mut Value,
-    key: String,
-    lookup: &dyn Fn(&str) -> Option<String>,
-    missing: &mut Vec<MissingVar>,
-) {
+fn walk(value: &mut Value, key: String, lookup: &dyn Fn(&str) -> Option<String>, missing: &mut Vec<MissingVar>) {
     match value {
         Value::String(s) if s.contains('$') => *s = expand(s, &key, lookup, missing),
         Value::Array(items) => {
@@ -50,12 +42,7 @@ fn walk(
     }
 }
 
-fn expand(
-    input: &str,
-    key: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-    missing: &mut Vec<MissingVar>,
-) -> String {
+fn expand(input: &str, key: &str, lookup: &dyn Fn(&str) -> Option<String>, missing: &mut Vec<MissingVar>) -> String {
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
     while let Some(pos) = rest.find('$') {
@@ -102,10 +89,9 @@ mod tests {
 
     #[test]
     fn replaces_variables_everywhere() {
-        let mut v: Value = toml::from_str(
-            "a = \"${TOKEN}\"\n[t]\nurl = \"postgres://${HOST}:5432/x?p=$$1\"\nlist = [\"${HOST}\"]",
-        )
-        .unwrap();
+        let mut v: Value =
+            toml::from_str("a = \"${TOKEN}\"\n[t]\nurl = \"postgres://${HOST}:5432/x?p=$$1\"\nlist = [\"${HOST}\"]")
+                .unwrap();
         interpolate(&mut v, &env).unwrap();
         assert_eq!(v["a"].as_str(), Some("pat-1"));
         assert_eq!(v["t"]["url"].as_str(), Some("postgres://db:5432/x?p=$1"));
@@ -114,18 +100,13 @@ mod tests {
 
     #[test]
     fn reports_every_missing_variable_with_its_key() {
-        let mut v: Value =
-            toml::from_str("a = \"${NOPE}\"\n[h.main]\ntoken = \"${ALSO:?set it in .env}\"").unwrap();
+        let mut v: Value = toml::from_str("a = \"${NOPE}\"\n[h.main]\ntoken = \"${ALSO:?set it in .env}\"").unwrap();
         let missing = interpolate(&mut v, &env).unwrap_err();
         assert_eq!(
             missing,
             vec![
                 MissingVar { key: "a".into(), var: "NOPE".into(), message: None },
-                MissingVar {
-                    key: "h.main.token".into(),
-                    var: "ALSO".into(),
-                    message: Some("set it in .env".into())
-                },
+                MissingVar { key: "h.main.token".into(), var: "ALSO".into(), message: Some("set it in .env".into()) },
             ]
         );
     }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use super::daemon::{check_daemon, check_schedule, DaemonSettings};
 use super::interpolate::interpolate;
-use super::model::{AssociationConfig, ConfigFile, HubSpotAccountConfig, ListConfig, MatchConfig, SyncMode, WarehouseConfig};
+use super::model::{
+    AssociationConfig, ConfigFile, HubSpotAccountConfig, ListConfig, MatchConfig, SyncMode, WarehouseConfig,
+};
 use crate::objects;
 
 /// A config that parsed and passed every offline check.
@@ -78,10 +80,7 @@ impl Config {
     }
 
     /// Reads and checks the config file with a given environment lookup.
-    pub fn load_with_env(
-        path: &Path,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
+    pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             let hint = if e.kind() == std::io::ErrorKind::NotFound {
                 Some("pass the config with --config FILE, or run `hubsync demo` to see an example".to_string())
@@ -94,11 +93,7 @@ impl Config {
     }
 
     /// Checks config text as if read from `path` (relative paths resolve against its folder).
-    pub fn parse(
-        path: &Path,
-        text: &str,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
+    pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut value: toml::Value = toml::from_str(text).map_err(|e| {
             let key = e
                 .span()
@@ -113,9 +108,7 @@ impl Config {
                 .map(|m| Problem {
                     key: m.key,
                     message: format!("environment variable `{}` is not set", m.var),
-                    hint: Some(m.message.unwrap_or_else(|| {
-                        format!("export {}=... before running hubsync", m.var)
-                    })),
+                    hint: Some(m.message.unwrap_or_else(|| format!("export {}=... before running hubsync", m.var))),
                 })
                 .collect();
             return Err(ConfigError { file: path.to_path_buf(), problems });
@@ -159,10 +152,7 @@ fn pick(
             problems.push(Problem {
                 key: key.to_string(),
                 message: format!("{what} `{name}` is not defined"),
-                hint: Some(format!(
-                    "define [{table}.{name}] or use one of: {}",
-                    list_or_none(defined)
-                )),
+                hint: Some(format!("define [{table}.{name}] or use one of: {}", list_or_none(defined))),
             });
             String::new()
         }
@@ -238,9 +228,7 @@ fn check(path: &Path, file: ConfigFile) -> Result<Config, ConfigError> {
         let mut problem = |field: &str, message: String, hint: Option<String>| {
             problems.push(Problem { key: format!("{key}.{field}"), message, hint });
         };
-        if s.name.is_empty()
-            || !s.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
+        if s.name.is_empty() || !s.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             problem(
                 "name",
                 format!("`{}` is not a valid sync name", s.name),
@@ -319,10 +307,22 @@ fn check(path: &Path, file: ConfigFile) -> Result<Config, ConfigError> {
                 (String::new(), None)
             }
         };
-        let warehouse =
-            pick("warehouse", "warehouses", s.warehouse.as_ref(), &warehouse_names, &format!("{key}.warehouse"), &mut problems);
-        let hubspot =
-            pick("HubSpot account", "hubspot", s.hubspot.as_ref(), &account_names, &format!("{key}.hubspot"), &mut problems);
+        let warehouse = pick(
+            "warehouse",
+            "warehouses",
+            s.warehouse.as_ref(),
+            &warehouse_names,
+            &format!("{key}.warehouse"),
+            &mut problems,
+        );
+        let hubspot = pick(
+            "HubSpot account",
+            "hubspot",
+            s.hubspot.as_ref(),
+            &account_names,
+            &format!("{key}.hubspot"),
+            &mut problems,
+        );
         let schedule = check_schedule(&format!("{key}.schedule"), s.schedule.as_ref(), daemon.timezone, &mut problems);
         syncs.push(SyncSpec {
             name: s.name,
@@ -413,10 +413,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn one(file: &Path, key: &str, message: String, hint: Option<String>) -> Self {
-        ConfigError {
-            file: file.to_path_buf(),
-            problems: vec![Problem { key: key.to_string(), message, hint }],
-        }
+        ConfigError { file: file.to_path_buf(), problems: vec![Problem { key: key.to_string(), message, hint }] }
     }
 }
 

@@ -10,7 +10,7 @@ mod secret;
 pub use daemon::DaemonSettings;
 pub use load::{Config, ConfigError, Problem, SyncSpec};
 pub use model::{
-    AssociationConfig, ConfigFile, DaemonConfig, HubSpotAccountConfig, ListConfig, MatchConfig, NamedList, ScheduleConfig,
-    SyncConfig, SyncMode, WarehouseConfig,
+    AssociationConfig, ConfigFile, DaemonConfig, HubSpotAccountConfig, ListConfig, MatchConfig, NamedList,
+    ScheduleConfig, SyncConfig, SyncMode, WarehouseConfig,
 };
 pub use secret::Secret;

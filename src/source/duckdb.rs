@@ -26,9 +26,7 @@ impl DuckDbSource {
     }
 
     fn connect(&self) -> Result<Connection, SourceError> {
-        let config = duckdb::Config::default()
-            .access_mode(AccessMode::ReadOnly)
-            .map_err(|e| self.connect_error(e))?;
+        let config = duckdb::Config::default().access_mode(AccessMode::ReadOnly).map_err(|e| self.connect_error(e))?;
         Connection::open_with_flags(&self.path, config).map_err(|e| self.connect_error(e))
     }
 

@@ -94,9 +94,9 @@ pub fn duckdb_expr(c: &str, kind: ValueKind) -> String {
     let c = format!("m.{}", quote_ident(c));
     match kind {
         ValueKind::Bool => format!("CASE WHEN {c} THEN 'true' WHEN NOT {c} THEN 'false' END"),
-        ValueKind::Decimal => format!(
-            "regexp_replace(regexp_replace(CAST({c} AS VARCHAR), '(\\.[0-9]*?)0+$', '\\1'), '\\.$', '')"
-        ),
+        ValueKind::Decimal => {
+            format!("regexp_replace(regexp_replace(CAST({c} AS VARCHAR), '(\\.[0-9]*?)0+$', '\\1'), '\\.$', '')")
+        }
         ValueKind::Date => format!("strftime({c}, '%Y-%m-%d')"),
         ValueKind::Timestamp => format!("strftime(CAST({c} AS TIMESTAMP), {ISO_MS_DUCK})"),
         ValueKind::TimestampTz => format!("strftime(make_timestamp(epoch_us({c})), {ISO_MS_DUCK})"),
@@ -119,8 +119,8 @@ pub fn duckdb_kind(type_name: &str) -> ValueKind {
         return ValueKind::Decimal;
     }
     match t.as_str() {
-        "TINYINT" | "SMALLINT" | "INTEGER" | "BIGINT" | "HUGEINT" | "UTINYINT" | "USMALLINT"
-        | "UINTEGER" | "UBIGINT" | "UHUGEINT" => ValueKind::Integer,
+        "TINYINT" | "SMALLINT" | "INTEGER" | "BIGINT" | "HUGEINT" | "UTINYINT" | "USMALLINT" | "UINTEGER"
+        | "UBIGINT" | "UHUGEINT" => ValueKind::Integer,
         "FLOAT" | "DOUBLE" | "REAL" => ValueKind::Float,
         "BOOLEAN" => ValueKind::Bool,
         "DATE" => ValueKind::Date,

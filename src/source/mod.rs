@@ -70,11 +70,7 @@ impl Source {
 }
 
 /// Picks the named columns out of a model's description, in the order asked.
-pub fn select_columns(
-    sync: &str,
-    described: &[ColumnInfo],
-    wanted: &[String],
-) -> Result<Vec<ColumnInfo>, SourceError> {
+pub fn select_columns(sync: &str, described: &[ColumnInfo], wanted: &[String]) -> Result<Vec<ColumnInfo>, SourceError> {
     wanted
         .iter()
         .map(|name| {

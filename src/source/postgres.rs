@@ -89,9 +89,8 @@ fn tls_mode(url: &str) -> (String, bool) {
 impl PostgresSource {
     pub async fn connect(name: &str, url: &Secret) -> Result<Self, SourceError> {
         let (url, verify) = tls_mode(url.expose());
-        let (client, connection) = tokio_postgres::connect(&url, tls_connector(verify))
-            .await
-            .map_err(|e| SourceError::Connect {
+        let (client, connection) =
+            tokio_postgres::connect(&url, tls_connector(verify)).await.map_err(|e| SourceError::Connect {
                 warehouse: name.to_string(),
                 // tokio-postgres errors never echo the URL, so the password stays out.
                 message: format!("{e}; check the url (host, port, database, user) and that the server is up"),
@@ -114,11 +113,8 @@ impl PostgresSource {
     }
 
     pub async fn describe(&self, sync: &str, sql: &str) -> Result<Vec<ColumnInfo>, SourceError> {
-        let statement = self
-            .client
-            .prepare(&format!("SELECT * FROM ({sql}) AS m"))
-            .await
-            .map_err(|e| self.query_error(sync, e))?;
+        let statement =
+            self.client.prepare(&format!("SELECT * FROM ({sql}) AS m")).await.map_err(|e| self.query_error(sync, e))?;
         Ok(statement
             .columns()
             .iter()

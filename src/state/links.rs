@@ -123,7 +123,12 @@ impl StateStore {
     }
 
     /// Remembers the ids of associated records found by a property value.
-    pub fn remember_targets(&mut self, object: &str, property: &str, found: &[(String, String)]) -> Result<(), StateError> {
+    pub fn remember_targets(
+        &mut self,
+        object: &str,
+        property: &str,
+        found: &[(String, String)],
+    ) -> Result<(), StateError> {
         if found.is_empty() {
             return Ok(());
         }
@@ -169,7 +174,12 @@ impl StateStore {
             .query_map(params![after, limit as i64], |r| {
                 Ok(PendingLink {
                     n: r.get(0)?,
-                    link: LinkCandidate { assoc: r.get(1)?, from_pk: r.get(2)?, to_value: r.get(3)?, labels: r.get(4)? },
+                    link: LinkCandidate {
+                        assoc: r.get(1)?,
+                        from_pk: r.get(2)?,
+                        to_value: r.get(3)?,
+                        labels: r.get(4)?,
+                    },
                     from_id: r.get(5)?,
                     to_id: r.get(6)?,
                 })
@@ -294,9 +304,7 @@ impl StateStore {
         {
             let mut appender = tx.appender("list_members").map_err(|e| query_error(&self.path, e))?;
             for (pk, id) in members {
-                appender
-                    .append_row(params![list_id, pk, id, now])
-                    .map_err(|e| query_error(&self.path, e))?;
+                appender.append_row(params![list_id, pk, id, now]).map_err(|e| query_error(&self.path, e))?;
             }
             appender.flush().map_err(|e| query_error(&self.path, e))?;
         }

@@ -228,9 +228,7 @@ impl StateStore {
             for v in row {
                 values.push(v);
             }
-            appender
-                .append_row(duckdb::appender_params_from_iter(values))
-                .map_err(|e| query_error(&self.path, e))?;
+            appender.append_row(duckdb::appender_params_from_iter(values)).map_err(|e| query_error(&self.path, e))?;
         }
         appender.flush().map_err(|e| query_error(&self.path, e))?;
         Ok(())
@@ -247,14 +245,13 @@ impl StateStore {
         full: bool,
     ) -> Result<DiffTotals, StateError> {
         let value_columns: Vec<String> = (0..props.len() + links).map(|i| format!("c.c{}", i + 2)).collect();
-        let mut hash_args: Vec<String> = props
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format!("'{}', c{}", p.replace('\'', "''"), i + 2))
-            .collect();
+        let mut hash_args: Vec<String> =
+            props.iter().enumerate().map(|(i, p)| format!("'{}', c{}", p.replace('\'', "''"), i + 2)).collect();
         hash_args.extend((0..links).map(|j| format!("'link:{j}', c{}", props.len() + 2 + j)));
-        let hash = if hash_args.is_empty() { "hash(NULL)".to_string() } else { format!("hash({})", hash_args.join(", ")) };
-        let select_values = if value_columns.is_empty() { String::new() } else { format!(", {}", value_columns.join(", ")) };
+        let hash =
+            if hash_args.is_empty() { "hash(NULL)".to_string() } else { format!("hash({})", hash_args.join(", ")) };
+        let select_values =
+            if value_columns.is_empty() { String::new() } else { format!(", {}", value_columns.join(", ")) };
         let sql = format!(
             "CREATE OR REPLACE TABLE dup_keys AS
                SELECT c0 AS pk FROM staging WHERE c0 IS NOT NULL GROUP BY c0 HAVING count(*) > 1;
@@ -286,7 +283,13 @@ impl StateStore {
     }
 
     /// Reads changed rows with `n` in `(after, after + limit]`, in order.
-    pub fn changes_page(&self, after: i64, limit: usize, props: &[String], links: usize) -> Result<Vec<ChangeRow>, StateError> {
+    pub fn changes_page(
+        &self,
+        after: i64,
+        limit: usize,
+        props: &[String],
+        links: usize,
+    ) -> Result<Vec<ChangeRow>, StateError> {
         let values: Vec<String> = (0..props.len() + links).map(|i| format!(", c{}", i + 2)).collect();
         let sql = format!(
             "SELECT n, pk, match_value, row_hash, hubspot_id, old_props{} FROM changes \
@@ -335,17 +338,15 @@ impl StateStore {
                 let seq = self.next_seq + i as i64;
                 let none: Option<String> = None;
                 let no_hash: Option<u64> = None;
-                let result = match entry {
-                    Entry::Ack { pk, hubspot_id, hash, props } => appender.append_row(params![
-                        seq, run_id, "ack", pk, hubspot_id, hash, props, none, none, now
-                    ]),
-                    Entry::Id { pk, hubspot_id } => appender.append_row(params![
-                        seq, run_id, "id", pk, hubspot_id, no_hash, none, none, none, now
-                    ]),
-                    Entry::Reject { pk, code, message } => appender.append_row(params![
-                        seq, run_id, "reject", pk, none, no_hash, none, code, message, now
-                    ]),
-                };
+                let result =
+                    match entry {
+                        Entry::Ack { pk, hubspot_id, hash, props } => appender
+                            .append_row(params![seq, run_id, "ack", pk, hubspot_id, hash, props, none, none, now]),
+                        Entry::Id { pk, hubspot_id } => appender
+                            .append_row(params![seq, run_id, "id", pk, hubspot_id, no_hash, none, none, none, now]),
+                        Entry::Reject { pk, code, message } => appender
+                            .append_row(params![seq, run_id, "reject", pk, none, no_hash, none, code, message, now]),
+                    };
                 result.map_err(|e| query_error(&self.path, e))?;
             }
             appender.flush().map_err(|e| query_error(&self.path, e))?;
@@ -387,7 +388,8 @@ impl StateStore {
 
     /// The HubSpot id learned for a key, if any.
     pub fn hubspot_id(&self, pk: &str) -> Result<Option<String>, StateError> {
-        let mut statement = self.conn.prepare("SELECT hubspot_id FROM snapshot WHERE pk = ?").map_err(|e| self.err(e))?;
+        let mut statement =
+            self.conn.prepare("SELECT hubspot_id FROM snapshot WHERE pk = ?").map_err(|e| self.err(e))?;
         let mut rows = statement.query(params![pk]).map_err(|e| self.err(e))?;
         match rows.next().map_err(|e| self.err(e))? {
             Some(row) => row.get(0).map_err(|e| self.err(e)),

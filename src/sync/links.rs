@@ -140,10 +140,7 @@ impl ResolvedRule {
         if labels.is_empty() {
             return Ok(self.default_types.clone());
         }
-        labels
-            .iter()
-            .map(|l| self.labels.get(&l.to_lowercase()).cloned().ok_or_else(|| l.clone()))
-            .collect()
+        labels.iter().map(|l| self.labels.get(&l.to_lowercase()).cloned().ok_or_else(|| l.clone())).collect()
     }
 }
 
@@ -209,7 +206,14 @@ pub async fn resolve_rules(
             }
         };
         let target_unique = target.is_unique(&rule.match_property);
-        rules.push(ResolvedRule { key: rule_key(rule), rule: rule.clone(), target, default_types, labels, target_unique });
+        rules.push(ResolvedRule {
+            key: rule_key(rule),
+            rule: rule.clone(),
+            target,
+            default_types,
+            labels,
+            target_unique,
+        });
     }
     Ok(rules)
 }
@@ -282,14 +286,26 @@ pub async fn deliver_associations(
                                 Err(label) => failures.push(fail(
                                     &link,
                                     "UNKNOWN_ASSOCIATION_LABEL",
-                                    format!("association label `{label}` does not exist from {} to {}", sync.object, rule.rule.to),
+                                    format!(
+                                        "association label `{label}` does not exist from {} to {}",
+                                        sync.object, rule.rule.to
+                                    ),
                                 )),
                             }
                         }
                     }
                     Err(reason) => {
-                        let link = LinkCandidate { assoc: rule.key.clone(), from_pk: pk.clone(), to_value: cell.clone(), labels: String::new() };
-                        failures.push(fail(&link, "INVALID_ASSOCIATION_VALUE", format!("column `{}`: {reason}", rule.rule.column)));
+                        let link = LinkCandidate {
+                            assoc: rule.key.clone(),
+                            from_pk: pk.clone(),
+                            to_value: cell.clone(),
+                            labels: String::new(),
+                        };
+                        failures.push(fail(
+                            &link,
+                            "INVALID_ASSOCIATION_VALUE",
+                            format!("column `{}`: {reason}", rule.rule.column),
+                        ));
                     }
                 }
             }
@@ -326,8 +342,11 @@ pub async fn deliver_associations(
                 failures.push(failure);
                 continue;
             };
-            let labels: Vec<String> =
-                if pending.link.labels.is_empty() { Vec::new() } else { pending.link.labels.split('\n').map(str::to_string).collect() };
+            let labels: Vec<String> = if pending.link.labels.is_empty() {
+                Vec::new()
+            } else {
+                pending.link.labels.split('\n').map(str::to_string).collect()
+            };
             let types = rule.types_for(&labels).unwrap_or_else(|_| rule.default_types.clone());
             let input = AssociationInput { trace: pending.n.to_string(), from_id, to_id, types };
             let buffer = buffers.entry(rule.key.clone()).or_default();
@@ -446,7 +465,10 @@ mod tests {
     #[test]
     fn plain_values_arrays_and_comma_lists() {
         assert_eq!(parse_link_cell("Acme", false).unwrap(), vec![v("Acme", &[])]);
-        assert_eq!(parse_link_cell("Acme, Globex ,,Initech", false).unwrap(), vec![v("Acme", &[]), v("Globex", &[]), v("Initech", &[])]);
+        assert_eq!(
+            parse_link_cell("Acme, Globex ,,Initech", false).unwrap(),
+            vec![v("Acme", &[]), v("Globex", &[]), v("Initech", &[])]
+        );
         assert_eq!(parse_link_cell(r#"["Acme", 42]"#, false).unwrap(), vec![v("Acme", &[]), v("42", &[])]);
         assert!(parse_link_cell("  ", false).unwrap().is_empty());
         assert_eq!(parse_link_cell(r#""Umbrella, Hooli""#, false).unwrap(), vec![v("Umbrella", &[]), v("Hooli", &[])]);

@@ -50,7 +50,12 @@ fn batches(n: u64) -> u64 {
 }
 
 /// Stages and diffs the model, then routes every change without sending anything.
-pub async fn plan_sync(config: &Config, sync: &SyncSpec, client: &HubSpotClient, full: bool) -> Result<Plan, SyncError> {
+pub async fn plan_sync(
+    config: &Config,
+    sync: &SyncSpec,
+    client: &HubSpotClient,
+    full: bool,
+) -> Result<Plan, SyncError> {
     let path = config.state_path(sync);
     let mut store = blocking(|| StateStore::open(&path))?;
     let mut counts = RunCounts::default();
@@ -100,7 +105,11 @@ async fn plan_with(
                 }
                 Route::ReadByProperty => {
                     plan.lookup_by_property += 1;
-                    if sync.mode == SyncMode::Create { "create if missing" } else { "update if found" }
+                    if sync.mode == SyncMode::Create {
+                        "create if missing"
+                    } else {
+                        "update if found"
+                    }
                 }
                 Route::Search => {
                     plan.lookup_by_search += 1;

@@ -107,15 +107,22 @@ mod tests {
     fn new_records_send_non_null_values() {
         let r = row(&[Some("Ada"), None, Some("pro")], None, None);
         let sent = changed_properties(&props(), &r, false);
-        assert_eq!(sent.into_iter().collect::<Vec<_>>(), vec![("firstname".into(), "Ada".into()), ("plan".into(), "pro".into())]);
+        assert_eq!(
+            sent.into_iter().collect::<Vec<_>>(),
+            vec![("firstname".into(), "Ada".into()), ("plan".into(), "pro".into())]
+        );
     }
 
     #[test]
     fn known_records_send_only_changes_and_clear_nulls() {
-        let old: &[(&str, Option<&str>)] = &[("firstname", Some("Ada")), ("lastname", Some("L")), ("plan", Some("free"))];
+        let old: &[(&str, Option<&str>)] =
+            &[("firstname", Some("Ada")), ("lastname", Some("L")), ("plan", Some("free"))];
         let r = row(&[Some("Ada"), None, Some("pro")], Some(old), Some("7"));
         let sent = changed_properties(&props(), &r, false);
-        assert_eq!(sent.into_iter().collect::<Vec<_>>(), vec![("lastname".into(), "".into()), ("plan".into(), "pro".into())]);
+        assert_eq!(
+            sent.into_iter().collect::<Vec<_>>(),
+            vec![("lastname".into(), "".into()), ("plan".into(), "pro".into())]
+        );
         let all = changed_properties(&props(), &r, true);
         assert_eq!(all.len(), 3);
     }
@@ -136,9 +143,6 @@ mod tests {
 
     #[test]
     fn snapshot_props_keep_nulls() {
-        assert_eq!(
-            snapshot_props(&["a".into(), "b".into()], &[Some("1".into()), None]),
-            r#"{"a":"1","b":null}"#
-        );
+        assert_eq!(snapshot_props(&["a".into(), "b".into()], &[Some("1".into()), None]), r#"{"a":"1","b":null}"#);
     }
 }

@@ -182,7 +182,12 @@ pub(crate) async fn stage_and_diff(
     let totals = blocking(|| store.compute_changes(run_id, &props, sync.associations.len(), full))?;
     counts.invalid = totals.invalid;
     counts.unchanged = totals.rows - totals.invalid - totals.changed;
-    tracing::info!(rows = totals.rows, invalid = totals.invalid, changed = totals.changed, "Model diffed against the snapshot.");
+    tracing::info!(
+        rows = totals.rows,
+        invalid = totals.invalid,
+        changed = totals.changed,
+        "Model diffed against the snapshot."
+    );
     Ok(props)
 }
 
@@ -297,7 +302,9 @@ async fn deliver_records(
                 progress.abandon();
                 return Ok(true);
             }
-            progress.set_position(delivery.counts.created + delivery.counts.updated + delivery.counts.skipped + delivery.counts.rejected);
+            progress.set_position(
+                delivery.counts.created + delivery.counts.updated + delivery.counts.skipped + delivery.counts.rejected,
+            );
         }
     }
     let stopped = delivery.send_rest().await?;
@@ -418,7 +425,12 @@ impl Delivery<'_> {
     }
 
     /// Journals a write batch's outcomes in one transaction and counts them.
-    fn commit_writes(&mut self, batch: Vec<Pending>, outcomes: Vec<WriteOutcome>, created_by_default: bool) -> Result<(), SyncError> {
+    fn commit_writes(
+        &mut self,
+        batch: Vec<Pending>,
+        outcomes: Vec<WriteOutcome>,
+        created_by_default: bool,
+    ) -> Result<(), SyncError> {
         let mut by_pk: HashMap<String, Pending> = batch.into_iter().map(|p| (p.pk.clone(), p)).collect();
         let mut entries = Vec::with_capacity(outcomes.len());
         for outcome in outcomes {
@@ -509,7 +521,8 @@ impl Delivery<'_> {
     async fn send_reads(&mut self, n: usize) -> Result<(), SyncError> {
         let batch: Vec<Pending> = self.queues.read.drain(..n).collect();
         let values = unique_values(&batch);
-        let found = self.client.batch_read_by_property(&self.meta.path_name, &self.sync.match_on.property, values).await?;
+        let found =
+            self.client.batch_read_by_property(&self.meta.path_name, &self.sync.match_on.property, values).await?;
         self.route_found(batch, found)
     }
 

@@ -33,7 +33,8 @@ pub struct Finding {
 /// Checks one sync; every finding is returned, not only the first.
 pub async fn validate_sync(config: &Config, sync: &SyncSpec, client: &HubSpotClient) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let error = |key: String, message: String| Finding { severity: Severity::Error, sync: sync.name.clone(), key, message };
+    let error =
+        |key: String, message: String| Finding { severity: Severity::Error, sync: sync.name.clone(), key, message };
     let columns = match describe(config, sync).await {
         Ok(columns) => columns,
         Err(e) => {
@@ -50,7 +51,10 @@ pub async fn validate_sync(config: &Config, sync: &SyncSpec, client: &HubSpotCli
         for (key, column) in wanted {
             if !columns.iter().any(|c| c.name == column) {
                 let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
-                findings.push(error(key, format!("the model has no column `{column}` (its columns: {})", names.join(", "))));
+                findings.push(error(
+                    key,
+                    format!("the model has no column `{column}` (its columns: {})", names.join(", ")),
+                ));
             }
         }
     }
@@ -73,7 +77,12 @@ pub async fn validate_sync(config: &Config, sync: &SyncSpec, client: &HubSpotCli
             continue;
         };
         if let Some((severity, message)) = type_fit(col, prop) {
-            findings.push(Finding { severity, sync: sync.name.clone(), key: format!("{}.fields.{column}", sync.key), message });
+            findings.push(Finding {
+                severity,
+                sync: sync.name.clone(),
+                key: format!("{}.fields.{column}", sync.key),
+                message,
+            });
         }
     }
     if !sync.associations.is_empty() {
@@ -103,7 +112,8 @@ async fn check_association_labels(
     client: &HubSpotClient,
     meta: &super::ObjectMeta,
 ) -> Vec<Finding> {
-    let error = |key: String, message: String| Finding { severity: Severity::Error, sync: sync.name.clone(), key, message };
+    let error =
+        |key: String, message: String| Finding { severity: Severity::Error, sync: sync.name.clone(), key, message };
     let rules = match resolve_rules(client, sync, meta).await {
         Ok(rules) => rules,
         Err(SyncError::Config { key, message, .. }) => return vec![error(key, message)],
@@ -152,7 +162,11 @@ async fn check_association_labels(
                         "association label `{label}` does not exist from {} to {} (labels defined: {})",
                         sync.object,
                         rule.rule.to,
-                        if known.is_empty() { "none".to_string() } else { known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ") }
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+                        }
                     ),
                 ));
             }
@@ -179,7 +193,9 @@ fn type_fit(column: &ColumnInfo, property: &PropertyInfo) -> Option<(Severity, S
     match property.type_.as_str() {
         "number" => match kind {
             Integer | Decimal | Float => None,
-            Text | Json | Other => Some((Severity::Warning, what("every value must be a number or HubSpot rejects the record"))),
+            Text | Json | Other => {
+                Some((Severity::Warning, what("every value must be a number or HubSpot rejects the record")))
+            }
             _ => Some((Severity::Error, what("map a numeric column"))),
         },
         "bool" => match kind {
@@ -190,7 +206,10 @@ fn type_fit(column: &ColumnInfo, property: &PropertyInfo) -> Option<(Severity, S
         "date" => match kind {
             Date => None,
             Text | Other => Some((Severity::Warning, what("values must be dates (YYYY-MM-DD)"))),
-            Timestamp | TimestampTz => Some((Severity::Error, what("HubSpot date properties take midnight UTC only; cast the column to a date"))),
+            Timestamp | TimestampTz => Some((
+                Severity::Error,
+                what("HubSpot date properties take midnight UTC only; cast the column to a date"),
+            )),
             _ => Some((Severity::Error, what("map a date column"))),
         },
         "datetime" => match kind {
