@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# The whole test suite: unit tests, integration tests against PostgreSQL and the emulator,
-# and clippy. One profile (dev) and one feature set, so DuckDB's C++ compiles once.
+# The whole test suite: clippy, unit tests, and the integration tests against PostgreSQL and
+# the HubSpot emulator. One profile (dev) and one feature set, so DuckDB's C++ compiles once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hubsync/target}"
 cargo clippy --all-targets -- -D warnings
-cargo test --all-targets -- --test-threads "${HUBSYNC_TEST_THREADS:-2}"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --lib --bins --tests -- --test-threads "${HUBSYNC_TEST_THREADS:-2}" 2>&1 | tee "$log" || status=$?
+passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s += $1} END {print s + 0}')
+failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
+echo
+echo "tests: $passed passed, $failed failed"
+exit "$status"
