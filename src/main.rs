@@ -108,8 +108,24 @@ enum Command {
         #[arg(long, default_value_t = 3000)]
         contacts: u32,
     },
+    /// Store or show the credentials of HubSpot accounts.
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Run the local HubSpot emulator, to rehearse syncs without touching a real portal.
     Emulator(hubsync::emulator::EmulatorArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum AuthCommand {
+    /// Store a private app or service key token for an account, read from stdin (so it never
+    /// shows in `ps`), in `<state_dir>/credentials/` with mode 0600.
+    Token {
+        /// The account (`[hubspot.NAME]` in the config).
+        #[arg(long)]
+        account: String,
+    },
+    /// Show, per account, which kind of credential is in use (never the token).
+    Status,
 }
 
 fn main() -> ExitCode {
@@ -143,6 +159,8 @@ fn main() -> ExitCode {
             Command::Fields { sync } => cli::fields(&config, &sync).await,
             Command::Reset { sync } => cli::reset(&config, &sync),
             Command::Demo { dir, contacts } => cli::demo(&dir, contacts).await,
+            Command::Auth(AuthCommand::Token { account }) => cli::auth_token(&config, &account),
+            Command::Auth(AuthCommand::Status) => cli::auth_status(&config),
             Command::Emulator(emulator_args) => {
                 hubsync::emulator::run_cli(emulator_args).await.map_err(|e| CliError::Failed(format!("{e:#}")))
             }

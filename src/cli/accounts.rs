@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::CliError;
-use crate::config::{Config, HubSpotAccountConfig};
+use crate::auth::CredentialStore;
+use crate::config::{Config, HubSpotAccountConfig, Secret};
 use crate::hubspot::{ClientSettings, HubSpotClient, RateBudget};
 
 pub struct Accounts {
@@ -12,8 +13,8 @@ pub struct Accounts {
 }
 
 /// The client settings of one configured account.
-pub fn settings(name: &str, account: &HubSpotAccountConfig) -> Option<ClientSettings> {
-    let token = account.token.clone()?;
+pub fn settings(name: &str, account: &HubSpotAccountConfig, stored: Option<Secret>) -> Option<ClientSettings> {
+    let token = account.token.clone().or(stored)?;
     Some(ClientSettings {
         account: name.to_string(),
         base_url: account.base_url.clone(),
@@ -33,14 +34,22 @@ impl Accounts {
     /// error only when a sync asks for it.
     pub fn build(config: &Config) -> Result<Accounts, CliError> {
         let mut clients = BTreeMap::new();
+        let store = CredentialStore::new(&config.state_dir);
         for (name, account) in &config.hubspot {
-            let client = match settings(name, account) {
-                None => Err(format!(
+            // A token in the config wins; otherwise the one stored with `hubsync auth`.
+            let stored = match account.token {
+                Some(_) => Ok(None),
+                None => store.load(name).map(|c| c.map(|c| c.bearer().clone())),
+            };
+            let client = match stored.map(|stored| settings(name, account, stored)) {
+                Err(message) => Err(format!("hubspot.{name}: {message}")),
+                Ok(None) => Err(format!(
                     "{}: hubspot.{name}.token: no token is configured; set `token = \"${{HUBSPOT_TOKEN}}\"` \
-                     with a private app or service key token",
+                     with a private app or service key token, or store one with \
+                     `hubsync auth token --account {name}`",
                     config.path.display()
                 )),
-                Some(settings) => {
+                Ok(Some(settings)) => {
                     let budget = RateBudget::new(&settings);
                     HubSpotClient::new(settings, budget)
                         .map_err(|e| format!("{}: hubspot.{name}: {e}", config.path.display()))

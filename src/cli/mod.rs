@@ -2,6 +2,7 @@
 //! plain words or JSON, and maps failures to an exit code (2 for a bad config, 1 otherwise).
 
 mod accounts;
+mod auth;
 mod daemon;
 mod demo;
 mod output;
@@ -9,6 +10,7 @@ mod output;
 use std::path::Path;
 
 pub use accounts::Accounts;
+pub use auth::{auth_status, auth_token};
 pub use daemon::{daemon_status, run, trigger};
 pub use demo::demo;
 

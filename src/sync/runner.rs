@@ -106,7 +106,7 @@ pub async fn run_sync(
     let (status, error) = match (&outcome, merged) {
         (Ok(false), Ok(())) => (RunStatus::Succeeded, None),
         (Ok(true), Ok(())) => (RunStatus::Cancelled, Some("stopped before the end by a shutdown".to_string())),
-        (Err(e), _) => (RunStatus::Failed, Some(e.to_string())),
+        (Err(e), _) => (RunStatus::Failed, Some(crate::auth::describe_run_error(&sync.name, e))),
         (Ok(_), Err(e)) => (RunStatus::Failed, Some(e.to_string())),
     };
     store.finish_run(run_id, status.as_str(), &counts, error.as_deref())?;

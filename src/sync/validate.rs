@@ -65,7 +65,7 @@ pub async fn validate_sync(config: &Config, sync: &SyncSpec, client: &HubSpotCli
             return findings;
         }
         Err(e) => {
-            findings.push(error(format!("{}.hubspot", sync.key), e.to_string()));
+            findings.push(error(format!("{}.hubspot", sync.key), crate::auth::describe_run_error(&sync.name, &e)));
             return findings;
         }
     };

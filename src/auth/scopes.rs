@@ -1,0 +1,179 @@
+//! The scopes a sync needs (hubspot-api.md §6.3), as a pure function of its spec, and the
+//! message that names the sync, the operation and the missing scope.
+
+use crate::config::{SyncMode, SyncSpec};
+use crate::hubspot::HubSpotError;
+use crate::objects::{is_custom_type_id, standard_object};
+
+/// One scope a sync needs, and the operation that needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeNeed {
+    /// What the sync does with it, e.g. `upsert deals` or `read contacts properties`.
+    pub operation: String,
+    /// The scope, e.g. `crm.objects.deals.write`.
+    pub scope: String,
+}
+
+/// The scope family of an object type: `contacts`, `deals`, ..., `custom` or `tickets`.
+fn family(object: &str) -> &'static str {
+    match standard_object(object).map(|o| o.name) {
+        Some("contacts") => "contacts",
+        Some("companies") => "companies",
+        Some("deals") => "deals",
+        Some("tickets") => "tickets",
+        Some("products") => "products",
+        Some("line_items") => "line_items",
+        Some("quotes") => "quotes",
+        Some("leads") => "leads",
+        // Engagements ride on the contact scopes.
+        Some(_) => "contacts",
+        None => "custom",
+    }
+}
+
+fn object_scope(object: &str, verb: &str) -> String {
+    match family(object) {
+        "tickets" => "tickets".to_string(),
+        f => format!("crm.objects.{f}.{verb}"),
+    }
+}
+
+/// Every scope `sync` needs, in a stable order without repeats.
+pub fn required_scopes(sync: &SyncSpec) -> Vec<ScopeNeed> {
+    let mut needs: Vec<ScopeNeed> = Vec::new();
+    let mut add = |operation: String, scope: String| {
+        if !needs.iter().any(|n| n.scope == scope) {
+            needs.push(ScopeNeed { operation, scope });
+        }
+    };
+    let object = sync.object.as_str();
+    let fam = family(object);
+    let custom = fam == "custom" || is_custom_type_id(object);
+    add(format!("read {object} records"), object_scope(object, "read"));
+    let schema = if custom { "custom" } else { fam };
+    add(format!("read {object} properties"), format!("crm.schemas.{schema}.read"));
+    if custom {
+        add(format!("find the custom object `{object}`"), "crm.schemas.custom.read".to_string());
+    }
+    let verb = match sync.mode {
+        SyncMode::Upsert => "upsert",
+        SyncMode::Update => "update",
+        SyncMode::Create => "create",
+    };
+    add(format!("{verb} {object}"), object_scope(object, "write"));
+    for a in &sync.associations {
+        add(format!("associate {object} with {}", a.to), object_scope(&a.to, "read"));
+        add(format!("associate {object} with {}", a.to), object_scope(&a.to, "write"));
+    }
+    if sync.list_name.is_some() {
+        add("keep its list".to_string(), "crm.lists.read".to_string());
+        add("keep its list".to_string(), "crm.lists.write".to_string());
+    }
+    needs
+}
+
+/// "sync `deals` needs crm.objects.deals.write to upsert deals": the message for one missing
+/// scope, the same from `validate` and from a run.
+pub fn missing_scope_message(sync: &str, scope: &str, operation: &str) -> String {
+    format!(
+        "sync `{sync}` needs {scope} to {operation}; add the scope to the private app (then update its \
+         token) or run `hubsync auth login` again"
+    )
+}
+
+/// A run's error as the user reads it: a missing scope names the sync, the call and the scope.
+pub fn describe_run_error(sync: &str, error: &crate::sync::SyncError) -> String {
+    match error {
+        crate::sync::SyncError::HubSpot(e) => describe_hubspot_error(sync, e),
+        other => other.to_string(),
+    }
+}
+
+fn describe_hubspot_error(sync: &str, error: &HubSpotError) -> String {
+    match error {
+        HubSpotError::MissingScopes { endpoint, scopes, .. } => {
+            let scope = scopes.first().map(String::as_str).unwrap_or("(a scope HubSpot did not name)");
+            let mut message = missing_scope_message(sync, scope, &format!("call {endpoint}"));
+            if scopes.len() > 1 {
+                message.push_str(&format!(" (HubSpot accepts any of: {})", scopes.join(", ")));
+            }
+            message
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AssociationConfig, MatchConfig};
+
+    fn spec(object: &str, mode: SyncMode) -> SyncSpec {
+        SyncSpec {
+            name: "s".into(),
+            warehouse: "pg".into(),
+            hubspot: "main".into(),
+            model_sql: "select 1".into(),
+            model_file: None,
+            primary_key: "id".into(),
+            object: object.into(),
+            mode,
+            match_on: MatchConfig { column: "id".into(), property: "external_id".into() },
+            fields: Default::default(),
+            associations: Vec::new(),
+            list_name: None,
+            key: "syncs[0]".into(),
+            schedule: None,
+        }
+    }
+
+    fn scopes(s: &SyncSpec) -> Vec<String> {
+        required_scopes(s).into_iter().map(|n| n.scope).collect()
+    }
+
+    #[test]
+    fn deals_upsert_needs_read_schema_and_write() {
+        assert_eq!(
+            scopes(&spec("deals", SyncMode::Upsert)),
+            ["crm.objects.deals.read", "crm.schemas.deals.read", "crm.objects.deals.write"]
+        );
+        let needs = required_scopes(&spec("deals", SyncMode::Upsert));
+        assert_eq!(needs[2].operation, "upsert deals");
+    }
+
+    #[test]
+    fn tickets_custom_associations_and_lists() {
+        assert_eq!(scopes(&spec("ticket", SyncMode::Update)), ["tickets", "crm.schemas.tickets.read"]);
+        let mut s = spec("pets", SyncMode::Create);
+        s.associations.push(AssociationConfig {
+            to: "companies".into(),
+            type_name: None,
+            column: "c".into(),
+            match_property: "domain".into(),
+        });
+        s.list_name = Some("l".into());
+        assert_eq!(
+            scopes(&s),
+            [
+                "crm.objects.custom.read",
+                "crm.schemas.custom.read",
+                "crm.objects.custom.write",
+                "crm.objects.companies.read",
+                "crm.objects.companies.write",
+                "crm.lists.read",
+                "crm.lists.write",
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_scope_error_names_sync_and_scope() {
+        let e = HubSpotError::MissingScopes {
+            account: "main".into(),
+            endpoint: "POST /crm/objects/2026-03/deals/batch/upsert".into(),
+            scopes: vec!["crm.objects.deals.write".into(), "crm.objects.deals.sensitive.write.v2".into()],
+        };
+        let m = describe_run_error("deals", &crate::sync::SyncError::HubSpot(e));
+        assert!(m.starts_with("sync `deals` needs crm.objects.deals.write to call POST"), "{m}");
+    }
+}
