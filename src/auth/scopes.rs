@@ -17,14 +17,9 @@ pub struct ScopeNeed {
 /// The scope family of an object type: `contacts`, `deals`, ..., `custom` or `tickets`.
 fn family(object: &str) -> &'static str {
     match standard_object(object).map(|o| o.name) {
-        Some("contacts") => "contacts",
-        Some("companies") => "companies",
-        Some("deals") => "deals",
-        Some("tickets") => "tickets",
-        Some("products") => "products",
-        Some("line_items") => "line_items",
-        Some("quotes") => "quotes",
-        Some("leads") => "leads",
+        Some(
+            name @ ("contacts" | "companies" | "deals" | "tickets" | "products" | "line_items" | "quotes" | "leads"),
+        ) => name,
         // Engagements ride on the contact scopes.
         Some(_) => "contacts",
         None => "custom",

@@ -1,7 +1,7 @@
 //! `hubsync auth`: store a private app token for an account, and show which credential each
 //! account uses, never the token itself.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::Path;
 
 use super::CliError;
@@ -19,7 +19,7 @@ pub fn auth_token(config_path: &Path, account: &str) -> Result<(), CliError> {
             known.join(", ")
         )));
     }
-    if atty_stdin() {
+    if std::io::stdin().is_terminal() {
         eprintln!("Paste the private app or service key token for account `{account}`, then press Enter:");
     }
     let mut input = String::new();
@@ -42,11 +42,6 @@ pub fn auth_token(config_path: &Path, account: &str) -> Result<(), CliError> {
     Ok(())
 }
 
-fn atty_stdin() -> bool {
-    // SAFETY: isatty only reads the file descriptor's state.
-    unsafe { libc::isatty(0) == 1 }
-}
-
 /// `hubsync auth status`: per account, the kind of credential in use; never the token.
 pub fn auth_status(config_path: &Path) -> Result<(), CliError> {
     let config = Config::load(config_path)?;
@@ -57,7 +52,7 @@ pub fn auth_status(config_path: &Path) -> Result<(), CliError> {
         } else {
             match store.load(name) {
                 Ok(Some(c)) => c.kind().to_string(),
-                Ok(None) => "none: set hubspot.NAME.token or run `hubsync auth token`".replace("NAME", name),
+                Ok(None) => format!("none: set hubspot.{name}.token or run `hubsync auth token`"),
                 Err(e) => format!("unreadable: {e}"),
             }
         };

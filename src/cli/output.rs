@@ -99,7 +99,7 @@ pub fn print_plan(p: &Plan) {
         p.sync, p.rows, p.unchanged, p.invalid
     );
     let mut t = Table::new(&["operation", "records", "requests"]);
-    let batches = |n: u64| n.div_ceil(crate::sync::BATCH_SIZE as u64).to_string();
+    let batches = |n: u64| crate::sync::batches(n).to_string();
     t.row(vec!["update by id".into(), p.update_by_id.to_string(), batches(p.update_by_id)]);
     t.row(vec!["upsert by unique property".into(), p.upsert.to_string(), batches(p.upsert)]);
     t.row(vec![

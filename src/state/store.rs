@@ -134,9 +134,8 @@ impl StateStore {
         let mut store = StateStore { conn, path: path.to_path_buf(), next_seq: 0 };
         store.batch(SCHEMA)?;
         store.next_seq = store.scalar_i64("SELECT coalesce(max(seq), 0) + 1 FROM journal")?;
-        if store.scalar_i64("SELECT count(*) FROM journal")? > 0 {
-            tracing::info!(path = %path.display(), "Merging acknowledgements left by an interrupted run.");
-            store.merge_journal()?;
+        if store.merge_journal()? {
+            tracing::info!(path = %path.display(), "Merged acknowledgements left by an interrupted run.");
         }
         store.batch(
             "UPDATE runs SET status = 'interrupted', finished_at = now()::TIMESTAMP, \
@@ -356,11 +355,16 @@ impl StateStore {
         Ok(())
     }
 
-    /// Folds the journal into the snapshot and the rejections, in one transaction.
-    pub fn merge_journal(&mut self) -> Result<(), StateError> {
+    /// Folds the journal into the snapshot and the rejections, in one transaction. An empty
+    /// journal costs one count, not a rewrite of the snapshot; returns whether anything merged.
+    pub fn merge_journal(&mut self) -> Result<bool, StateError> {
+        if self.scalar_i64("SELECT count(*) FROM journal")? == 0 {
+            return Ok(false);
+        }
         self.batch(&format!("BEGIN TRANSACTION;\n{MERGE}\nCOMMIT;")).inspect_err(|_| {
             let _ = self.conn.execute_batch("ROLLBACK");
-        })
+        })?;
+        Ok(true)
     }
 
     /// Drops the run's working tables.

@@ -11,6 +11,7 @@ mod validate;
 
 pub use links::{parse_link_cell, LinkValue, ASSOCIATION_BATCH_SIZE, LIST_BATCH_SIZE};
 pub use object::{check_mappings, resolve_object, resolve_object_name, ObjectMeta};
+pub(crate) use plan::batches;
 pub use plan::{plan_sync, Plan};
 pub use runner::{run_sync, RunOptions, RunStatus, RunSummary, BATCH_SIZE};
 pub use validate::{validate_sync, Finding, Severity};

@@ -45,7 +45,8 @@ pub struct Plan {
     pub samples: Vec<SampleChange>,
 }
 
-fn batches(n: u64) -> u64 {
+/// Requests needed for `n` records in object batches.
+pub(crate) fn batches(n: u64) -> u64 {
     n.div_ceil(BATCH_SIZE as u64)
 }
 
