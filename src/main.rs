@@ -108,7 +108,7 @@ enum Command {
         #[arg(long, default_value_t = 3000)]
         contacts: u32,
     },
-    /// Store or show the credentials of HubSpot accounts.
+    /// Store, sign in with, or show the credentials of HubSpot accounts.
     #[command(subcommand)]
     Auth(AuthCommand),
     /// Run the local HubSpot emulator, to rehearse syncs without touching a real portal.
@@ -124,7 +124,19 @@ enum AuthCommand {
         #[arg(long)]
         account: String,
     },
-    /// Show, per account, which kind of credential is in use (never the token).
+    /// Sign in to an account with OAuth: prints a link to HubSpot's consent page for the scopes
+    /// the account's syncs need, waits for HubSpot to send the browser back to the loopback
+    /// `redirect_uri`, and stores the tokens (mode 0600), replacing any stored private app token.
+    Login {
+        /// The account (`[hubspot.NAME]` in the config, with `client_id` and `client_secret`).
+        #[arg(long)]
+        account: String,
+        /// Seconds to wait for the browser to come back.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Show, per account, which kind of credential is in use, its portal and its scopes (never
+    /// a token).
     Status,
 }
 
@@ -160,7 +172,8 @@ fn main() -> ExitCode {
             Command::Reset { sync } => cli::reset(&config, &sync),
             Command::Demo { dir, contacts } => cli::demo(&dir, contacts).await,
             Command::Auth(AuthCommand::Token { account }) => cli::auth_token(&config, &account),
-            Command::Auth(AuthCommand::Status) => cli::auth_status(&config),
+            Command::Auth(AuthCommand::Login { account, timeout }) => cli::auth_login(&config, &account, timeout).await,
+            Command::Auth(AuthCommand::Status) => cli::auth_status(&config).await,
             Command::Emulator(emulator_args) => {
                 hubsync::emulator::run_cli(emulator_args).await.map_err(|e| CliError::Failed(format!("{e:#}")))
             }

@@ -1,6 +1,8 @@
 //! Credentials and scopes: which token an account uses (a private app / service key token from
 //! the config or stored with `hubsync auth token`), where stored credentials live, which scopes
-//! each sync needs, and the one message a missing scope produces.
+//! each sync needs, and the one message a missing scope produces. The OAuth protocol itself
+//! (code exchange, refresh, introspection) is in `hubspot::oauth`; `hubsync auth login` is in
+//! `cli::auth`.
 //!
 //! File roles:
 //! - `scopes.rs`: pure: a sync -> the scopes it needs, and the missing-scope message.
@@ -9,5 +11,5 @@
 mod scopes;
 mod store;
 
-pub use scopes::{describe_run_error, missing_scope_message, required_scopes, ScopeNeed};
-pub use store::{credentials_dir, CredentialStore, StoredCredential};
+pub use scopes::{describe_run_error, is_granted, missing_scope_message, missing_scopes, required_scopes, ScopeNeed};
+pub use store::{credentials_dir, CredentialStore, OAuthCredential, StoredCredential};

@@ -67,6 +67,28 @@ pub fn required_scopes(sync: &SyncSpec) -> Vec<ScopeNeed> {
     needs
 }
 
+/// True when `granted` holds `scope`, or a sensitive-data variant HubSpot accepts in its place
+/// (`crm.objects.contacts.sensitive.write.v2` for `crm.objects.contacts.write`).
+pub fn is_granted(granted: &[String], scope: &str) -> bool {
+    granted.iter().any(|g| {
+        g == scope
+            || scope.strip_prefix("crm.objects.").and_then(|rest| rest.rsplit_once('.')).is_some_and(
+                |(object, verb)| {
+                    [
+                        format!("crm.objects.{object}.sensitive.{verb}.v2"),
+                        format!("crm.objects.{object}.highly_sensitive.{verb}.v2"),
+                    ]
+                    .contains(g)
+                },
+            )
+    })
+}
+
+/// The scopes `sync` needs that `granted` lacks.
+pub fn missing_scopes(sync: &SyncSpec, granted: &[String]) -> Vec<ScopeNeed> {
+    required_scopes(sync).into_iter().filter(|n| !is_granted(granted, &n.scope)).collect()
+}
+
 /// "sync `deals` needs crm.objects.deals.write to upsert deals": the message for one missing
 /// scope, the same from `validate` and from a run.
 pub fn missing_scope_message(sync: &str, scope: &str, operation: &str) -> String {
@@ -159,6 +181,16 @@ mod tests {
                 "crm.lists.write",
             ]
         );
+    }
+
+    #[test]
+    fn sensitive_variants_grant_the_plain_scope() {
+        let granted = vec!["crm.objects.deals.read".to_string(), "crm.objects.deals.sensitive.write.v2".to_string()];
+        assert!(is_granted(&granted, "crm.objects.deals.write"));
+        assert!(!is_granted(&granted, "crm.schemas.deals.read"));
+        let missing = missing_scopes(&spec("deals", SyncMode::Upsert), &granted);
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].scope, "crm.schemas.deals.read");
     }
 
     #[test]

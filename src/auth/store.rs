@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
+use crate::hubspot::OAuthTokens;
 
 /// The folder of the credential files.
 pub fn credentials_dir(state_dir: &Path) -> PathBuf {
@@ -19,6 +20,20 @@ pub fn credentials_dir(state_dir: &Path) -> PathBuf {
 pub enum StoredCredential {
     /// A private app access token or Service Key (`hubsync auth token`).
     Static { token: Secret },
+    /// An OAuth login (`hubsync auth login`).
+    OAuth(OAuthCredential),
+}
+
+/// The tokens of an OAuth login, and what HubSpot said about them when they were issued.
+#[derive(Debug, Clone)]
+pub struct OAuthCredential {
+    /// The app the tokens were issued to; refreshing needs the same app.
+    pub client_id: String,
+    pub tokens: OAuthTokens,
+    /// The portal the user signed in to.
+    pub hub_id: Option<u64>,
+    /// The scopes granted at login.
+    pub scopes: Vec<String>,
 }
 
 impl StoredCredential {
@@ -26,22 +41,70 @@ impl StoredCredential {
     pub fn kind(&self) -> &'static str {
         match self {
             StoredCredential::Static { .. } => "private app token (stored)",
-        }
-    }
-
-    /// The bearer token requests carry.
-    pub fn bearer(&self) -> &Secret {
-        match self {
-            StoredCredential::Static { token } => token,
+            StoredCredential::OAuth(_) => "OAuth (stored by `hubsync auth login`)",
         }
     }
 }
 
-/// The file's shape; holds the exposed secret only while reading or writing.
+/// The file's shape; holds the exposed secrets only while reading or writing.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 enum FileCredential {
-    Static { token: String },
+    Static {
+        token: String,
+    },
+    Oauth {
+        client_id: String,
+        access_token: String,
+        refresh_token: String,
+        expires_at_ms: i64,
+        lifetime_secs: u64,
+        hub_id: Option<u64>,
+        #[serde(default)]
+        scopes: Vec<String>,
+    },
+}
+
+impl FileCredential {
+    fn from_credential(credential: &StoredCredential) -> FileCredential {
+        match credential {
+            StoredCredential::Static { token } => FileCredential::Static { token: token.expose().to_string() },
+            StoredCredential::OAuth(c) => FileCredential::Oauth {
+                client_id: c.client_id.clone(),
+                access_token: c.tokens.access_token.expose().to_string(),
+                refresh_token: c.tokens.refresh_token.expose().to_string(),
+                expires_at_ms: c.tokens.expires_at_ms,
+                lifetime_secs: c.tokens.lifetime_secs,
+                hub_id: c.hub_id,
+                scopes: c.scopes.clone(),
+            },
+        }
+    }
+
+    fn into_credential(self) -> StoredCredential {
+        match self {
+            FileCredential::Static { token } => StoredCredential::Static { token: Secret::new(token) },
+            FileCredential::Oauth {
+                client_id,
+                access_token,
+                refresh_token,
+                expires_at_ms,
+                lifetime_secs,
+                hub_id,
+                scopes,
+            } => StoredCredential::OAuth(OAuthCredential {
+                client_id,
+                tokens: OAuthTokens {
+                    access_token: Secret::new(access_token),
+                    refresh_token: Secret::new(refresh_token),
+                    expires_at_ms,
+                    lifetime_secs,
+                },
+                hub_id,
+                scopes,
+            }),
+        }
+    }
 }
 
 /// The credential files of one state directory.
@@ -75,16 +138,12 @@ impl CredentialStore {
                 path.display()
             )
         })?;
-        Ok(Some(match file {
-            FileCredential::Static { token } => StoredCredential::Static { token: Secret::new(token) },
-        }))
+        Ok(Some(file.into_credential()))
     }
 
     /// Stores `credential` for `account`, replacing any other, readable by the owner only.
     pub fn save(&self, account: &str, credential: &StoredCredential) -> Result<PathBuf, String> {
-        let file = match credential {
-            StoredCredential::Static { token } => FileCredential::Static { token: token.expose().to_string() },
-        };
+        let file = FileCredential::from_credential(credential);
         let body = serde_json::to_vec_pretty(&file).map_err(|e| format!("cannot encode the credential: {e}"))?;
         fs::create_dir_all(&self.dir).map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
         let path = self.path(account);
@@ -105,6 +164,18 @@ impl CredentialStore {
         };
         write().map_err(|e| format!("cannot write the credential {}: {e}", path.display()))?;
         Ok(path)
+    }
+
+    /// Replaces the tokens of `account`'s OAuth login after a refresh; does nothing if the
+    /// stored credential is no longer that login (a new `auth token` or `auth login` won).
+    pub fn update_tokens(&self, account: &str, client_id: &str, tokens: &OAuthTokens) -> Result<(), String> {
+        match self.load(account)? {
+            Some(StoredCredential::OAuth(mut c)) if c.client_id == client_id => {
+                c.tokens = tokens.clone();
+                self.save(account, &StoredCredential::OAuth(c)).map(|_| ())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Deletes the stored credential of `account`, if any.
@@ -133,8 +204,25 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
-        let loaded = store.load("main").unwrap().unwrap();
-        assert_eq!(loaded.bearer().expose(), "pat-na1-x");
+        let Some(StoredCredential::Static { token }) = store.load("main").unwrap() else { panic!("not static") };
+        assert_eq!(token.expose(), "pat-na1-x");
+        let oauth = OAuthCredential {
+            client_id: "app".into(),
+            tokens: OAuthTokens {
+                access_token: Secret::new("CN-a"),
+                refresh_token: Secret::new("na1-r"),
+                expires_at_ms: 5,
+                lifetime_secs: 1800,
+            },
+            hub_id: Some(7),
+            scopes: vec!["oauth".into()],
+        };
+        store.save("main", &StoredCredential::OAuth(oauth.clone())).unwrap();
+        let mut fresh = oauth.tokens.clone();
+        fresh.access_token = Secret::new("CN-b");
+        store.update_tokens("main", "app", &fresh).unwrap();
+        let Some(StoredCredential::OAuth(loaded)) = store.load("main").unwrap() else { panic!("not OAuth") };
+        assert_eq!((loaded.tokens, loaded.hub_id, loaded.scopes), (fresh, Some(7), vec!["oauth".to_string()]));
         assert!(store.delete("main").unwrap());
         assert!(store.load("main").unwrap().is_none());
     }

@@ -10,7 +10,7 @@ mod output;
 use std::path::Path;
 
 pub use accounts::Accounts;
-pub use auth::{auth_status, auth_token};
+pub use auth::{auth_login, auth_status, auth_token};
 pub use daemon::{daemon_status, run, trigger};
 pub use demo::demo;
 

@@ -217,6 +217,7 @@ fn check(path: &Path, file: ConfigFile) -> Result<Config, ConfigError> {
                 hint: None,
             });
         }
+        check_oauth(&key, account, &mut problems);
     }
 
     let warehouse_names: Vec<&str> = warehouses.keys().map(String::as_str).collect();
@@ -514,5 +515,54 @@ mod example_tests {
         let config = Config::load_with_env(&path, &env).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.syncs.len(), 2);
         assert!(config.syncs[0].model_sql.contains("analytics.users"));
+    }
+}
+
+/// `client_id` and `client_secret` come together, and the redirect URL is one `hubsync auth
+/// login` can listen on: plain http on a loopback host, with a port.
+fn check_oauth(key: &str, account: &HubSpotAccountConfig, problems: &mut Vec<Problem>) {
+    match (&account.client_id, &account.client_secret) {
+        (Some(_), None) => problems.push(Problem {
+            key: format!("{key}.client_secret"),
+            message: "client_id is set but client_secret is not".into(),
+            hint: Some("set client_secret = \"${HUBSPOT_CLIENT_SECRET}\" from the app's Auth tab".into()),
+        }),
+        (None, Some(_)) => problems.push(Problem {
+            key: format!("{key}.client_id"),
+            message: "client_secret is set but client_id is not".into(),
+            hint: Some("copy the client id from the app's Auth tab".into()),
+        }),
+        (Some(id), Some(secret)) if id.trim().is_empty() || secret.is_empty() => problems.push(Problem {
+            key: format!("{key}.client_id"),
+            message: "client_id and client_secret must not be empty".into(),
+            hint: None,
+        }),
+        _ => {}
+    }
+    if account.client_id.is_none() {
+        return;
+    }
+    let loopback = |host: &str| matches!(host, "localhost" | "127.0.0.1" | "[::1]" | "::1");
+    let ok = url::Url::parse(&account.redirect_uri)
+        .ok()
+        .is_some_and(|u| u.scheme() == "http" && u.host_str().is_some_and(loopback) && u.port().is_some());
+    if !ok {
+        problems.push(Problem {
+            key: format!("{key}.redirect_uri"),
+            message: format!("`{}` is not a loopback http URL with a port", account.redirect_uri),
+            hint: Some(format!(
+                "`hubsync auth login` listens on it; for example {} (add the same URL to the app's redirect URLs)",
+                super::model::DEFAULT_REDIRECT_URI
+            )),
+        });
+    }
+    if let Some(url) = &account.authorize_url {
+        if url::Url::parse(url).is_err() {
+            problems.push(Problem {
+                key: format!("{key}.authorize_url"),
+                message: format!("`{url}` is not a URL"),
+                hint: Some(format!("for example {}", super::model::DEFAULT_AUTHORIZE_URL)),
+            });
+        }
     }
 }

@@ -134,6 +134,45 @@ pub struct HubSpotAccountConfig {
     /// Attempts for one request that meets a retryable failure (429, 5xx, timeout).
     #[serde(default = "default_retry_max_attempts")]
     pub retry_max_attempts: u32,
+    /// Client id of the HubSpot app `hubsync auth login` signs in through (OAuth).
+    pub client_id: Option<String>,
+    /// That app's client secret; use `${VAR}` to read it from the environment.
+    pub client_secret: Option<Secret>,
+    /// Where HubSpot sends the browser back after consent: a loopback `http://` URL with a port,
+    /// registered as a redirect URL of the app. `hubsync auth login` listens there once.
+    #[serde(default = "default_redirect_uri")]
+    pub redirect_uri: String,
+    /// HubSpot's consent page. By default `https://app.hubspot.com/oauth/authorize`, or
+    /// `<base_url>/oauth/authorize` when `base_url` points elsewhere (the emulator).
+    pub authorize_url: Option<String>,
+}
+
+/// The redirect URL `hubsync auth login` listens on unless `redirect_uri` says otherwise.
+pub const DEFAULT_REDIRECT_URI: &str = "http://localhost:8765/oauth-callback";
+/// HubSpot's OAuth consent page.
+pub const DEFAULT_AUTHORIZE_URL: &str = "https://app.hubspot.com/oauth/authorize";
+
+impl HubSpotAccountConfig {
+    /// The OAuth app, when both `client_id` and `client_secret` are set.
+    pub fn oauth_app(&self) -> Option<crate::hubspot::OAuthApp> {
+        Some(crate::hubspot::OAuthApp {
+            client_id: self.client_id.clone()?,
+            client_secret: self.client_secret.clone()?,
+        })
+    }
+
+    /// The consent page to send the user to.
+    pub fn authorize_endpoint(&self) -> String {
+        match &self.authorize_url {
+            Some(url) => url.clone(),
+            None if self.base_url.trim_end_matches('/') == hubspot::DEFAULT_BASE_URL => DEFAULT_AUTHORIZE_URL.into(),
+            None => format!("{}/oauth/authorize", self.base_url.trim_end_matches('/')),
+        }
+    }
+}
+
+fn default_redirect_uri() -> String {
+    DEFAULT_REDIRECT_URI.to_string()
 }
 
 fn default_base_url() -> String {

@@ -285,6 +285,21 @@ impl Emulator {
         }
     }
 
+    /// Makes every OAuth access token issued so far expired now, as if its 30 minutes had
+    /// passed: the next request with one is answered 401 `EXPIRED_AUTHENTICATION`.
+    pub fn expire_access_tokens(&self) {
+        let now = clock::now_ms();
+        for token in self.store().tokens.access.values_mut() {
+            token.expires_at = token.expires_at.min(now - 1000);
+        }
+    }
+
+    /// Revokes every refresh token issued so far (the user uninstalled the app, or an admin
+    /// revoked it): refreshing with one is answered 400 `BAD_REFRESH_TOKEN`.
+    pub fn revoke_refresh_tokens(&self) {
+        self.store().tokens.refresh.clear();
+    }
+
     /// Every request received so far (up to the journal's capacity), oldest first.
     pub fn journal(&self) -> Vec<JournalEntry> {
         self.shared.journal.entries()
@@ -299,7 +314,6 @@ impl Emulator {
         self.shared.journal.count(|e| e.method.eq_ignore_ascii_case(method) && e.path.contains(path_contains))
     }
 
-    /// Requests answered with this status (`0` = dropped connections).
     /// Bodies of the requests whose method matches and whose path contains `path_contains`
     /// (recorded only with `EmulatorConfig::record_bodies`).
     pub fn request_bodies(&self, method: &str, path_contains: &str) -> Vec<String> {
@@ -312,6 +326,7 @@ impl Emulator {
             .collect()
     }
 
+    /// Requests answered with this status (`0` = dropped connections).
     pub fn count_status(&self, status: u16) -> usize {
         self.shared.journal.count(|e| e.status == status)
     }

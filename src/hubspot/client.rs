@@ -23,6 +23,7 @@ use url::Url;
 
 use super::budget::{DailyLimitReached, RateBudget, RateLimitHeaders, RequestClass};
 use super::errors::{excerpt, ApiError, HubSpotError};
+use super::oauth::{OAuthSession, TokenInfo};
 use super::requests::{self, Paths};
 use super::responses::{self, Verdict, WriteOp};
 use super::retry::{parse_retry_after, Attempt, DontRetry, Observation, RetryAction, RetryPolicy, TransportFailure};
@@ -33,6 +34,7 @@ use super::types::{
     SchemaInfo, WriteInput, WriteOutcome,
 };
 
+use crate::config::Secret;
 use crate::telemetry::events::{HubSpotRequest, RequestRetried};
 
 /// Longest time to wait for a connection, whatever `timeout_secs` says.
@@ -52,6 +54,16 @@ struct Inner {
     budget: Arc<RateBudget>,
     policy: RetryPolicy,
     stats: StatsCounters,
+    auth: Auth,
+}
+
+/// Where the `Authorization` header comes from.
+#[derive(Debug)]
+enum Auth {
+    /// A private app or service key token: one header for the client's life.
+    Static(HeaderValue),
+    /// An OAuth login, whose access token changes when it is refreshed.
+    OAuth(Arc<OAuthSession>),
 }
 
 /// One HTTP request, ready to be sent any number of times.
@@ -125,11 +137,14 @@ impl HubSpotClient {
             |problem: String| HubSpotError::InvalidSettings { account: settings.account.clone(), problems: problem };
         let paths = Paths::new(&settings.base_url, &settings.api_version)
             .map_err(|e| invalid(format!("base_url is not a URL ({e})")))?;
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", settings.token.expose()))
-            .map_err(|_| invalid("the token has characters that cannot go in an HTTP header".to_string()))?;
-        auth.set_sensitive(true);
+        let auth = match &settings.oauth {
+            Some(session) => Auth::OAuth(session.clone()),
+            None => Auth::Static(
+                bearer_header(&settings.token)
+                    .ok_or_else(|| invalid("the token has characters that cannot go in an HTTP header".to_string()))?,
+            ),
+        };
         let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, auth);
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         let http = reqwest::Client::builder()
             .default_headers(headers)
@@ -147,7 +162,7 @@ impl HubSpotClient {
         }
         let policy = RetryPolicy::new(settings.retry_max_attempts);
         Ok(HubSpotClient {
-            inner: Arc::new(Inner { settings, http, paths, budget, policy, stats: StatsCounters::default() }),
+            inner: Arc::new(Inner { settings, http, paths, budget, policy, stats: StatsCounters::default(), auth }),
         })
     }
 
@@ -811,12 +826,14 @@ impl HubSpotClient {
     async fn execute(&self, call: &Call) -> Result<Reply, CallError> {
         let inner = &self.inner;
         let mut retries: u32 = 0;
+        let mut refreshed_after_401 = false;
         loop {
+            let (auth, bearer) = self.authorization().await.map_err(CallError::Hub)?;
             if let Err(DailyLimitReached { limit }) = inner.budget.acquire(call.class).await {
                 return Err(CallError::Hub(HubSpotError::DailyLimit { account: self.account().to_string(), limit }));
             }
             let sent_at = Instant::now();
-            let attempt = self.send_once(call).await;
+            let attempt = self.send_once(call, auth).await;
             HubSpotRequest {
                 account: self.account(),
                 endpoint: call.kind,
@@ -834,6 +851,14 @@ impl HubSpotClient {
                 }
                 Err(_) => inner.stats.request(call.kind, StatusClass::Transport),
             }
+            // An expired OAuth token is refreshed once and the request sent again at once.
+            if let (Auth::OAuth(session), Some(used), Ok(answer)) = (&inner.auth, &bearer, &attempt) {
+                if answer.status == 401 && !refreshed_after_401 && is_expired_authentication(&answer.body) {
+                    refreshed_after_401 = true;
+                    session.expired(used).await.map_err(CallError::Hub)?;
+                    continue;
+                }
+            }
             let observation = match &attempt {
                 Ok(a) => Observation::Answer { status: a.status, retry_after: a.retry_after, body: &a.body },
                 Err((failure, _)) => Observation::Failed(*failure),
@@ -845,7 +870,7 @@ impl HubSpotClient {
                 window_frees_in: inner.budget.window_frees_in(),
                 jitter: rand::random::<f64>(),
             });
-            let last = describe_attempt(&attempt, self.token());
+            let last = describe_attempt(&attempt, bearer.as_ref().map_or(self.token(), Secret::expose));
             match action {
                 RetryAction::Successful | RetryAction::DontRetry(DontRetry::FinalAnswer) => {
                     return match attempt {
@@ -923,8 +948,8 @@ impl HubSpotClient {
     }
 
     /// One HTTP exchange.
-    async fn send_once(&self, call: &Call) -> Result<RawAnswer, (TransportFailure, String)> {
-        let mut request = self.inner.http.request(call.method.clone(), call.url.clone());
+    async fn send_once(&self, call: &Call, auth: HeaderValue) -> Result<RawAnswer, (TransportFailure, String)> {
+        let mut request = self.inner.http.request(call.method.clone(), call.url.clone()).header(AUTHORIZATION, auth);
         if let Some(body) = &call.body {
             request = request.header(CONTENT_TYPE, "application/json").body(body.clone());
         }
@@ -953,6 +978,17 @@ impl HubSpotClient {
     fn check_access(&self, call: &Call, answer: RawAnswer) -> Result<Reply, HubSpotError> {
         let account = self.account().to_string();
         match answer.status {
+            401 if matches!(self.inner.auth, Auth::OAuth(_)) => {
+                let parsed = ApiError::parse(&answer.body).unwrap_or_default();
+                Err(HubSpotError::ReauthRequired {
+                    account,
+                    detail: format!(
+                        "HubSpot refused its access token ({}: {})",
+                        parsed.category.as_deref().unwrap_or("HTTP 401"),
+                        excerpt(&parsed.best_message(), self.token())
+                    ),
+                })
+            }
             401 => {
                 let parsed = ApiError::parse(&answer.body).unwrap_or_default();
                 Err(HubSpotError::Unauthorized {
@@ -1014,6 +1050,55 @@ impl HubSpotClient {
     fn token(&self) -> &str {
         self.inner.settings.token.expose()
     }
+
+    /// The `Authorization` header for the next request, and the OAuth access token in it.
+    async fn authorization(&self) -> Result<(HeaderValue, Option<Secret>), HubSpotError> {
+        let session = match &self.inner.auth {
+            Auth::Static(header) => return Ok((header.clone(), None)),
+            Auth::OAuth(session) => session,
+        };
+        let token = session.bearer().await?;
+        let header = bearer_header(&token).ok_or_else(|| HubSpotError::ReauthRequired {
+            account: self.account().to_string(),
+            detail: "HubSpot issued an access token that cannot go in an HTTP header".to_string(),
+        })?;
+        Ok((header, Some(token)))
+    }
+
+    /// The portal and scopes of the account's OAuth token; `None` for a static token, whose
+    /// scopes HubSpot reveals only by refusing a request.
+    pub async fn oauth_token_info(&self) -> Option<Result<TokenInfo, HubSpotError>> {
+        match &self.inner.auth {
+            Auth::Static(_) => None,
+            Auth::OAuth(session) => Some(session.introspect().await),
+        }
+    }
+
+    /// Checks the token may write `object_type` records with `op`, without writing anything:
+    /// sends the batch endpoint an empty batch, which HubSpot refuses with 403
+    /// `MISSING_SCOPES` before it reads the body. Any other answer means the scope is there.
+    pub async fn probe_write_scope(&self, object_type: &str, op: WriteOp) -> Result<(), HubSpotError> {
+        let kind = match op {
+            WriteOp::Upsert => EndpointKind::Upsert,
+            WriteOp::Update => EndpointKind::Update,
+            WriteOp::Create => EndpointKind::Create,
+        };
+        let call = Call::new(kind, Method::POST, self.inner.paths.object_batch(object_type, op.path()))
+            .json(&serde_json::json!({ "inputs": [] }));
+        self.execute_or_error(&call).await.map(|_| ())
+    }
+}
+
+/// `Bearer <token>`, marked sensitive so it is never printed; `None` if it cannot be a header.
+fn bearer_header(token: &Secret) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// True for HubSpot's 401 `EXPIRED_AUTHENTICATION`, the one 401 a refresh can answer.
+fn is_expired_authentication(body: &str) -> bool {
+    ApiError::parse(body).is_some_and(|e| e.category.as_deref() == Some("EXPIRED_AUTHENTICATION"))
 }
 
 /// A one-line description of an attempt, for logs and errors.

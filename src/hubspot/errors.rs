@@ -27,6 +27,15 @@ pub enum HubSpotError {
     )]
     Unauthorized { account: String, category: String, message: String },
 
+    /// The OAuth login no longer works: HubSpot refused the refresh token (revoked, or the app
+    /// was uninstalled) or the access token it just issued. Only a new login helps.
+    #[error(
+        "HubSpot account {account}: the OAuth login no longer works: {detail}. Run `hubsync auth \
+         login --account {account}` again to sign in; nothing was lost, the rows not delivered \
+         are sent by the next run."
+    )]
+    ReauthRequired { account: String, detail: String },
+
     /// 403 MISSING_SCOPES: the token works but lacks scopes for this endpoint.
     #[error(
         "HubSpot account {account}: the token lacks the scopes needed for {endpoint}; HubSpot \
@@ -84,6 +93,7 @@ impl HubSpotError {
         match self {
             HubSpotError::InvalidSettings { .. } => "INVALID_SETTINGS",
             HubSpotError::Unauthorized { .. } => "UNAUTHORIZED",
+            HubSpotError::ReauthRequired { .. } => "REAUTH_REQUIRED",
             HubSpotError::MissingScopes { .. } => "MISSING_SCOPES",
             HubSpotError::Forbidden { .. } => "FORBIDDEN",
             HubSpotError::DailyLimit { .. } => "DAILY_LIMIT",
@@ -103,6 +113,7 @@ impl HubSpotError {
             self,
             HubSpotError::InvalidSettings { .. }
                 | HubSpotError::Unauthorized { .. }
+                | HubSpotError::ReauthRequired { .. }
                 | HubSpotError::MissingScopes { .. }
                 | HubSpotError::Forbidden { .. }
                 | HubSpotError::DailyLimit { .. }

@@ -11,11 +11,13 @@
 //! - `responses.rs`: pure answer reading (207 mapping, bisect decisions, metadata).
 //! - `stats.rs`: request counters.
 //! - `types.rs`: the data the client takes and returns.
-//! - `client.rs`: `HubSpotClient`, the only I/O.
+//! - `oauth.rs`: OAuth token exchange, refresh and introspection, and `OAuthSession`.
+//! - `client.rs`: `HubSpotClient`, the only other I/O.
 
 mod budget;
 mod client;
 mod errors;
+mod oauth;
 mod requests;
 mod responses;
 mod retry;
@@ -26,7 +28,9 @@ mod types;
 pub use budget::{BudgetSnapshot, RateBudget, RateLimitHeaders, RequestClass};
 pub use client::HubSpotClient;
 pub use errors::{ApiError, HubSpotError};
+pub use oauth::{now_ms, OAuthApp, OAuthError, OAuthSession, OAuthTokens, TokenEndpoint, TokenInfo, TokenStore};
 pub use requests::{ASSOCIATION_BATCH_LIMIT, OBJECT_BATCH_LIMIT, SEARCH_VALUES_LIMIT};
+pub use responses::WriteOp;
 pub use retry::{DontRetry, RetryAction, RetryPolicy, RetryReason};
 pub use settings::{
     ClientSettings, DEFAULT_API_VERSION, DEFAULT_BASE_URL, DEFAULT_DAILY_LIMIT, DEFAULT_LIST_BATCH_SIZE,

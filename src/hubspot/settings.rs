@@ -3,11 +3,13 @@
 //! These are runtime settings built from the user's config by the lead's `config` module; every
 //! default lives here, in one place, and every name carries its unit.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Secret;
 
 use super::errors::HubSpotError;
+use super::oauth::OAuthSession;
 
 /// HubSpot's public API host.
 pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
@@ -36,8 +38,10 @@ pub struct ClientSettings {
     pub base_url: String,
     /// Date-based API version used in every path, e.g. `2026-03`.
     pub api_version: String,
-    /// Private app / service key token, sent as `Authorization: Bearer`.
+    /// Private app / service key token, sent as `Authorization: Bearer`; unused with `oauth`.
     pub token: Secret,
+    /// An OAuth login, whose access tokens are sent instead of `token` and refreshed as needed.
+    pub oauth: Option<Arc<OAuthSession>>,
     /// Requests allowed per rolling 10 seconds (100 Free/Starter, 190 Pro/Enterprise, 250 with
     /// the API limit increase). Lowered at run time when HubSpot's headers report less.
     pub max_requests_per_10s: u32,
@@ -60,6 +64,7 @@ impl Default for ClientSettings {
             base_url: DEFAULT_BASE_URL.to_string(),
             api_version: DEFAULT_API_VERSION.to_string(),
             token: Secret::new(""),
+            oauth: None,
             max_requests_per_10s: DEFAULT_MAX_REQUESTS_PER_10S,
             daily_limit: DEFAULT_DAILY_LIMIT,
             search_requests_per_sec: DEFAULT_SEARCH_REQUESTS_PER_SEC,
@@ -84,7 +89,7 @@ impl ClientSettings {
     /// Reports every setting that cannot work, all at once.
     pub fn validate(&self) -> Result<(), HubSpotError> {
         let mut problems = Vec::new();
-        if self.token.is_empty() {
+        if self.token.is_empty() && self.oauth.is_none() {
             problems.push("the token is empty: set the private app or service key token".to_string());
         }
         match url::Url::parse(&self.base_url) {

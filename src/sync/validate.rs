@@ -9,8 +9,8 @@ use super::links::{parse_link_cell, resolve_rules};
 use super::object::{check_mappings, resolve_object};
 use super::runner::connect_source;
 use super::SyncError;
-use crate::config::{Config, SyncSpec};
-use crate::hubspot::{HubSpotClient, PropertyInfo};
+use crate::config::{Config, SyncMode, SyncSpec};
+use crate::hubspot::{HubSpotClient, HubSpotError, PropertyInfo, WriteOp};
 use crate::source::{select_columns, ColumnInfo, ValueKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -58,6 +58,25 @@ pub async fn validate_sync(config: &Config, sync: &SyncSpec, client: &HubSpotCli
             }
         }
     }
+    // An OAuth token lists its scopes: every missing one is named before any call fails on it.
+    if let Some(info) = client.oauth_token_info().await {
+        let missing = match info {
+            Ok(info) => crate::auth::missing_scopes(sync, &info.scopes),
+            Err(e) => {
+                findings.push(error(format!("{}.hubspot", sync.key), e.to_string()));
+                return findings;
+            }
+        };
+        for need in &missing {
+            findings.push(error(
+                format!("{}.hubspot", sync.key),
+                crate::auth::missing_scope_message(&sync.name, &need.scope, &need.operation),
+            ));
+        }
+        if !missing.is_empty() {
+            return findings;
+        }
+    }
     let meta = match resolve_object(client, sync).await {
         Ok(meta) => meta,
         Err(SyncError::Config { key, message, .. }) => {
@@ -85,6 +104,9 @@ pub async fn validate_sync(config: &Config, sync: &SyncSpec, client: &HubSpotCli
             });
         }
     }
+    if let Some(finding) = check_write_scope(sync, client, &meta).await {
+        findings.push(finding);
+    }
     if !sync.associations.is_empty() {
         findings.extend(check_association_labels(config, sync, client, &meta).await);
     }
@@ -102,6 +124,34 @@ pub async fn validate_sync(config: &Config, sync: &SyncSpec, client: &HubSpotCli
         });
     }
     findings
+}
+
+/// A static token's scopes show only in HubSpot's refusals: an empty batch to the sync's write
+/// endpoint is refused with 403 `MISSING_SCOPES` when the token may not write, and writes
+/// nothing otherwise. (OAuth tokens were checked against their introspected scopes.)
+async fn check_write_scope(sync: &SyncSpec, client: &HubSpotClient, meta: &super::ObjectMeta) -> Option<Finding> {
+    if client.settings().oauth.is_some() {
+        return None;
+    }
+    let (op, verb) = match sync.mode {
+        SyncMode::Upsert => (WriteOp::Upsert, "upsert"),
+        SyncMode::Update => (WriteOp::Update, "update"),
+        SyncMode::Create => (WriteOp::Create, "create"),
+    };
+    let message = match client.probe_write_scope(&meta.path_name, op).await {
+        Ok(()) => return None,
+        Err(HubSpotError::MissingScopes { scopes, .. }) => {
+            let scope = crate::auth::required_scopes(sync)
+                .into_iter()
+                .find(|n| n.operation == format!("{verb} {}", sync.object))
+                .map(|n| n.scope)
+                .or_else(|| scopes.first().cloned())
+                .unwrap_or_else(|| "a write scope HubSpot did not name".to_string());
+            crate::auth::missing_scope_message(&sync.name, &scope, &format!("{verb} {}", sync.object))
+        }
+        Err(e) => crate::auth::describe_run_error(&sync.name, &SyncError::HubSpot(e)),
+    };
+    Some(Finding { severity: Severity::Error, sync: sync.name.clone(), key: format!("{}.hubspot", sync.key), message })
 }
 
 /// Resolves the association rules and reads the model's association columns to check that
