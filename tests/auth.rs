@@ -200,8 +200,8 @@ struct Login {
 }
 
 impl Login {
-    fn start(h: &Harness) -> Login {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hubsync"))
+    fn spawn(h: &Harness) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_hubsync"))
             .current_dir(h.dir.path())
             .arg("--config")
             .arg(h.config_path())
@@ -209,20 +209,33 @@ impl Login {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start hubsync auth login");
+            .expect("start hubsync auth login")
+    }
+
+    fn start(h: &Harness) -> Login {
+        let mut child = Login::spawn(h);
         let mut head = Vec::new();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut link = None;
         loop {
             let mut line = String::new();
             if stdout.read_line(&mut line).unwrap() == 0 {
-                let out = child.wait_with_output().unwrap();
-                panic!("auth login ended before printing a link: {head:?}\n{}", text(&out.stderr));
+                break;
             }
             head.push(line.trim_end().to_string());
             if let Some(url) = line.split_whitespace().find(|w| w.contains("/oauth/authorize?")) {
-                let url = url.to_string();
+                link = Some(url.to_string());
+                break;
+            }
+        }
+        match link {
+            Some(url) => {
                 let tail = std::thread::spawn(move || String::from_utf8_lossy(&read_all(stdout)).into_owned());
-                return Login { child, url, head, tail };
+                Login { child, url, head, tail }
+            }
+            None => {
+                let out = child.wait_with_output().unwrap();
+                panic!("auth login ended before printing a link: {head:?}\n{}", text(&out.stderr));
             }
         }
     }
