@@ -3,9 +3,12 @@
 //! HubSpot counts requests per app in a rolling 10-second window, per account per day, and CRM
 //! searches per second (hubspot-api.md §5). One `RateBudget` per account, behind an `Arc`, is
 //! asked before every request, so syncs running side by side never exceed together what one
-//! respects alone. The window is a sliding log of send times, held a little longer than
-//! HubSpot's window (`WINDOW_MARGIN`): HubSpot counts arrival times, and requests sent 10.1 s
-//! apart can arrive 9.9 s apart when the first one is slower on the wire.
+//! respects alone. The window is a sliding log of requests. HubSpot counts a request when it
+//! arrives, which is after it was sent and before its answer came back; so a request counts from
+//! its send time while it is in flight, and from its answer's time once answered. An answered
+//! request leaves the log 10 s (plus `ANSWERED_MARGIN`) after its answer: the next request is
+//! sent after that, so it arrives more than 10 s after the first one did, whatever the network
+//! did. A request that got no answer stays for 10 s plus `WINDOW_MARGIN` after it was sent.
 //!
 //! HubSpot's `X-HubSpot-RateLimit-*` headers tighten the budget at run time: a lower `Max` (a
 //! different tier) lowers the window's capacity, a `Remaining` below what this process alone
@@ -25,8 +28,12 @@ use super::settings::ClientSettings;
 
 use crate::telemetry::events::BudgetWaited;
 
-/// How much longer than HubSpot's window a send is remembered (network jitter).
+/// How much longer than HubSpot's window a request that got no answer is remembered, counted
+/// from its send time (it may have arrived later, slow on the wire).
 pub const WINDOW_MARGIN: Duration = Duration::from_millis(1000);
+/// How much longer than HubSpot's window an answered request is remembered, counted from its
+/// answer's time (HubSpot counted it before that): only rounding and timer slack.
+pub const ANSWERED_MARGIN: Duration = Duration::from_millis(100);
 /// The same for the one-second search bucket.
 pub const SEARCH_WINDOW_MARGIN: Duration = Duration::from_millis(200);
 /// HubSpot's burst window unless its headers say otherwise.
@@ -107,12 +114,24 @@ pub struct RateBudget {
     waited_micros: AtomicU64,
 }
 
+/// One request in the 10-second log.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    /// When the budget let it through.
+    sent: Instant,
+    /// The latest moment HubSpot can have counted it: the send time while it is in flight,
+    /// its answer's time once answered.
+    counted_by: Instant,
+    answered: bool,
+}
+
 #[derive(Debug)]
 struct State {
     configured_max: u32,
     max_per_window: u32,
     interval: Duration,
-    sends: VecDeque<Instant>,
+    /// Requests that may still count in HubSpot's window, in send order.
+    sends: VecDeque<Sent>,
     search_per_sec: u32,
     search_sends: VecDeque<Instant>,
     paused_until: Option<Instant>,
@@ -182,13 +201,15 @@ impl RateBudget {
         result
     }
 
-    /// Learns from a response's rate-limit headers. `sent_at` is when its request was sent.
+    /// Learns from an answer: its request counts from now on from the answer's time, and its
+    /// rate-limit headers, if any, tighten the budget. `sent_at` is when its request was sent.
     pub fn observe(&self, headers: &RateLimitHeaders, sent_at: Instant) {
-        if headers.is_empty() {
-            return;
-        }
         let mut st = self.lock();
-        st.observe(headers, sent_at, Instant::now());
+        let now = Instant::now();
+        st.answered(sent_at, now);
+        if !headers.is_empty() {
+            st.observe(headers, sent_at, now);
+        }
     }
 
     /// HubSpot answered 429 for the 10-second window: nobody sends before `until`.
@@ -207,8 +228,10 @@ impl RateBudget {
         let window = st.interval;
         st.sends
             .iter()
-            .find(|t| now.saturating_duration_since(**t) < window)
-            .map(|t| (*t + window).saturating_duration_since(now))
+            .map(|s| s.counted_by + window)
+            .filter(|leaves| *leaves > now)
+            .min()
+            .map(|leaves| leaves.saturating_duration_since(now))
             .unwrap_or(window)
             .min(window)
     }
@@ -238,7 +261,7 @@ impl RateBudget {
     pub fn snapshot(&self) -> BudgetSnapshot {
         let mut st = self.lock();
         let now = Instant::now();
-        st.prune(now);
+        st.prune_all(now);
         st.roll_day();
         let used = st.sends.len().min(u32::MAX as usize) as u32;
         BudgetSnapshot {
@@ -256,20 +279,32 @@ impl RateBudget {
     }
 }
 
-impl State {
-    fn window(&self) -> Duration {
-        self.interval + WINDOW_MARGIN
+impl Sent {
+    /// When the request leaves the log: HubSpot's window after it was counted, plus the margin.
+    fn leaves_at(&self, interval: Duration) -> Instant {
+        let margin = if self.answered { ANSWERED_MARGIN } else { WINDOW_MARGIN };
+        self.counted_by + interval + margin
     }
+}
 
+impl State {
+    /// Drops the requests that left the window from the front of the log. A request answered
+    /// sooner than an older one may leave first and stay a little longer: see `prune_all`.
     fn prune(&mut self, now: Instant) {
-        let window = self.window();
-        while self.sends.front().is_some_and(|t| now.saturating_duration_since(*t) >= window) {
+        while self.sends.front().is_some_and(|s| s.leaves_at(self.interval) <= now) {
             self.sends.pop_front();
         }
         let search_window = Duration::from_secs(1) + SEARCH_WINDOW_MARGIN;
         while self.search_sends.front().is_some_and(|t| now.saturating_duration_since(*t) >= search_window) {
             self.search_sends.pop_front();
         }
+    }
+
+    /// Drops every request that left the window.
+    fn prune_all(&mut self, now: Instant) {
+        self.prune(now);
+        let interval = self.interval;
+        self.sends.retain(|s| s.leaves_at(interval) > now);
     }
 
     /// The local day count restarts at UTC midnight; HubSpot's daily headers correct it to the
@@ -304,7 +339,13 @@ impl State {
         }
         let max = self.max_per_window.max(1) as usize;
         if self.sends.len() >= max {
-            later(self.sends[self.sends.len() - max] + self.window());
+            self.prune_all(now);
+        }
+        if self.sends.len() >= max {
+            // Room opens when all but `max - 1` requests have left the log.
+            let mut leaving: Vec<Instant> = self.sends.iter().map(|s| s.leaves_at(self.interval)).collect();
+            leaving.sort_unstable();
+            later(leaving[self.sends.len() - max]);
         }
         if class == RequestClass::Search {
             let per_sec = self.search_per_sec.max(1) as usize;
@@ -320,12 +361,21 @@ impl State {
             self.next_daily_probe = Some(now + DAILY_PROBE_INTERVAL);
         }
         self.paused_until = None;
-        self.sends.push_back(now);
+        self.sends.push_back(Sent { sent: now, counted_by: now, answered: false });
         if class == RequestClass::Search {
             self.search_sends.push_back(now);
         }
         self.daily_used = self.daily_used.saturating_add(1);
         Ok(None)
+    }
+
+    /// The request sent at `sent_at` was answered at `now`. Requests are told apart by their send
+    /// time: the latest one in flight that was let through by then is this one.
+    fn answered(&mut self, sent_at: Instant, now: Instant) {
+        if let Some(s) = self.sends.iter_mut().rev().find(|s| !s.answered && s.sent <= sent_at) {
+            s.counted_by = now.max(s.sent);
+            s.answered = true;
+        }
     }
 
     fn observe(&mut self, h: &RateLimitHeaders, sent_at: Instant, now: Instant) {
@@ -354,7 +404,7 @@ impl State {
             let server_used = server_max.saturating_sub(remaining) as usize;
             // What this process had sent in the window HubSpot counted for this request.
             let from = sent_at.checked_sub(self.interval);
-            let ours = self.sends.iter().filter(|t| **t <= sent_at && from.is_none_or(|f| **t > f)).count();
+            let ours = self.sends.iter().filter(|s| s.sent <= sent_at && from.is_none_or(|f| s.sent > f)).count();
             let cap = self.max_per_window as usize;
             let extra = server_used.saturating_sub(ours).min(cap.saturating_sub(ours));
             if extra > 0 {
@@ -364,11 +414,11 @@ impl State {
                     ours,
                     "HubSpot counted requests this process did not send; the budget counts them too."
                 );
-                // Stamp them at the latest moment they can have happened, so they stay in the
-                // log as long as they could count on HubSpot's side.
-                let at = self.sends.partition_point(|t| *t <= sent_at);
+                // They arrived before this request did, so before its answer: they count until
+                // the window after it.
+                let at = self.sends.partition_point(|s| s.sent <= sent_at);
                 for _ in 0..extra {
-                    self.sends.insert(at, sent_at);
+                    self.sends.insert(at, Sent { sent: sent_at, counted_by: now, answered: true });
                 }
             }
         }
@@ -416,6 +466,28 @@ mod tests {
             assert!(*t - times[i - 10] >= DEFAULT_INTERVAL + WINDOW_MARGIN);
         }
         assert!(budget.waited_secs() > 0.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answered_requests_count_from_their_answer() {
+        let budget = RateBudget::new(&settings(10, 1_000, 4));
+        let start = Instant::now();
+        // The first answer takes 3 s, the next nine 50 ms each.
+        for i in 0..10 {
+            budget.acquire(RequestClass::Standard).await.unwrap();
+            let sent = Instant::now();
+            tokio::time::advance(if i == 0 { Duration::from_secs(3) } else { Duration::from_millis(50) }).await;
+            budget.observe(&RateLimitHeaders::default(), sent);
+        }
+        // HubSpot counted the first request at most 3 s after it was sent: the window frees
+        // 10 s after its answer (plus the small margin), not 10 s + 1 s after the send.
+        budget.acquire(RequestClass::Standard).await.unwrap();
+        assert_eq!(Instant::now() - start, Duration::from_secs(3) + DEFAULT_INTERVAL + ANSWERED_MARGIN);
+        // The second one was answered at 3.05 s.
+        let sent = Instant::now();
+        budget.observe(&RateLimitHeaders::default(), sent);
+        budget.acquire(RequestClass::Standard).await.unwrap();
+        assert_eq!(Instant::now() - start, Duration::from_millis(3_050) + DEFAULT_INTERVAL + ANSWERED_MARGIN);
     }
 
     #[tokio::test(start_paused = true)]
