@@ -1,17 +1,29 @@
--- Folds the journal into snapshot and rejections with whole-table swaps, then empties it.
--- Runs inside one transaction (see state/store.rs).
+-- Folds the journal into the snapshot with a whole-table swap: for a journal about as big as
+-- the snapshot (a first run). Followed by merge_rejections.sql, in one transaction (see
+-- state/store.rs).
 CREATE OR REPLACE TABLE snapshot_next AS
-WITH j AS (
+WITH last AS (
+    -- Per key, the latest entry with an id and the latest acknowledgement. Only numbers are
+    -- aggregated; the values are fetched by sequence number, so the aggregate stays small.
     SELECT
         pk,
-        arg_max(hubspot_id, seq) FILTER (WHERE hubspot_id IS NOT NULL) AS hubspot_id,
-        arg_max(row_hash, seq) FILTER (WHERE kind = 'ack') AS row_hash,
-        arg_max(props, seq) FILTER (WHERE kind = 'ack') AS props,
-        max(recorded_at) FILTER (WHERE kind = 'ack') AS delivered_at,
-        bool_or(kind = 'ack') AS acked
+        max(seq) FILTER (WHERE hubspot_id IS NOT NULL) AS id_seq,
+        max(seq) FILTER (WHERE kind = 'ack') AS ack_seq
     FROM journal
     WHERE kind IN ('ack', 'id')
     GROUP BY pk
+),
+j AS (
+    SELECT
+        last.pk,
+        i.hubspot_id,
+        a.row_hash,
+        a.props,
+        a.recorded_at AS delivered_at,
+        last.ack_seq IS NOT NULL AS acked
+    FROM last
+    LEFT JOIN journal i ON i.seq = last.id_seq
+    LEFT JOIN journal a ON a.seq = last.ack_seq
 )
 SELECT
     coalesce(j.pk, s.pk) AS pk,
@@ -24,25 +36,3 @@ FULL OUTER JOIN j ON s.pk = j.pk;
 
 DROP TABLE snapshot;
 ALTER TABLE snapshot_next RENAME TO snapshot;
-
--- The latest outcome per key decides: an acknowledgement clears a rejection, a rejection
--- adds one or counts another attempt.
-CREATE OR REPLACE TABLE rejections_next AS
-WITH last AS (
-    SELECT pk, arg_max(kind, seq) AS kind, arg_max(run_id, seq) AS run_id,
-           arg_max(code, seq) AS code, arg_max(message, seq) AS message, max(recorded_at) AS at
-    FROM journal
-    WHERE kind IN ('ack', 'reject')
-    GROUP BY pk
-)
-SELECT r.* FROM rejections r ANTI JOIN last ON r.pk = last.pk
-UNION ALL
-SELECT last.pk, last.run_id, last.code, last.message,
-       coalesce(r.attempts, 0) + 1, coalesce(r.first_seen, last.at), last.at
-FROM last LEFT JOIN rejections r ON r.pk = last.pk
-WHERE last.kind = 'reject';
-
-DROP TABLE rejections;
-ALTER TABLE rejections_next RENAME TO rejections;
-
-DELETE FROM journal;

@@ -192,4 +192,18 @@ list = true
     h.emulator.clear_journal();
     h.run("vip-users").await;
     assert_eq!(h.emulator.journal().len(), 0, "an unchanged run sends nothing");
+
+    // A row leaving the model is the run's only change: no record to send, but the list loses
+    // the member (a run with nothing to send still notices that the model's keys changed).
+    h.db.exec("DELETE FROM users WHERE user_id = 42").await;
+    h.emulator.clear_journal();
+    let third = h.run("vip-users").await;
+    assert_eq!((third.counts.list_added, third.counts.list_removed), (0, 1));
+    assert_eq!(h.emulator.count_requests("PUT", "/memberships/remove"), 1);
+    let members: BTreeSet<String> = h.emulator.list_members(&list.list_id).into_iter().collect();
+    assert_eq!(members, model_ids(&h, (1..=231).filter(|i| *i != 17 && *i != 42).collect()));
+
+    h.emulator.clear_journal();
+    h.run("vip-users").await;
+    assert_eq!(h.emulator.journal().len(), 0, "an unchanged run sends nothing");
 }

@@ -305,3 +305,36 @@ fields = { n_int = "n_int", n_num = "n_num", n_float = "n_float", d_date = "d_da
     assert_eq!(p["j_json"], "{\"a\": [1, 2]}");
     assert_eq!(p["tags"], "a;b", "arrays are multi-select values");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mapping_another_column_sends_it_once_for_every_row() {
+    let h = contacts_harness(250).await;
+    assert_eq!(h.run("contacts").await.counts.created, 250);
+
+    // The same rows, one more mapped column: every row's hash changes with the mapping, and
+    // only the new property is sent.
+    h.write_config(
+        &CONTACTS_SYNC.replace("plan = \"plan_tier\"", "plan = \"plan_tier\", user_id = \"external_user_id\""),
+    );
+    h.emulator.create_property(
+        "contacts",
+        json!({"name": "external_user_id", "label": "External user id", "type": "string", "fieldType": "text", "groupName": "contactinformation"}),
+    );
+    h.emulator.clear_journal();
+    let remapped = h.run("contacts").await;
+    assert_eq!(remapped.status, RunStatus::Succeeded, "{:?}", remapped.error);
+    assert_eq!(remapped.counts.updated, 250);
+    assert_eq!(h.emulator.count_requests("POST", "/batch/update"), 3);
+    for body in h.emulator.request_bodies("POST", "/batch/update") {
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        for input in body["inputs"].as_array().unwrap() {
+            let keys: Vec<&str> = input["properties"].as_object().unwrap().keys().map(String::as_str).collect();
+            assert_eq!(keys, vec!["external_user_id"]);
+        }
+    }
+
+    h.emulator.clear_journal();
+    let again = h.run("contacts").await;
+    assert_eq!(again.counts.unchanged, 250);
+    assert_eq!(h.emulator.journal().len(), 0, "the new mapping's hashes are remembered");
+}

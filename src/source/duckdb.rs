@@ -2,12 +2,15 @@
 //! converted to HubSpot text in SQL and sent on in chunks.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use duckdb::{AccessMode, Connection};
 use tokio::sync::mpsc;
 
+use super::hash::{hash_values, key_hash, KeySet};
 use super::kinds::{duckdb_expr, duckdb_kind, ColumnInfo};
-use super::{Row, SourceError, CHUNK_ROWS};
+use super::{uses_label_objects, KeyChunk, Row, RowKey, SourceError, CHUNK_ROWS};
 
 pub struct DuckDbSource {
     name: String,
@@ -57,41 +60,34 @@ impl DuckDbSource {
         })
     }
 
-    pub async fn stream(
+    /// Runs `query` on a blocking thread and hands every row's values, as text, to `each`, then
+    /// `None` once the rows are done; stops early when `each` returns false. Returns the number
+    /// of rows read.
+    async fn read_rows(
         &self,
         sync: &str,
-        sql: &str,
-        columns: &[ColumnInfo],
-        tx: mpsc::Sender<Vec<Row>>,
+        query: String,
+        width: usize,
+        mut each: impl FnMut(Option<Row>) -> bool + Send + 'static,
     ) -> Result<u64, SourceError> {
-        let exprs: Vec<String> = columns.iter().map(|c| duckdb_expr(&c.name, c.kind)).collect();
-        let query = format!("SELECT {} FROM ({sql}) AS m", exprs.join(", "));
         let conn = self.connect()?;
-        let width = columns.len();
         let sync_name = sync.to_string();
         let this = DuckDbSource { name: self.name.clone(), path: self.path.clone() };
         tokio::task::spawn_blocking(move || -> Result<u64, SourceError> {
             let mut statement = conn.prepare(&query).map_err(|e| this.query_error(&sync_name, e))?;
             let mut rows = statement.query([]).map_err(|e| this.query_error(&sync_name, e))?;
-            let mut batch = Vec::with_capacity(CHUNK_ROWS);
             let mut count = 0u64;
             while let Some(row) = rows.next().map_err(|e| this.query_error(&sync_name, e))? {
                 let mut values: Row = Vec::with_capacity(width);
                 for i in 0..width {
                     values.push(row.get::<_, Option<String>>(i).map_err(|e| this.query_error(&sync_name, e))?);
                 }
-                batch.push(values);
                 count += 1;
-                if batch.len() == CHUNK_ROWS {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(CHUNK_ROWS));
-                    if tx.blocking_send(full).is_err() {
-                        return Ok(count);
-                    }
+                if !each(Some(values)) {
+                    return Ok(count);
                 }
             }
-            if !batch.is_empty() {
-                let _ = tx.blocking_send(batch);
-            }
+            each(None);
             Ok(count)
         })
         .await
@@ -100,5 +96,81 @@ impl DuckDbSource {
             warehouse: self.name.clone(),
             message: format!("the reading thread stopped: {e}"),
         })?
+    }
+
+    fn query(sql: &str, columns: &[ColumnInfo]) -> String {
+        let exprs: Vec<String> = columns.iter().map(|c| duckdb_expr(&c.name, c.kind)).collect();
+        format!("SELECT {} FROM ({sql}) AS m", exprs.join(", "))
+    }
+
+    /// Streams every row's key and the hash of its converted values.
+    pub async fn stream_keys(
+        &self,
+        sync: &str,
+        sql: &str,
+        columns: &[ColumnInfo],
+        first_link: usize,
+        seed: u64,
+        tx: mpsc::Sender<KeyChunk>,
+    ) -> Result<u64, SourceError> {
+        let links = columns.len().saturating_sub(first_link);
+        let new_chunk = move || KeyChunk { keys: Vec::with_capacity(CHUNK_ROWS), label_objects: vec![false; links] };
+        let mut chunk = new_chunk();
+        let mut buffer = Vec::new();
+        self.read_rows(sync, Self::query(sql, columns), columns.len(), move |values| {
+            let Some(values) = values else {
+                let rest = std::mem::replace(&mut chunk, new_chunk());
+                return rest.keys.is_empty() || tx.blocking_send(rest).is_ok();
+            };
+            for (j, cell) in values.iter().skip(first_link).enumerate() {
+                if cell.as_deref().is_some_and(uses_label_objects) {
+                    chunk.label_objects[j] = true;
+                }
+            }
+            let key = values.first().cloned().flatten();
+            let key_hash = key.as_deref().map(key_hash).unwrap_or(0);
+            chunk.keys.push(RowKey { key, key_hash, hash: hash_values(seed, &values, &mut buffer) });
+            if chunk.keys.len() == CHUNK_ROWS {
+                let full = std::mem::replace(&mut chunk, new_chunk());
+                return tx.blocking_send(full).is_ok();
+            }
+            true
+        })
+        .await
+    }
+
+    /// Streams the rows (only those whose key's hash is in `keys`, when given), converted to
+    /// HubSpot values. Returns the number of rows sent.
+    pub async fn stream_rows(
+        &self,
+        sync: &str,
+        sql: &str,
+        columns: &[ColumnInfo],
+        keys: Option<Arc<KeySet>>,
+        tx: mpsc::Sender<Vec<Row>>,
+    ) -> Result<u64, SourceError> {
+        let mut batch = Vec::with_capacity(CHUNK_ROWS);
+        let sent = Arc::new(AtomicU64::new(0));
+        let counter = sent.clone();
+        self.read_rows(sync, Self::query(sql, columns), columns.len(), move |values| {
+            let Some(values) = values else {
+                let rest = std::mem::take(&mut batch);
+                return rest.is_empty() || tx.blocking_send(rest).is_ok();
+            };
+            if let Some(keys) = &keys {
+                if !values.first().cloned().flatten().is_some_and(|key| keys.contains(key_hash(&key))) {
+                    return true;
+                }
+            }
+            counter.fetch_add(1, Ordering::Relaxed);
+            batch.push(values);
+            if batch.len() == CHUNK_ROWS {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(CHUNK_ROWS));
+                return tx.blocking_send(full).is_ok();
+            }
+            true
+        })
+        .await?;
+        Ok(sent.load(Ordering::Relaxed))
     }
 }

@@ -45,25 +45,30 @@ impl StateStore {
     }
 
     /// Rows whose association cells must be read this run: changed rows, and rows with an
-    /// association that failed before. `first` is the staging index of the first cell.
-    pub fn link_input_page(
-        &self,
-        after: i64,
-        limit: usize,
-        first: usize,
-        links: usize,
-    ) -> Result<Vec<LinkInputRow>, StateError> {
-        let cells: Vec<String> = (0..links).map(|j| format!(", c{}", first + j)).collect();
-        let sql = format!(
-            "SELECT rownum, c0{} FROM staging
-             WHERE rownum > ? AND c0 IS NOT NULL AND c0 NOT IN (SELECT pk FROM dup_keys)
+    /// association that failed before (the second read brought both). `first` is the index of
+    /// the first cell in `staging_rows`.
+    pub fn prepare_link_inputs(&mut self, first: usize, links: usize) -> Result<(), StateError> {
+        let cells: Vec<String> = (0..links).map(|j| format!(", c{} AS l{j}", first + j)).collect();
+        self.batch(&format!(
+            "CREATE OR REPLACE TABLE link_inputs AS
+             SELECT rownum, c0{} FROM staging_rows
+             WHERE c0 IS NOT NULL AND c0 NOT IN (SELECT pk FROM dup_keys)
                AND (c0 IN (SELECT pk FROM changes) OR c0 IN (SELECT from_pk FROM association_rejections))
-             ORDER BY rownum LIMIT ?",
+             ORDER BY rownum",
+            cells.concat()
+        ))
+    }
+
+    /// Reads the rows `prepare_link_inputs` picked, numbered `(after, after + limit]`.
+    pub fn link_input_page(&self, after: i64, limit: usize, links: usize) -> Result<Vec<LinkInputRow>, StateError> {
+        let cells: Vec<String> = (0..links).map(|j| format!(", l{j}")).collect();
+        let sql = format!(
+            "SELECT rowid + 1, c0{} FROM link_inputs WHERE rowid >= ? AND rowid < ? ORDER BY rowid",
             cells.concat()
         );
         let mut statement = self.conn.prepare(&sql).map_err(self.q())?;
         let rows = statement
-            .query_map(params![after, limit as i64], |r| {
+            .query_map(params![after, after + limit as i64], |r| {
                 let mut values = Vec::with_capacity(links);
                 for j in 0..links {
                     values.push(r.get::<_, Option<String>>(2 + j)?);
@@ -72,14 +77,6 @@ impl StateStore {
             })
             .map_err(self.q())?;
         rows.collect::<Result<Vec<_>, _>>().map_err(self.q())
-    }
-
-    /// True when any row's cell in staging column `index` uses the `{ value, label }` schema.
-    pub fn uses_label_schema(&self, index: usize) -> Result<bool, StateError> {
-        let sql = format!(
-            "SELECT count(*) FROM staging WHERE ltrim(c{index}) LIKE '{{%' OR regexp_matches(c{index}, '^\\s*\\[\\s*\\{{')"
-        );
-        Ok(self.scalar_i64(&sql)? > 0)
     }
 
     /// Starts this run's candidate and target tables.
@@ -149,15 +146,15 @@ impl StateStore {
     pub fn prepare_pending_links(&mut self) -> Result<u64, StateError> {
         self.batch(
             "CREATE OR REPLACE TABLE pending_links AS
-             SELECT row_number() OVER (ORDER BY c.assoc, c.from_pk, c.to_value, c.labels) AS n,
-                    c.assoc, c.from_pk, c.to_value, c.labels, s.hubspot_id AS from_id, l.hubspot_id AS to_id
+             SELECT c.assoc, c.from_pk, c.to_value, c.labels, s.hubspot_id AS from_id, l.hubspot_id AS to_id
              FROM (SELECT DISTINCT * FROM link_candidates) c
              ANTI JOIN associations a ON a.assoc = c.assoc AND a.from_pk = c.from_pk AND a.to_value = c.to_value
                                       AND a.labels = c.labels
              LEFT JOIN snapshot s ON s.pk = c.from_pk
              LEFT JOIN link_targets t ON t.assoc = c.assoc
              LEFT JOIN (SELECT object, property, value, min(hubspot_id) AS hubspot_id FROM lookup_ids GROUP BY ALL) l
-                    ON l.object = t.object AND l.property = t.property AND l.value = lower(trim(c.to_value));",
+                    ON l.object = t.object AND l.property = t.property AND l.value = lower(trim(c.to_value))
+             ORDER BY c.assoc, c.from_pk, c.to_value, c.labels;",
         )?;
         Ok(self.scalar_i64("SELECT count(*) FROM pending_links")? as u64)
     }
@@ -166,12 +163,12 @@ impl StateStore {
         let mut statement = self
             .conn
             .prepare(
-                "SELECT n, assoc, from_pk, to_value, labels, from_id, to_id FROM pending_links
-                 WHERE n > ? ORDER BY n LIMIT ?",
+                "SELECT rowid + 1 AS n, assoc, from_pk, to_value, labels, from_id, to_id FROM pending_links
+                 WHERE rowid >= ? AND rowid < ? ORDER BY rowid",
             )
             .map_err(self.q())?;
         let rows = statement
-            .query_map(params![after, limit as i64], |r| {
+            .query_map(params![after, after + limit as i64], |r| {
                 Ok(PendingLink {
                     n: r.get(0)?,
                     link: LinkCandidate {
@@ -275,26 +272,70 @@ impl StateStore {
         Ok(())
     }
 
-    /// Membership changes of a list: model rows with a HubSpot id that are not members yet, and
-    /// members whose rows left the model (or lost their id).
-    #[allow(clippy::type_complexity)]
-    pub fn list_changes(&self, list_id: &str) -> Result<(Vec<(String, String)>, Vec<(String, String)>), StateError> {
+    pub fn meta_delete(&mut self, key: &str) -> Result<(), StateError> {
+        self.conn.execute("DELETE FROM meta WHERE key = ?", params![key]).map_err(self.q())?;
+        Ok(())
+    }
+
+    /// A fingerprint of the model's valid keys (their count, and the xor and sum of their
+    /// hashes), and their count: equal fingerprints mean, but for a 2^-64 chance, the same keys.
+    pub fn model_fingerprint(&self) -> Result<(String, u64), StateError> {
+        self.conn
+            .query_row(
+                "SELECT count(*), coalesce(bit_xor(k), 0)::VARCHAR, coalesce(sum(k), 0)::VARCHAR FROM staging
+                 WHERE c0 IS NOT NULL AND c0 NOT IN (SELECT pk FROM dup_keys)",
+                [],
+                |r| {
+                    let count: i64 = r.get(0)?;
+                    let (xor, sum): (String, String) = (r.get(1)?, r.get(2)?);
+                    Ok((format!("{count}:{xor}:{sum}"), count as u64))
+                },
+            )
+            .map_err(self.q())
+    }
+
+    /// How many rows this run found to send.
+    pub fn changes_count(&self) -> Result<u64, StateError> {
+        Ok(self.scalar_i64("SELECT count(*) FROM changes")? as u64)
+    }
+
+    /// Finds the membership changes of a list: model rows with a HubSpot id that are not
+    /// members yet (`list_adds`), and members whose rows left the model or lost their id
+    /// (`list_removes`). Returns how many of each; read them with [`StateStore::list_changes_page`].
+    pub fn prepare_list_changes(&mut self, list_id: &str) -> Result<(u64, u64), StateError> {
+        let list = list_id.replace('\'', "''");
         let current = "SELECT st.c0 AS pk, s.hubspot_id FROM staging st JOIN snapshot s ON s.pk = st.c0
                        WHERE st.c0 IS NOT NULL AND st.c0 NOT IN (SELECT pk FROM dup_keys) AND s.hubspot_id IS NOT NULL";
-        let adds = format!(
-            "SELECT c.pk, c.hubspot_id FROM ({current}) c
-             ANTI JOIN (SELECT * FROM list_members WHERE list_id = ?) m ON m.pk = c.pk ORDER BY c.pk"
-        );
-        let removes = format!(
-            "SELECT m.pk, m.hubspot_id FROM (SELECT * FROM list_members WHERE list_id = ?) m
-             ANTI JOIN ({current}) c ON c.pk = m.pk ORDER BY m.pk"
-        );
-        let read = |sql: &str| -> Result<Vec<(String, String)>, StateError> {
-            let mut statement = self.conn.prepare(sql).map_err(self.q())?;
-            let rows = statement.query_map(params![list_id], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.q())?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(self.q())
-        };
-        Ok((read(&adds)?, read(&removes)?))
+        self.batch(&format!(
+            "CREATE OR REPLACE TABLE list_current AS {current};
+             CREATE OR REPLACE TABLE list_adds AS
+               SELECT c.pk, c.hubspot_id FROM list_current c
+               ANTI JOIN (SELECT * FROM list_members WHERE list_id = '{list}') m ON m.pk = c.pk ORDER BY c.pk;
+             CREATE OR REPLACE TABLE list_removes AS
+               SELECT m.pk, m.hubspot_id FROM (SELECT * FROM list_members WHERE list_id = '{list}') m
+               ANTI JOIN list_current c ON c.pk = m.pk ORDER BY m.pk;
+             DROP TABLE list_current;"
+        ))?;
+        let adds = self.scalar_i64("SELECT count(*) FROM list_adds")? as u64;
+        let removes = self.scalar_i64("SELECT count(*) FROM list_removes")? as u64;
+        Ok((adds, removes))
+    }
+
+    /// Reads `limit` of the changes `prepare_list_changes` found, from position `offset`:
+    /// `(key, HubSpot id)` pairs to add, or with `removes`, to remove.
+    pub fn list_changes_page(
+        &self,
+        removes: bool,
+        offset: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StateError> {
+        let table = if removes { "list_removes" } else { "list_adds" };
+        let sql = format!("SELECT pk, hubspot_id FROM {table} WHERE rowid >= ? AND rowid < ? ORDER BY rowid");
+        let mut statement = self.conn.prepare(&sql).map_err(self.q())?;
+        let rows = statement
+            .query_map(params![offset as i64, (offset + limit as u64) as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.q())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.q())
     }
 
     /// Records members HubSpot added, in one transaction.

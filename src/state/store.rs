@@ -6,10 +6,15 @@ use std::path::{Path, PathBuf};
 
 use duckdb::{params, Connection, ToSql};
 
-use crate::source::Row;
+use crate::source::{key_hash, KeySet, Row, RowKey};
 
 const SCHEMA: &str = include_str!("../../sql/schema.sql");
-const MERGE: &str = include_str!("../../sql/merge.sql");
+const MERGE_SWAP: &str = include_str!("../../sql/merge.sql");
+const MERGE_IN_PLACE: &str = include_str!("../../sql/merge_in_place.sql");
+const MERGE_REJECTIONS: &str = include_str!("../../sql/merge_rejections.sql");
+/// A journal with fewer entries than the snapshot's rows divided by this is merged in place;
+/// a bigger one rewrites the snapshot (cheaper than replacing most of its rows one by one).
+const IN_PLACE_RATIO: i64 = 8;
 
 /// What can go wrong with a state file.
 #[derive(Debug, thiserror::Error)]
@@ -210,16 +215,36 @@ impl StateStore {
         Ok(())
     }
 
-    /// Replaces the staging table with an empty one of `width` value columns (`c0` = key,
-    /// `c1` = match value, then one per property).
-    pub fn create_staging(&mut self, width: usize) -> Result<(), StateError> {
-        let columns: Vec<String> = (0..width).map(|i| format!("c{i} VARCHAR")).collect();
-        self.batch(&format!("CREATE OR REPLACE TABLE staging (rownum BIGINT, {})", columns.join(", ")))
+    /// Replaces the staging table with an empty one: one row per model row, with its number,
+    /// key (`c0`), key hash (`k`) and row hash (`h`).
+    pub fn create_staging(&mut self) -> Result<(), StateError> {
+        self.batch("CREATE OR REPLACE TABLE staging (rownum BIGINT, c0 VARCHAR, k UBIGINT, h UBIGINT)")
     }
 
-    /// Appends rows to the staging table; `first_rownum` numbers the first of them.
-    pub fn append_staging(&mut self, first_rownum: i64, rows: &[Row]) -> Result<(), StateError> {
+    /// Appends the first read's rows to the staging table; `first_rownum` numbers the first.
+    pub fn append_staging(&mut self, first_rownum: i64, keys: &[RowKey]) -> Result<(), StateError> {
         let mut appender = self.conn.appender("staging").map_err(|e| self.err(e))?;
+        for (i, row) in keys.iter().enumerate() {
+            let rownum = first_rownum + i as i64;
+            appender
+                .append_row(params![rownum, row.key, row.key_hash, row.hash])
+                .map_err(|e| query_error(&self.path, e))?;
+        }
+        appender.flush().map_err(|e| query_error(&self.path, e))?;
+        Ok(())
+    }
+
+    /// Replaces the table of the values read by the second read with an empty one of `width`
+    /// value columns (`c0` = key, `c1` = match value, then one per property, then association
+    /// cells).
+    pub fn create_staging_rows(&mut self, width: usize) -> Result<(), StateError> {
+        let columns: Vec<String> = (0..width).map(|i| format!("c{i} VARCHAR")).collect();
+        self.batch(&format!("CREATE OR REPLACE TABLE staging_rows (rownum BIGINT, {})", columns.join(", ")))
+    }
+
+    /// Appends rows of values; `first_rownum` numbers the first of them.
+    pub fn append_staging_rows(&mut self, first_rownum: i64, rows: &[Row]) -> Result<(), StateError> {
+        let mut appender = self.conn.appender("staging_rows").map_err(|e| self.err(e))?;
         for (i, row) in rows.iter().enumerate() {
             let rownum = first_rownum + i as i64;
             let mut values: Vec<&dyn ToSql> = Vec::with_capacity(row.len() + 1);
@@ -233,42 +258,27 @@ impl StateStore {
         Ok(())
     }
 
-    /// Diffs the staging table against the snapshot: sets aside invalid rows (null or repeated
-    /// key) and writes the rows to send to `changes`, numbered from 1. With `full`, every valid
-    /// row counts as changed.
-    pub fn compute_changes(
-        &mut self,
-        run_id: Option<i64>,
-        props: &[String],
-        links: usize,
-        full: bool,
-    ) -> Result<DiffTotals, StateError> {
-        let value_columns: Vec<String> = (0..props.len() + links).map(|i| format!("c.c{}", i + 2)).collect();
-        let mut hash_args: Vec<String> =
-            props.iter().enumerate().map(|(i, p)| format!("'{}', c{}", p.replace('\'', "''"), i + 2)).collect();
-        hash_args.extend((0..links).map(|j| format!("'link:{j}', c{}", props.len() + 2 + j)));
-        let hash =
-            if hash_args.is_empty() { "hash(NULL)".to_string() } else { format!("hash({})", hash_args.join(", ")) };
-        let select_values =
-            if value_columns.is_empty() { String::new() } else { format!(", {}", value_columns.join(", ")) };
-        let sql = format!(
+    /// Diffs the staged keys and hashes against the snapshot: sets aside invalid rows (null or
+    /// repeated key) and writes the keys of the rows to send to `changed_keys`. With `full`,
+    /// every valid row counts as changed.
+    pub fn diff_keys(&mut self, run_id: Option<i64>, full: bool) -> Result<DiffTotals, StateError> {
+        self.batch(&format!(
             "CREATE OR REPLACE TABLE dup_keys AS
-               SELECT c0 AS pk FROM staging WHERE c0 IS NOT NULL GROUP BY c0 HAVING count(*) > 1;
+               SELECT c0 AS pk FROM staging
+               WHERE c0 IS NOT NULL AND k IN (SELECT k FROM staging GROUP BY k HAVING count(*) > 1)
+               GROUP BY c0 HAVING count(*) > 1;
              CREATE OR REPLACE TABLE invalid_now AS
                SELECT rownum AS row_number, c0 AS pk,
                       CASE WHEN c0 IS NULL THEN 'NULL_PRIMARY_KEY' ELSE 'DUPLICATE_PRIMARY_KEY' END AS code,
                       CASE WHEN c0 IS NULL THEN 'the primary key is null'
                            ELSE 'the primary key appears in more than one row' END AS message
                FROM staging WHERE c0 IS NULL OR c0 IN (SELECT pk FROM dup_keys);
-             CREATE OR REPLACE TABLE changes AS
-               SELECT row_number() OVER (ORDER BY c.rownum) AS n, c.c0 AS pk, c.c1 AS match_value, c.h AS row_hash,
-                      s.hubspot_id, CASE WHEN s.row_hash IS NULL THEN NULL ELSE s.props END AS old_props{select_values}
-               FROM (SELECT *, {hash} AS h FROM staging
-                     WHERE c0 IS NOT NULL AND c0 NOT IN (SELECT pk FROM dup_keys)) c
+             CREATE OR REPLACE TABLE changed_keys AS
+               SELECT c.rownum, c.c0 AS pk, c.k, c.h
+               FROM (SELECT * FROM staging WHERE c0 IS NOT NULL AND c0 NOT IN (SELECT pk FROM dup_keys)) c
                LEFT JOIN snapshot s ON s.pk = c.c0
                WHERE {full} OR s.row_hash IS NULL OR s.row_hash <> c.h;"
-        );
-        self.batch(&sql)?;
+        ))?;
         if let Some(run_id) = run_id {
             self.batch(&format!(
                 "BEGIN; DELETE FROM invalid_rows; \
@@ -277,11 +287,59 @@ impl StateStore {
         }
         let rows = self.scalar_i64("SELECT count(*) FROM staging")? as u64;
         let invalid = self.scalar_i64("SELECT count(*) FROM invalid_now")? as u64;
-        let changed = self.scalar_i64("SELECT count(*) FROM changes")? as u64;
+        let changed = self.scalar_i64("SELECT count(*) FROM changed_keys")? as u64;
         Ok(DiffTotals { rows, invalid, changed })
     }
 
-    /// Reads changed rows with `n` in `(after, after + limit]`, in order.
+    /// The key hashes of the rows whose values the second read must bring: the changed rows,
+    /// and, with `links`, the rows whose associations failed before (they are retried).
+    pub fn wanted_keys(&self, links: bool) -> Result<KeySet, StateError> {
+        let mut hashes = Vec::new();
+        {
+            let mut statement = self.conn.prepare("SELECT k FROM changed_keys").map_err(|e| self.err(e))?;
+            let rows = statement.query_map([], |r| r.get::<_, u64>(0)).map_err(|e| self.err(e))?;
+            for k in rows {
+                hashes.push(k.map_err(|e| self.err(e))?);
+            }
+        }
+        if links {
+            let mut statement =
+                self.conn.prepare("SELECT DISTINCT from_pk FROM association_rejections").map_err(|e| self.err(e))?;
+            let rows = statement.query_map([], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
+            for pk in rows {
+                hashes.push(key_hash(&pk.map_err(|e| self.err(e))?));
+            }
+        }
+        Ok(KeySet::new(hashes))
+    }
+
+    /// Joins the changed keys with the values the second read brought into `changes`, the rows
+    /// to send, in model order (read back by position: a window numbering them would have to
+    /// hold them all in memory); returns how many. A key the second read did not find (its row
+    /// left the model in between) is not sent this run; a key it found twice (a model whose keys
+    /// changed between the reads) is sent once.
+    pub fn build_changes(&mut self, props: &[String], links: usize) -> Result<u64, StateError> {
+        let values: Vec<String> = (0..props.len() + links).map(|i| format!(", r.c{}", i + 2)).collect();
+        let repeated = self.scalar_i64("SELECT count(*) - count(DISTINCT c0) FROM staging_rows")? > 0;
+        let rows = if repeated {
+            "(SELECT * FROM staging_rows QUALIFY row_number() OVER (PARTITION BY c0 ORDER BY rownum) = 1)"
+        } else {
+            "staging_rows"
+        };
+        self.batch(&format!(
+            "CREATE OR REPLACE TABLE changes AS
+               SELECT k.rownum, k.pk, r.c1 AS match_value, k.h AS row_hash,
+                      s.hubspot_id, CASE WHEN s.row_hash IS NULL THEN NULL ELSE s.props END AS old_props{}
+               FROM changed_keys k
+               JOIN {rows} r ON r.c0 = k.pk
+               LEFT JOIN snapshot s ON s.pk = k.pk
+               ORDER BY k.rownum;",
+            values.concat()
+        ))?;
+        Ok(self.scalar_i64("SELECT count(*) FROM changes")? as u64)
+    }
+
+    /// Reads the changed rows numbered `(after, after + limit]` (from 1, in model order).
     pub fn changes_page(
         &self,
         after: i64,
@@ -291,8 +349,8 @@ impl StateStore {
     ) -> Result<Vec<ChangeRow>, StateError> {
         let values: Vec<String> = (0..props.len() + links).map(|i| format!(", c{}", i + 2)).collect();
         let sql = format!(
-            "SELECT n, pk, match_value, row_hash, hubspot_id, old_props{} FROM changes \
-             WHERE n > ? AND n <= ? ORDER BY n",
+            "SELECT rowid + 1 AS n, pk, match_value, row_hash, hubspot_id, old_props{} FROM changes \
+             WHERE rowid >= ? AND rowid < ? ORDER BY rowid",
             values.concat()
         );
         let mut statement = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
@@ -356,23 +414,29 @@ impl StateStore {
     }
 
     /// Folds the journal into the snapshot and the rejections, in one transaction. An empty
-    /// journal costs one count, not a rewrite of the snapshot; returns whether anything merged.
+    /// journal costs one count, not a rewrite of the snapshot; a small one replaces only its
+    /// keys' rows. Returns whether anything merged.
     pub fn merge_journal(&mut self) -> Result<bool, StateError> {
-        if self.scalar_i64("SELECT count(*) FROM journal")? == 0 {
+        let entries = self.scalar_i64("SELECT count(*) FROM journal")?;
+        if entries == 0 {
             return Ok(false);
         }
-        self.batch(&format!("BEGIN TRANSACTION;\n{MERGE}\nCOMMIT;")).inspect_err(|_| {
+        let snapshot_rows = self.scalar_i64("SELECT count(*) FROM snapshot")?;
+        let snapshot = if entries * IN_PLACE_RATIO < snapshot_rows { MERGE_IN_PLACE } else { MERGE_SWAP };
+        self.batch(&format!("BEGIN TRANSACTION;\n{snapshot}\n{MERGE_REJECTIONS}\nCOMMIT;")).inspect_err(|_| {
             let _ = self.conn.execute_batch("ROLLBACK");
         })?;
         Ok(true)
     }
 
-    /// Drops the run's working tables.
+    /// Drops the run's working tables. The big ones are temporary (never written to the file),
+    /// so a process that stops without dropping them leaves nothing behind either.
     pub fn drop_work_tables(&mut self) -> Result<(), StateError> {
         self.batch(
             "DROP TABLE IF EXISTS staging; DROP TABLE IF EXISTS changes; DROP TABLE IF EXISTS dup_keys; \
              DROP TABLE IF EXISTS invalid_now; DROP TABLE IF EXISTS link_candidates; DROP TABLE IF EXISTS link_targets; \
-             DROP TABLE IF EXISTS pending_links;",
+             DROP TABLE IF EXISTS pending_links; DROP TABLE IF EXISTS staging_rows; DROP TABLE IF EXISTS changed_keys; \
+             DROP TABLE IF EXISTS link_inputs; DROP TABLE IF EXISTS list_adds; DROP TABLE IF EXISTS list_removes;",
         )
     }
 

@@ -236,22 +236,22 @@ async fn look_up_targets(client: &HubSpotClient, store: &mut StateStore, rule: &
 }
 
 /// Delivers the associations of changed rows and of rows whose associations failed before.
+/// `label_objects` says, per association, whether some row of the model uses `{ value, label }`
+/// objects (then every row must).
 pub async fn deliver_associations(
     client: &HubSpotClient,
     sync: &SyncSpec,
     from: &ObjectMeta,
     store: &mut StateStore,
     first_cell: usize,
+    label_objects: &[bool],
     counts: &mut RunCounts,
 ) -> Result<(), SyncError> {
     let rules = resolve_rules(client, sync, from).await?;
     let targets: Vec<(String, String, String)> =
         rules.iter().map(|r| (r.key.clone(), r.target.type_id.clone(), r.rule.match_property.clone())).collect();
     blocking(|| store.begin_links(&targets))?;
-    let mut schema = Vec::with_capacity(rules.len());
-    for j in 0..rules.len() {
-        schema.push(blocking(|| store.uses_label_schema(first_cell + j))?);
-    }
+    let schema: Vec<bool> = (0..rules.len()).map(|j| label_objects.get(j).copied().unwrap_or(false)).collect();
 
     let mut failures: Vec<LinkFailure> = Vec::new();
     let fail = |link: &LinkCandidate, code: &str, message: String| LinkFailure {
@@ -262,9 +262,10 @@ pub async fn deliver_associations(
         code: code.to_string(),
         message,
     };
+    blocking(|| store.prepare_link_inputs(first_cell, rules.len()))?;
     let mut after = 0i64;
     loop {
-        let rows = blocking(|| store.link_input_page(after, PAGE_ROWS, first_cell, rules.len()))?;
+        let rows = blocking(|| store.link_input_page(after, PAGE_ROWS, rules.len()))?;
         let Some(last) = rows.last() else { break };
         after = last.0;
         let mut candidates = Vec::new();
@@ -440,16 +441,36 @@ pub async fn sync_list(
             list.list_id
         }
     };
-    let (adds, removes) = blocking(|| store.list_changes(&list_id))?;
-    for chunk in removes.chunks(LIST_BATCH_SIZE) {
+    // With nothing to send this run, every valid row of the model was delivered before, so has
+    // an id; if its keys are also those the list was last made equal to, the list is right
+    // already, and the two joins that would find no change are skipped.
+    let (fingerprint, valid_rows) = blocking(|| store.model_fingerprint())?;
+    let fingerprint_key = format!("list-fingerprint:{list_id}");
+    if blocking(|| store.changes_count())? == 0
+        && blocking(|| store.meta_get(&fingerprint_key))?.as_deref() == Some(fingerprint.as_str())
+    {
+        return Ok(());
+    }
+    let (adds, removes) = blocking(|| store.prepare_list_changes(&list_id))?;
+    // Read a batch at a time, so memory does not grow with the list.
+    for offset in (0..removes).step_by(LIST_BATCH_SIZE) {
+        let chunk = blocking(|| store.list_changes_page(true, offset, LIST_BATCH_SIZE))?;
         client.list_remove(&list_id, chunk.iter().map(|(_, id)| id.clone()).collect()).await?;
-        blocking(|| store.record_list_removed(&list_id, chunk))?;
+        blocking(|| store.record_list_removed(&list_id, &chunk))?;
         counts.list_removed += chunk.len() as u64;
     }
-    for chunk in adds.chunks(LIST_BATCH_SIZE) {
+    for offset in (0..adds).step_by(LIST_BATCH_SIZE) {
+        let chunk = blocking(|| store.list_changes_page(false, offset, LIST_BATCH_SIZE))?;
         client.list_add(&list_id, chunk.iter().map(|(_, id)| id.clone()).collect()).await?;
-        blocking(|| store.record_list_added(&list_id, chunk))?;
+        blocking(|| store.record_list_added(&list_id, &chunk))?;
         counts.list_added += chunk.len() as u64;
+    }
+    // The list now holds the model's rows that have an id; when that is every valid row, the
+    // next run can tell from the fingerprint alone that nothing changed.
+    if blocking(|| store.list_member_count(&list_id))? == valid_rows {
+        blocking(|| store.meta_set(&fingerprint_key, &fingerprint))?;
+    } else {
+        blocking(|| store.meta_delete(&fingerprint_key))?;
     }
     Ok(())
 }

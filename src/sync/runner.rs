@@ -1,7 +1,8 @@
 //! One run of one sync: source -> staging -> diff -> deliver -> commit.
 //!
-//! Rows stream from the warehouse into DuckDB; the diff is SQL; changed rows are read back a
-//! page at a time and routed into per-operation queues that are sent in full batches of 100.
+//! The model is read twice in one warehouse snapshot: every row's key and hash stream into
+//! DuckDB, the diff is SQL, and only the changed rows' values are read again; those are read
+//! back a page at a time and routed into per-operation queues sent in full batches of 100.
 //! Every acknowledged batch is journaled in its own transaction before the next one is sent,
 //! so a crash at any moment loses nothing and re-sends only what HubSpot had not acknowledged.
 
@@ -20,7 +21,7 @@ use super::request_builder::{changed_properties, route, snapshot_props, Route};
 use super::SyncError;
 use crate::config::{Config, SyncMode, SyncSpec};
 use crate::hubspot::{HubSpotClient, WriteInput, WriteOutcome};
-use crate::source::{select_columns, Source};
+use crate::source::{row_hash_seed, select_columns, ColumnInfo, Source};
 use crate::state::{Entry, RunCounts, StateStore};
 use crate::telemetry::events::{RecordRejected, RunFinished};
 
@@ -146,8 +147,30 @@ pub(crate) async fn connect_source(config: &Config, sync: &SyncSpec) -> Result<S
     Ok(Source::connect(&sync.warehouse, warehouse).await?)
 }
 
-/// Streams the model into the staging table and diffs it. Returns the property names in
-/// staging order.
+/// What staging the model found, for the rest of the run.
+pub(crate) struct Staged {
+    /// The property names, in staging order.
+    pub props: Vec<String>,
+    /// Per association: whether some row of the model uses `{ value, label }` objects.
+    pub label_objects: Vec<bool>,
+}
+
+/// The seed of a sync's row hashes: a row's hash changes when its values change, and when the
+/// sync maps its columns differently.
+fn row_seed(columns: &[ColumnInfo], props: &[String]) -> u64 {
+    let mut parts = vec!["hubsync row hash 1".to_string()];
+    parts.extend(columns.iter().map(|c| format!("{}:{:?}", c.name, c.kind)));
+    parts.extend(props.iter().cloned());
+    row_hash_seed(&parts.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Reads the model and diffs it against the snapshot, leaving the rows to send in `changes`.
+///
+/// The model is read twice in one warehouse snapshot. The first read stages every row's key
+/// and hash only (the values are hashed as they stream and dropped), which is all the diff
+/// needs; the second reads the values of the changed rows (and of rows whose associations
+/// failed before), and happens only when there are some. A run with nothing to send costs one
+/// streaming read and a join of keys and hashes.
 pub(crate) async fn stage_and_diff(
     config: &Config,
     sync: &SyncSpec,
@@ -155,7 +178,7 @@ pub(crate) async fn stage_and_diff(
     run_id: Option<i64>,
     full: bool,
     counts: &mut RunCounts,
-) -> Result<Vec<String>, SyncError> {
+) -> Result<Staged, SyncError> {
     let source = connect_source(config, sync).await?;
     let described = source.describe(&sync.name, &sync.model_sql).await?;
     let (wanted, props) = staged_columns(sync);
@@ -164,31 +187,97 @@ pub(crate) async fn stage_and_diff(
     for column in columns.iter_mut().skip(first_link) {
         column.kind = column.kind.for_links();
     }
+    let seed = row_seed(&columns, &props);
+    let links = sync.associations.len();
 
-    blocking(|| store.create_staging(columns.len()))?;
+    let source = Arc::new(source);
+    source.begin_snapshot(&sync.name).await?;
+    let read = read_twice(&source, sync, store, &columns, seed, run_id, full, counts).await;
+    let ended = source.end_snapshot(&sync.name).await;
+    let label_objects = read?;
+    ended?;
+    let changed = blocking(|| store.build_changes(&props, links))?;
+    counts.unchanged = counts.rows_read - counts.invalid - changed;
+    tracing::info!(rows = counts.rows_read, invalid = counts.invalid, changed, "Model diffed against the snapshot.");
+    Ok(Staged { props, label_objects })
+}
+
+/// The two reads of `stage_and_diff`; returns which associations use label objects.
+#[allow(clippy::too_many_arguments)]
+async fn read_twice(
+    source: &Arc<Source>,
+    sync: &SyncSpec,
+    store: &mut StateStore,
+    columns: &[ColumnInfo],
+    seed: u64,
+    run_id: Option<i64>,
+    full: bool,
+    counts: &mut RunCounts,
+) -> Result<Vec<bool>, SyncError> {
+    let first_link = columns.len() - sync.associations.len();
+    blocking(|| store.create_staging())?;
+    // The reader runs on its own task, so parsing and hashing overlap with appending.
     let (tx, mut rx) = mpsc::channel(4);
-    let reader = async { source.stream(&sync.name, &sync.model_sql, &columns, tx).await };
-    let writer = async {
-        let mut next_rownum = 1i64;
-        while let Some(chunk) = rx.recv().await {
-            blocking(|| store.append_staging(next_rownum, &chunk))?;
-            next_rownum += chunk.len() as i64;
-        }
-        Ok::<_, SyncError>(())
+    let reader = {
+        let (source, name, sql, columns) =
+            (source.clone(), sync.name.clone(), sync.model_sql.clone(), columns.to_vec());
+        tokio::spawn(async move { source.stream_keys(&name, &sql, &columns, first_link, seed, tx).await })
     };
-    let (read, written) = tokio::join!(reader, writer);
+    let mut next_rownum = 1i64;
+    let mut label_objects = vec![false; sync.associations.len()];
+    let mut written = Ok(());
+    while let Some(chunk) = rx.recv().await {
+        written = blocking(|| store.append_staging(next_rownum, &chunk.keys));
+        if written.is_err() {
+            break;
+        }
+        next_rownum += chunk.keys.len() as i64;
+        for (seen, now) in label_objects.iter_mut().zip(&chunk.label_objects) {
+            *seen |= *now;
+        }
+    }
+    drop(rx);
+    let read = reader.await.map_err(|e| reader_stopped(sync, e))?;
     written?;
     counts.rows_read = read?;
-    let totals = blocking(|| store.compute_changes(run_id, &props, sync.associations.len(), full))?;
+    let totals = blocking(|| store.diff_keys(run_id, full))?;
     counts.invalid = totals.invalid;
-    counts.unchanged = totals.rows - totals.invalid - totals.changed;
-    tracing::info!(
-        rows = totals.rows,
-        invalid = totals.invalid,
-        changed = totals.changed,
-        "Model diffed against the snapshot."
-    );
-    Ok(props)
+
+    let wanted = blocking(|| store.wanted_keys(!sync.associations.is_empty()))?;
+    blocking(|| store.create_staging_rows(columns.len()))?;
+    if wanted.is_empty() {
+        return Ok(label_objects);
+    }
+    let (tx, mut rx) = mpsc::channel(4);
+    let reader = {
+        let (source, name, sql, columns) =
+            (source.clone(), sync.name.clone(), sync.model_sql.clone(), columns.to_vec());
+        let wanted = Arc::new(wanted);
+        tokio::spawn(async move { source.stream_filtered(&name, &sql, &columns, wanted, tx).await })
+    };
+    let mut next_rownum = 1i64;
+    let mut written = Ok(());
+    while let Some(chunk) = rx.recv().await {
+        written = blocking(|| store.append_staging_rows(next_rownum, &chunk));
+        if written.is_err() {
+            break;
+        }
+        next_rownum += chunk.len() as i64;
+    }
+    drop(rx);
+    let read = reader.await.map_err(|e| reader_stopped(sync, e))?;
+    written?;
+    read?;
+    Ok(label_objects)
+}
+
+/// The reading task panicked or was cancelled.
+fn reader_stopped(sync: &SyncSpec, e: tokio::task::JoinError) -> SyncError {
+    SyncError::Source(crate::source::SourceError::Query {
+        sync: sync.name.clone(),
+        warehouse: sync.warehouse.clone(),
+        message: format!("the reading task stopped: {e}"),
+    })
 }
 
 /// Returns `Ok(true)` when stopped early by the stop flag.
@@ -201,7 +290,8 @@ async fn execute(
     run_id: i64,
     counts: &mut RunCounts,
 ) -> Result<bool, SyncError> {
-    let props = stage_and_diff(config, sync, store, Some(run_id), options.full, counts).await?;
+    let Staged { props, label_objects } =
+        stage_and_diff(config, sync, store, Some(run_id), options.full, counts).await?;
     let changed = counts.rows_read - counts.invalid - counts.unchanged;
     let mut meta_slot: Option<ObjectMeta> = None;
     if changed > 0 && deliver_records(client, sync, options, store, run_id, counts, &props, &mut meta_slot).await? {
@@ -212,7 +302,7 @@ async fn execute(
     let link_failures = blocking(|| store.link_failures(0))?.1;
     if !sync.associations.is_empty() && (changed > 0 || link_failures > 0) {
         let meta = object_meta(&mut meta_slot, client, sync).await?;
-        deliver_associations(client, sync, meta, store, 2 + props.len(), counts).await?;
+        deliver_associations(client, sync, meta, store, 2 + props.len(), &label_objects, counts).await?;
     }
     if let Some(list_name) = &sync.list_name {
         if options.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
