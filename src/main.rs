@@ -113,6 +113,10 @@ enum Command {
     Auth(AuthCommand),
     /// Run the local HubSpot emulator, to rehearse syncs without touching a real portal.
     Emulator(hubsync::emulator::EmulatorArgs),
+    /// Measure hubsync against the limits of the job: on a synthetic PostgreSQL model, the first
+    /// sync, a run with no change and a run after 1% changed, against the floor (`COPY` to
+    /// nowhere), then a rate-limited run. Prints Markdown tables, writes JSON. See BENCHMARKS.md.
+    Bench(cli::BenchOptions),
 }
 
 #[derive(Subcommand, Debug)]
@@ -174,6 +178,7 @@ fn main() -> ExitCode {
             Command::Auth(AuthCommand::Token { account }) => cli::auth_token(&config, &account),
             Command::Auth(AuthCommand::Login { account, timeout }) => cli::auth_login(&config, &account, timeout).await,
             Command::Auth(AuthCommand::Status) => cli::auth_status(&config).await,
+            Command::Bench(options) => cli::bench(&options).await,
             Command::Emulator(emulator_args) => {
                 hubsync::emulator::run_cli(emulator_args).await.map_err(|e| CliError::Failed(format!("{e:#}")))
             }

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod auth;
+mod bench;
 mod daemon;
 mod demo;
 mod output;
@@ -11,6 +12,7 @@ use std::path::Path;
 
 pub use accounts::Accounts;
 pub use auth::{auth_login, auth_status, auth_token};
+pub use bench::{bench, BenchOptions};
 pub use daemon::{daemon_status, run, trigger};
 pub use demo::demo;
 

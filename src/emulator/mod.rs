@@ -11,11 +11,13 @@
 //!
 //! Files: `config.rs` (options and the CLI), `store/` (the data), `routes/` (HTTP handlers),
 //! `auth.rs` (tokens and scopes), `limits.rs` (rate limits and faults), `journal.rs`,
-//! `reply.rs` (answers and error bodies), `server.rs` (the accept loop).
+//! `inspect.rs` (read-only `/_emulator/` endpoints: the journal and counts, for a separate
+//! process), `reply.rs` (answers and error bodies), `server.rs` (the accept loop).
 
 mod auth;
 mod clock;
 mod config;
+mod inspect;
 mod journal;
 mod limits;
 mod reply;

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use super::auth::{authenticate, bearer};
 use super::clock;
+use super::inspect;
 use super::journal::JournalEntry;
 use super::limits::{fault_reply, Caller, Fault};
 use super::reply::Reply;
@@ -76,6 +77,11 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdo
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
+    let received_at = Instant::now();
+    if req.uri().path().starts_with(inspect::PREFIX) {
+        let (method, uri) = (req.method().as_str().to_string(), req.uri().clone());
+        return Ok(into_response(inspect::respond(&shared, &method, uri.path(), uri.query().unwrap_or(""))));
+    }
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(Body::new(body), MAX_BODY_BYTES).await;
     let (latency, fault) = shared.limits.draw_fault();
@@ -89,7 +95,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     };
     let reply = match (fault, body) {
         (Some(Fault::Drop), _) => {
-            record(&shared, &parts, 0, request_bytes, 0, recorded_body);
+            record(&shared, &parts, received_at, 0, request_bytes, 0, recorded_body);
             return Err(Dropped);
         }
         (Some(fault), _) => {
@@ -99,7 +105,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         (None, Err(_)) => Reply::html(413, "<h1>413 Request Entity Too Large</h1>"),
         (None, Ok(body)) => respond(&shared, &parts, &body),
     };
-    record(&shared, &parts, reply.status, request_bytes, reply.body.len(), recorded_body);
+    record(&shared, &parts, received_at, reply.status, request_bytes, reply.body.len(), recorded_body);
     Ok(into_response(reply))
 }
 
@@ -142,6 +148,7 @@ fn respond(shared: &Shared, parts: &Parts, body: &[u8]) -> Reply {
 fn record(
     shared: &Shared,
     parts: &Parts,
+    received_at: Instant,
     status: u16,
     request_bytes: usize,
     response_bytes: usize,
@@ -155,6 +162,7 @@ fn record(
         request_bytes,
         response_bytes,
         body,
+        received_at,
     });
 }
 

@@ -1,0 +1,81 @@
+//! `hubsync bench` end to end on a small model, as a user runs it: it builds its PostgreSQL
+//! model, runs every case, prints its tables, writes its JSON, and every run made exactly the
+//! fewest requests that could carry its change. A correctness test, not a timing one.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn admin_url() -> String {
+    std::env::var("HUBSYNC_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+#[test]
+fn bench_writes_its_figures_and_every_run_sends_the_fewest_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let output = Command::new(env!("CARGO_BIN_EXE_hubsync"))
+        .args(["bench", "--rows", "2000", "--rate-limited-rows", "1100", "--rate-limit", "10", "--repeats", "2"])
+        .arg("--postgres-url")
+        .arg(admin_url())
+        .arg("--out")
+        .arg(&out)
+        .arg("--dir")
+        .arg(dir.path().join("work"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "hubsync bench failed (it needs PostgreSQL at {}; set HUBSYNC_TEST_DATABASE_URL):\n{stderr}",
+        admin_url()
+    );
+    assert!(stdout.contains("| rows | run |"), "{stdout}");
+    assert!(stdout.contains("floor: `COPY (model) TO STDOUT`"), "{stdout}");
+
+    let latest: Value = serde_json::from_str(&std::fs::read_to_string(out.join("latest.json")).unwrap()).unwrap();
+    let stamped = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("bench-"))
+        .count();
+    assert_eq!(stamped, 1, "one bench-<timestamp>.json beside latest.json");
+
+    let size = &latest["sizes"][0];
+    assert_eq!(size["contacts"], 2000);
+    let runs = size["runs"].as_array().unwrap();
+    let kinds: Vec<String> =
+        runs.iter().map(|r| format!("{} {}", r["sync"].as_str().unwrap(), r["kind"].as_str().unwrap())).collect();
+    assert_eq!(kinds, ["companies first sync", "contacts first sync", "contacts no change", "contacts 1% changed"]);
+    for run in runs {
+        for endpoint in ["records", "associations", "list_memberships"] {
+            assert_eq!(run["ratios"][endpoint], 1.0, "{endpoint} in {run:#}");
+        }
+        assert_eq!(run["requests"]["status_429"], 0, "{run:#}");
+        assert!(run["peak_rss_mb"].as_f64().unwrap() > 0.0, "{run:#}");
+        assert_eq!(run["summary"]["status"], "succeeded", "{run:#}");
+    }
+    // The first contacts sync: 20 batch upserts, one association batch, four list batches.
+    assert_eq!(runs[1]["requests"]["records"], 20);
+    assert_eq!(runs[1]["requests"]["associations"], 1);
+    assert_eq!(runs[1]["requests"]["list_memberships"], 4);
+    // Nothing changed: not a single request.
+    assert_eq!(runs[2]["requests"]["total"], 0, "{:#}", runs[2]);
+    // 20 contacts changed, each to another company: one update batch, one association batch,
+    // and no lookup (their ids and their companies' ids are known).
+    assert_eq!(runs[3]["requests"]["records"], 1);
+    assert_eq!(runs[3]["requests"]["associations"], 1);
+    assert_eq!(runs[3]["requests"]["lookups"], 0);
+    assert!(size["floor"]["secs"].as_f64().unwrap() > 0.0);
+
+    let rate_limited = &latest["rate_limited"];
+    assert_eq!(rate_limited["status_429"], 0, "{rate_limited:#}");
+    assert!(rate_limited["achieved_over_limit"].as_f64().unwrap() >= 0.9, "{rate_limited:#}");
+    assert!(latest["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["name"] == "requests / fewest possible" && t["met"] == true));
+}
