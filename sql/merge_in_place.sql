@@ -1,38 +1,16 @@
 -- Folds a journal much smaller than the snapshot into it in place: the snapshot rows of the
 -- keys in the journal are replaced, the others are not touched (a whole-table swap would
--- rewrite every row for a run that changed a few). The same result as merge.sql. Followed by
--- merge_rejections.sql, in one transaction (see state/store.rs).
+-- rewrite every row for a run that changed a few). The same result as merge.sql. Reads the view
+-- of merge_journal_last.sql; followed by merge_rejections.sql, in one transaction (see
+-- state/store.rs).
 CREATE OR REPLACE TEMP TABLE snapshot_merged AS
-WITH last AS (
-    -- Per key, the latest entry with an id and the latest acknowledgement. Only numbers are
-    -- aggregated; the values are fetched by sequence number, so the aggregate stays small.
-    SELECT
-        pk,
-        max(seq) FILTER (WHERE hubspot_id IS NOT NULL) AS id_seq,
-        max(seq) FILTER (WHERE kind = 'ack') AS ack_seq
-    FROM journal
-    WHERE kind IN ('ack', 'id')
-    GROUP BY pk
-),
-j AS (
-    SELECT
-        last.pk,
-        i.hubspot_id,
-        a.row_hash,
-        a.props,
-        a.recorded_at AS delivered_at,
-        last.ack_seq IS NOT NULL AS acked
-    FROM last
-    LEFT JOIN journal i ON i.seq = last.id_seq
-    LEFT JOIN journal a ON a.seq = last.ack_seq
-)
 SELECT
     j.pk,
     coalesce(j.hubspot_id, s.hubspot_id) AS hubspot_id,
     CASE WHEN j.acked THEN j.row_hash ELSE s.row_hash END AS row_hash,
     CASE WHEN j.acked THEN j.props ELSE s.props END AS props,
     CASE WHEN j.acked THEN j.delivered_at ELSE s.delivered_at END AS delivered_at
-FROM j
+FROM journal_last j
 LEFT JOIN snapshot s ON s.pk = j.pk;
 
 DELETE FROM snapshot WHERE pk IN (SELECT pk FROM snapshot_merged);

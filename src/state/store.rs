@@ -9,6 +9,7 @@ use duckdb::{params, Connection, ToSql};
 use crate::source::{key_hash, KeySet, Row, RowKey};
 
 const SCHEMA: &str = include_str!("../../sql/schema.sql");
+const MERGE_JOURNAL_LAST: &str = include_str!("../../sql/merge_journal_last.sql");
 const MERGE_SWAP: &str = include_str!("../../sql/merge.sql");
 const MERGE_IN_PLACE: &str = include_str!("../../sql/merge_in_place.sql");
 const MERGE_REJECTIONS: &str = include_str!("../../sql/merge_rejections.sql");
@@ -423,7 +424,10 @@ impl StateStore {
         }
         let snapshot_rows = self.scalar_i64("SELECT count(*) FROM snapshot")?;
         let snapshot = if entries * IN_PLACE_RATIO < snapshot_rows { MERGE_IN_PLACE } else { MERGE_SWAP };
-        self.batch(&format!("BEGIN TRANSACTION;\n{snapshot}\n{MERGE_REJECTIONS}\nCOMMIT;")).inspect_err(|_| {
+        self.batch(&format!(
+            "BEGIN TRANSACTION;\n{MERGE_JOURNAL_LAST}\n{snapshot}\nDROP VIEW journal_last;\n{MERGE_REJECTIONS}\nCOMMIT;"
+        ))
+        .inspect_err(|_| {
             let _ = self.conn.execute_batch("ROLLBACK");
         })?;
         Ok(true)
