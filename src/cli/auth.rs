@@ -118,6 +118,21 @@ fn listen_address(redirect: &Url) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, redirect.port()?))
 }
 
+/// The missing-scope message of every scope that a sync of account `name` needs and `granted`
+/// lacks.
+fn missing_scope_messages(config: &Config, name: &str, granted: &[String]) -> Vec<String> {
+    config
+        .syncs
+        .iter()
+        .filter(|s| s.hubspot == name)
+        .flat_map(|sync| {
+            missing_scopes(sync, granted)
+                .into_iter()
+                .map(|need| crate::auth::missing_scope_message(&sync.name, &need.scope, &need.operation))
+        })
+        .collect()
+}
+
 /// `hubsync auth login --account NAME`: the OAuth authorization-code flow through a one-shot
 /// loopback server, then the tokens stored with mode 0600, replacing any stored token.
 pub async fn auth_login(config_path: &Path, name: &str, timeout_secs: u64) -> Result<(), CliError> {
@@ -222,10 +237,8 @@ pub async fn auth_login(config_path: &Path, name: &str, timeout_secs: u64) -> Re
              remove it to use this login."
         );
     }
-    for sync in config.syncs.iter().filter(|s| s.hubspot == name) {
-        for need in missing_scopes(sync, &info.scopes) {
-            println!("  warning: {}", crate::auth::missing_scope_message(&sync.name, &need.scope, &need.operation));
-        }
+    for message in missing_scope_messages(&config, name, &info.scopes) {
+        println!("  warning: {message}");
     }
     Ok(())
 }
@@ -267,13 +280,8 @@ pub async fn auth_status(config_path: &Path) -> Result<(), CliError> {
                 if let Some(secs) = info.expires_in_secs {
                     println!("  access:    valid for {} more min; refreshed automatically", secs / 60);
                 }
-                for sync in config.syncs.iter().filter(|s| &s.hubspot == name) {
-                    for need in missing_scopes(sync, &info.scopes) {
-                        println!(
-                            "  missing:   {}",
-                            crate::auth::missing_scope_message(&sync.name, &need.scope, &need.operation)
-                        );
-                    }
+                for message in missing_scope_messages(&config, name, &info.scopes) {
+                    println!("  missing:   {message}");
                 }
             }
             Some(Err(e)) => {
