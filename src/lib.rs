@@ -5,9 +5,6 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod emulator;
-pub mod hubspot;
-pub mod objects;
 pub mod scheduler;
 pub mod source;
 pub mod state;

@@ -2,8 +2,8 @@
 //! message that names the sync, the operation and the missing scope.
 
 use crate::config::{SyncMode, SyncSpec};
-use crate::hubspot::HubSpotError;
-use crate::objects::{is_custom_type_id, standard_object};
+use hubspot_client::HubSpotError;
+use hubspot_model::objects::{is_custom_type_id, standard_object};
 
 /// One scope a sync needs, and the operation that needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::CliError;
 use crate::auth::{CredentialStore, StoredCredential};
 use crate::config::{Config, HubSpotAccountConfig, Secret};
-use crate::hubspot::{ClientSettings, HubSpotClient, OAuthSession, OAuthTokens, RateBudget, TokenEndpoint, TokenStore};
+use hubspot_client::{ClientSettings, HubSpotClient, OAuthSession, OAuthTokens, RateBudget, TokenEndpoint, TokenStore};
 
 pub struct Accounts {
     clients: BTreeMap<String, Result<HubSpotClient, String>>,

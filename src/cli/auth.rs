@@ -16,7 +16,7 @@ use url::Url;
 use super::{Accounts, CliError};
 use crate::auth::{missing_scopes, required_scopes, CredentialStore, OAuthCredential, StoredCredential};
 use crate::config::{Config, HubSpotAccountConfig, Secret};
-use crate::hubspot::TokenEndpoint;
+use hubspot_client::TokenEndpoint;
 
 /// The configured account `name`, or an error listing the configured ones.
 fn account<'a>(config: &'a Config, name: &str) -> Result<&'a HubSpotAccountConfig, CliError> {

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{Accounts, CliError};
 use crate::config::Config;
-use crate::emulator::{Emulator, EmulatorConfig};
+use hubspot_emulator::{Emulator, EmulatorConfig};
 use crate::sync::{self, RunOptions};
 
 fn failed(what: &str) -> impl Fn(duckdb::Error) -> CliError + '_ {

@@ -10,7 +10,7 @@ use super::interpolate::interpolate;
 use super::model::{
     AssociationConfig, ConfigFile, HubSpotAccountConfig, ListConfig, MatchConfig, SyncMode, WarehouseConfig,
 };
-use crate::objects;
+use hubspot_model::objects;
 
 /// A config that parsed and passed every offline check.
 #[derive(Debug, Clone)]

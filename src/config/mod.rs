@@ -5,7 +5,7 @@ mod daemon;
 mod interpolate;
 mod load;
 mod model;
-mod secret;
+
 
 pub use daemon::DaemonSettings;
 pub use load::{Config, ConfigError, Problem, SyncSpec};
@@ -13,4 +13,4 @@ pub use model::{
     AssociationConfig, ConfigFile, DaemonConfig, HubSpotAccountConfig, ListConfig, MatchConfig, NamedList,
     ScheduleConfig, SyncConfig, SyncMode, WarehouseConfig,
 };
-pub use secret::Secret;
+pub use hubspot_model::Secret;

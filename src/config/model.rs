@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::Secret;
-use crate::hubspot;
+use hubspot_client as hubspot;
 
 /// The whole config file (`hubsync.toml`).
 #[derive(Debug, Clone, Deserialize)]
@@ -154,8 +154,8 @@ pub const DEFAULT_AUTHORIZE_URL: &str = "https://app.hubspot.com/oauth/authorize
 
 impl HubSpotAccountConfig {
     /// The OAuth app, when both `client_id` and `client_secret` are set.
-    pub fn oauth_app(&self) -> Option<crate::hubspot::OAuthApp> {
-        Some(crate::hubspot::OAuthApp {
+    pub fn oauth_app(&self) -> Option<hubspot_client::OAuthApp> {
+        Some(hubspot_client::OAuthApp {
             client_id: self.client_id.clone()?,
             client_secret: self.client_secret.clone()?,
         })

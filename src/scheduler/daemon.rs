@@ -27,10 +27,11 @@ use tokio::task::JoinSet;
 use super::schedule::Schedule;
 use crate::cli::Accounts;
 use crate::config::{Config, DaemonSettings, SyncSpec};
-use crate::hubspot::HubSpotClient;
+use hubspot_client::HubSpotClient;
 use crate::state::{Rejection, RunRecord, StateStore};
 use crate::sync::{run_sync, RunOptions, RunStatus, RunSummary};
-use crate::telemetry::events::{BudgetObserved, DaemonStarted, ScheduledRunSkipped, SyncRegistered, SyncRunning};
+use hubspot_client::metrics::BudgetObserved;
+use crate::telemetry::events::{DaemonStarted, ScheduledRunSkipped, SyncRegistered, SyncRunning};
 
 /// Requests remembered per sync, for `GET /syncs/{name}/requests/{id}`.
 const REQUESTS_KEPT: usize = 200;

@@ -11,7 +11,7 @@ use tokio_postgres::Client;
 use super::hash::{hash_bytes, key_hash, KeySet};
 use super::kinds::{postgres_expr, postgres_kind, quote_ident, ColumnInfo};
 use super::{uses_label_objects, KeyChunk, Row, RowKey, SourceError, CHUNK_ROWS};
-use crate::config::Secret;
+use hubspot_model::Secret;
 
 pub struct PostgresSource {
     name: String,

@@ -10,14 +10,14 @@ use super::object::{resolve_object_name, ObjectMeta};
 use super::runner::{blocking, object_meta};
 use super::SyncError;
 use crate::config::{AssociationConfig, SyncSpec};
-use crate::hubspot::{AssocOutcome, AssociationInput, AssociationLabel, HubSpotClient};
-use crate::objects;
+use hubspot_client::{AssocOutcome, AssociationInput, AssociationLabel, HubSpotClient};
+use hubspot_model::objects;
 use crate::state::{LinkCandidate, LinkFailure, RunCounts, StateStore};
 
 /// Associations per v4 batch create request (HubSpot's documented limit).
-pub const ASSOCIATION_BATCH_SIZE: usize = crate::hubspot::ASSOCIATION_BATCH_LIMIT;
+pub const ASSOCIATION_BATCH_SIZE: usize = hubspot_client::ASSOCIATION_BATCH_LIMIT;
 /// Record ids per list membership request (Lists v3 documents no maximum; v1 allowed 500).
-pub const LIST_BATCH_SIZE: usize = crate::hubspot::DEFAULT_LIST_BATCH_SIZE;
+pub const LIST_BATCH_SIZE: usize = hubspot_client::DEFAULT_LIST_BATCH_SIZE;
 /// Values per lookup of associated records (batch read or search).
 const LOOKUP_BATCH_SIZE: usize = 100;
 const PAGE_ROWS: usize = 5_000;

@@ -16,7 +16,7 @@ pub use plan::{plan_sync, Plan};
 pub use runner::{run_sync, RunOptions, RunStatus, RunSummary, BATCH_SIZE};
 pub use validate::{validate_sync, Finding, Severity};
 
-use crate::hubspot::HubSpotError;
+use hubspot_client::HubSpotError;
 use crate::source::SourceError;
 use crate::state::StateError;
 

@@ -2,8 +2,8 @@
 //! from the schemas and properties APIs.
 
 use crate::config::SyncSpec;
-use crate::hubspot::{HubSpotClient, PropertyInfo};
-use crate::objects;
+use hubspot_client::{HubSpotClient, PropertyInfo};
+use hubspot_model::objects;
 
 use super::SyncError;
 

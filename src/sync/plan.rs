@@ -8,7 +8,7 @@ use super::request_builder::{changed_properties, route, Route};
 use super::runner::{blocking, stage_and_diff, BATCH_SIZE};
 use super::SyncError;
 use crate::config::{Config, SyncMode, SyncSpec};
-use crate::hubspot::HubSpotClient;
+use hubspot_client::HubSpotClient;
 use crate::state::{RunCounts, StateStore};
 
 /// Sample rows shown per plan.

@@ -20,13 +20,13 @@ use super::object::{check_mappings, resolve_object, ObjectMeta};
 use super::request_builder::{changed_properties, route, snapshot_props, Route};
 use super::SyncError;
 use crate::config::{Config, SyncMode, SyncSpec};
-use crate::hubspot::{HubSpotClient, WriteInput, WriteOutcome};
+use hubspot_client::{HubSpotClient, WriteInput, WriteOutcome};
 use crate::source::{row_hash_seed, select_columns, ColumnInfo, Source};
 use crate::state::{Entry, RunCounts, StateStore};
 use crate::telemetry::events::{RecordRejected, RunFinished};
 
 /// HubSpot's limit of inputs per object batch request.
-pub const BATCH_SIZE: usize = crate::hubspot::OBJECT_BATCH_LIMIT;
+pub const BATCH_SIZE: usize = hubspot_client::OBJECT_BATCH_LIMIT;
 /// Changed rows read back from DuckDB at a time.
 const PAGE_ROWS: usize = 5_000;
 

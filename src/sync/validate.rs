@@ -10,7 +10,7 @@ use super::object::{check_mappings, resolve_object};
 use super::runner::connect_source;
 use super::SyncError;
 use crate::config::{Config, SyncMode, SyncSpec};
-use crate::hubspot::{HubSpotClient, HubSpotError, PropertyInfo, WriteOp};
+use hubspot_client::{HubSpotClient, HubSpotError, PropertyInfo, WriteOp};
 use crate::source::{select_columns, ColumnInfo, ValueKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

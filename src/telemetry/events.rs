@@ -1,7 +1,6 @@
 //! Observable things, one struct each: `emit()` logs (when it is worth a line) and updates the
 //! metrics. Business code emits events and never touches a metric itself.
 
-use crate::hubspot::{BudgetSnapshot, EndpointKind, RetryReason, StatusClass};
 use crate::sync::{RunStatus, RunSummary};
 
 use super::metrics::{error_code_label, metrics, ERROR_CODES, OPERATIONS, OUTCOMES};
@@ -75,71 +74,6 @@ impl RecordRejected<'_> {
     pub fn emit(&self) {
         tracing::debug!(sync = self.sync, code = self.code, "A record was rejected.");
         metrics().rejected_records_total.with_label_values(&[self.sync, error_code_label(self.code)]).inc();
-    }
-}
-
-/// One HubSpot request attempt got an answer (`status`) or none (`None`: transport failure).
-pub struct HubSpotRequest<'a> {
-    pub account: &'a str,
-    pub endpoint: EndpointKind,
-    pub status: Option<u16>,
-    pub seconds: f64,
-}
-
-impl HubSpotRequest<'_> {
-    pub fn emit(&self) {
-        let class = self.status.map_or(StatusClass::Transport, StatusClass::of);
-        let m = metrics();
-        let endpoint = self.endpoint.as_str();
-        m.hubspot_requests_total.with_label_values(&[self.account, endpoint, class.as_str()]).inc();
-        m.hubspot_request_duration_seconds.with_label_values(&[self.account, endpoint]).observe(self.seconds);
-        if self.status == Some(429) {
-            m.hubspot_rate_limited_total.with_label_values(&[self.account]).inc();
-        }
-    }
-}
-
-/// A HubSpot request is sent again. The client logs the retry with its details.
-pub struct RequestRetried<'a> {
-    pub account: &'a str,
-    pub reason: RetryReason,
-}
-
-impl RequestRetried<'_> {
-    pub fn emit(&self) {
-        metrics().hubspot_retries_total.with_label_values(&[self.account, self.reason.as_str()]).inc();
-    }
-}
-
-/// A request waited for its account's rate budget.
-pub struct BudgetWaited<'a> {
-    pub account: &'a str,
-    pub seconds: f64,
-}
-
-impl BudgetWaited<'_> {
-    pub fn emit(&self) {
-        tracing::trace!(account = self.account, seconds = self.seconds, "Waited for the HubSpot rate budget.");
-        metrics().rate_budget_wait_seconds_total.with_label_values(&[self.account]).inc_by(self.seconds);
-    }
-}
-
-/// The state of an account's rate budget, read when metrics are scraped.
-pub struct BudgetObserved<'a> {
-    pub account: &'a str,
-    pub snapshot: &'a BudgetSnapshot,
-}
-
-impl BudgetObserved<'_> {
-    pub fn emit(&self) {
-        let m = metrics();
-        let s = self.snapshot;
-        let clamp = |n: u64| n.min(i64::MAX as u64) as i64;
-        let remaining = s.server_remaining.map_or(s.remaining_in_window, |r| r.min(s.remaining_in_window));
-        m.rate_budget_remaining_requests.with_label_values(&[self.account]).set(i64::from(remaining));
-        m.rate_budget_limit_requests.with_label_values(&[self.account]).set(i64::from(s.max_per_window));
-        m.daily_quota_remaining_requests.with_label_values(&[self.account]).set(clamp(s.daily_remaining));
-        m.daily_quota_limit_requests.with_label_values(&[self.account]).set(clamp(s.daily_limit));
     }
 }
 

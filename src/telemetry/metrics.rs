@@ -1,6 +1,7 @@
 //! Every metric hubsync exports, declared once: names, help texts and label sets.
 //!
-//! One typed registry (Quickwit's habit): business code never touches these directly, it emits
+//! The process's default Prometheus registry (Quickwit's habit: each crate registers its own;
+//! the HubSpot client's are in `hubspot_client::metrics`): business code never touches these directly, it emits
 //! events (`events.rs`) and the events update the metrics. Names start with `hubsync_`, use base
 //! units (seconds, requests, rows), and counters end in `_total`. Labels are bounded: `sync` and
 //! `account` come from the config, every other label from a closed enum.
@@ -8,7 +9,7 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, TextEncoder,
 };
 
 /// Prefix of every metric name.
@@ -65,12 +66,9 @@ pub fn error_code_label(code: &str) -> &'static str {
 
 /// Seconds, for whole sync runs.
 const RUN_DURATION_BUCKETS: &[f64] = &[0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
-/// Seconds, for one HubSpot request.
-const REQUEST_DURATION_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// The registry and every metric in it.
 pub struct HubsyncMetrics {
-    registry: Registry,
     /// Runs finished, by sync and outcome.
     pub runs_total: IntCounterVec,
     /// Duration of finished runs, by sync.
@@ -95,24 +93,6 @@ pub struct HubsyncMetrics {
     pub rejected_records_total: IntCounterVec,
     /// Rows in each sync's snapshot (what HubSpot acknowledged).
     pub snapshot_rows: IntGaugeVec,
-    /// HubSpot requests, by account, endpoint and status class (each attempt counts).
-    pub hubspot_requests_total: IntCounterVec,
-    /// HubSpot request latency, by account and endpoint.
-    pub hubspot_request_duration_seconds: HistogramVec,
-    /// 429 answers from HubSpot, by account.
-    pub hubspot_rate_limited_total: IntCounterVec,
-    /// Retries of HubSpot requests, by account and reason.
-    pub hubspot_retries_total: IntCounterVec,
-    /// Seconds requests waited for the account's rate budget.
-    pub rate_budget_wait_seconds_total: prometheus::CounterVec,
-    /// Requests left in the account's current 10-second window.
-    pub rate_budget_remaining_requests: IntGaugeVec,
-    /// Requests allowed per window now.
-    pub rate_budget_limit_requests: IntGaugeVec,
-    /// Requests left today for the account.
-    pub daily_quota_remaining_requests: IntGaugeVec,
-    /// Requests allowed per day for the account.
-    pub daily_quota_limit_requests: IntGaugeVec,
     /// Always 1, labelled with the version.
     pub build_info: IntGaugeVec,
     /// Unix time the daemon started.
@@ -126,7 +106,9 @@ fn opts(name: &str, help: &str) -> Opts {
 
 impl HubsyncMetrics {
     fn new() -> HubsyncMetrics {
-        let registry = Registry::new();
+        // The client registers its own metrics; force them so `/metrics` lists every family.
+        let _ = hubspot_client::metrics::metrics();
+        let registry = prometheus::default_registry();
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let m = IntCounterVec::new(opts(name, help), labels).expect("valid counter");
             registry.register(Box::new(m.clone())).expect("unique metric name");
@@ -148,12 +130,6 @@ impl HubsyncMetrics {
             registry.register(Box::new(m.clone())).expect("unique metric name");
             m
         };
-        let rate_budget_wait_seconds_total = prometheus::CounterVec::new(
-            opts("rate_budget_wait_seconds_total", "Seconds HubSpot requests waited for their account's rate budget."),
-            &["account"],
-        )
-        .expect("valid counter");
-        registry.register(Box::new(rate_budget_wait_seconds_total.clone())).expect("unique metric name");
         let daemon_start_time_seconds =
             IntGauge::with_opts(opts("daemon_start_time_seconds", "Unix time the hubsync daemon started."))
                 .expect("valid gauge");
@@ -209,51 +185,8 @@ impl HubsyncMetrics {
                 "Rows in the sync's snapshot of what HubSpot acknowledged.",
                 &["sync"],
             ),
-            hubspot_requests_total: counter(
-                "hubspot_requests_total",
-                "HubSpot API requests sent (every attempt), by endpoint and status class.",
-                &["account", "endpoint", "status_class"],
-            ),
-            hubspot_request_duration_seconds: histogram(
-                "hubspot_request_duration_seconds",
-                "HubSpot API request latency in seconds, from send to the whole answer.",
-                &["account", "endpoint"],
-                REQUEST_DURATION_BUCKETS,
-            ),
-            hubspot_rate_limited_total: counter(
-                "hubspot_rate_limited_total",
-                "HubSpot answers with status 429 (rate limited).",
-                &["account"],
-            ),
-            hubspot_retries_total: counter(
-                "hubspot_retries_total",
-                "HubSpot requests sent again, by reason.",
-                &["account", "reason"],
-            ),
-            rate_budget_wait_seconds_total,
-            rate_budget_remaining_requests: gauge(
-                "rate_budget_remaining_requests",
-                "Requests left in the account's current rate-limit window (hubsync's count, corrected by HubSpot's headers).",
-                &["account"],
-            ),
-            rate_budget_limit_requests: gauge(
-                "rate_budget_limit_requests",
-                "Requests allowed per rate-limit window for the account (configured, or lower if HubSpot says so).",
-                &["account"],
-            ),
-            daily_quota_remaining_requests: gauge(
-                "daily_quota_remaining_requests",
-                "Requests left today for the account (from HubSpot's daily headers when it sends them).",
-                &["account"],
-            ),
-            daily_quota_limit_requests: gauge(
-                "daily_quota_limit_requests",
-                "Requests allowed per day for the account.",
-                &["account"],
-            ),
             build_info: gauge("build_info", "Always 1; the labels say which hubsync build is running.", &["version"]),
             daemon_start_time_seconds,
-            registry,
         }
     }
 
@@ -261,7 +194,7 @@ impl HubsyncMetrics {
     pub fn encode(&self) -> String {
         let mut buffer = Vec::new();
         let encoder = TextEncoder::new();
-        if let Err(e) = encoder.encode(&self.registry.gather(), &mut buffer) {
+        if let Err(e) = encoder.encode(&prometheus::gather(), &mut buffer) {
             tracing::warn!(error = %e, "Could not encode the metrics.");
         }
         String::from_utf8(buffer).unwrap_or_default()
@@ -292,7 +225,7 @@ mod tests {
     fn names_have_the_prefix_and_counters_end_in_total() {
         let m = metrics();
         m.runs_total.with_label_values(&["s", "succeeded"]).inc();
-        m.rate_budget_wait_seconds_total.with_label_values(&["a"]).inc_by(0.5);
+        hubspot_client::metrics::metrics().rate_budget_wait_seconds_total.with_label_values(&["a"]).inc_by(0.5);
         let text = m.encode();
         for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
             let parts: Vec<&str> = line.split_whitespace().collect();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::hubspot::{ASSOCIATION_BATCH_LIMIT, DEFAULT_LIST_BATCH_SIZE, OBJECT_BATCH_LIMIT};
+use hubspot_client::{ASSOCIATION_BATCH_LIMIT, DEFAULT_LIST_BATCH_SIZE, OBJECT_BATCH_LIMIT};
 
 /// The kind of HubSpot endpoint a request went to, as the benchmark counts them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,626 @@
+//! The request budget of one HubSpot account, shared by every sync that writes to it.
+//!
+//! HubSpot counts requests per app in a rolling 10-second window, per account per day, and CRM
+//! searches per second (hubspot-api.md §5). One `RateBudget` per account, behind an `Arc`, is
+//! asked before every request, so syncs running side by side never exceed together what one
+//! respects alone. The window is a sliding log of requests. HubSpot counts a request when it
+//! arrives, which is after it was sent and before its answer came back; so a request counts from
+//! its send time while it is in flight, and from its answer's time once answered. An answered
+//! request leaves the log 10 s (plus `ANSWERED_MARGIN`) after its answer: the next request is
+//! sent after that, so it arrives more than 10 s after the first one did, whatever the network
+//! did. A request that got no answer stays for 10 s plus `WINDOW_MARGIN` after it was sent.
+//!
+//! HubSpot's `X-HubSpot-RateLimit-*` headers tighten the budget at run time: a lower `Max` (a
+//! different tier) lowers the window's capacity, a `Remaining` below what this process alone
+//! explains (other processes using the same app) adds their requests to the log, and the daily
+//! pair replaces the local daily count. Searches also count against the 10-second window and the
+//! daily count, to be safe, on top of their own per-second bucket.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use tokio::time::Instant;
+
+use super::settings::ClientSettings;
+
+use crate::metrics::BudgetWaited;
+
+/// How much longer than HubSpot's window a request that got no answer is remembered, counted
+/// from its send time (it may have arrived later, slow on the wire).
+pub const WINDOW_MARGIN: Duration = Duration::from_millis(1000);
+/// How much longer than HubSpot's window an answered request is remembered, counted from its
+/// answer's time (HubSpot counted it before that): only rounding and timer slack.
+pub const ANSWERED_MARGIN: Duration = Duration::from_millis(100);
+/// The same for the one-second search bucket.
+pub const SEARCH_WINDOW_MARGIN: Duration = Duration::from_millis(200);
+/// HubSpot's burst window unless its headers say otherwise.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+/// Once the daily limit is reached, one request is let through this often to learn whether the
+/// portal's midnight has passed (the portal's time zone is unknown to the client).
+pub const DAILY_PROBE_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// Which buckets a request draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestClass {
+    /// Every API call but search: the 10-second window and the daily count.
+    Standard,
+    /// CRM search: the search bucket as well.
+    Search,
+}
+
+/// The daily limit is used up; the caller turns this into `HubSpotError::DailyLimit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DailyLimitReached {
+    pub limit: u64,
+}
+
+/// HubSpot's rate-limit headers of one response (all optional; searches send none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimitHeaders {
+    pub max: Option<u32>,
+    pub remaining: Option<u32>,
+    pub interval_ms: Option<u64>,
+    pub daily: Option<u64>,
+    pub daily_remaining: Option<u64>,
+}
+
+impl RateLimitHeaders {
+    /// Reads the headers from a response's header map.
+    pub fn from_headers(headers: &reqwest::header::HeaderMap) -> RateLimitHeaders {
+        fn num<T: std::str::FromStr>(h: &reqwest::header::HeaderMap, name: &str) -> Option<T> {
+            h.get(name)?.to_str().ok()?.trim().parse().ok()
+        }
+        RateLimitHeaders {
+            max: num(headers, "x-hubspot-ratelimit-max"),
+            remaining: num(headers, "x-hubspot-ratelimit-remaining"),
+            interval_ms: num(headers, "x-hubspot-ratelimit-interval-milliseconds"),
+            daily: num(headers, "x-hubspot-ratelimit-daily"),
+            daily_remaining: num(headers, "x-hubspot-ratelimit-daily-remaining"),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == RateLimitHeaders::default()
+    }
+}
+
+/// A point-in-time view of a budget, for metrics and run summaries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetSnapshot {
+    /// Requests allowed per window now (the configured value, or lower if HubSpot said so).
+    pub max_per_window: u32,
+    pub interval_ms: u64,
+    /// Requests counted in the current window, including other processes' seen in headers.
+    pub used_in_window: u32,
+    pub remaining_in_window: u32,
+    /// The last `X-HubSpot-RateLimit-Remaining` HubSpot sent.
+    pub server_remaining: Option<u32>,
+    pub daily_limit: u64,
+    pub daily_used: u64,
+    pub daily_remaining: u64,
+    pub search_requests_per_sec: u32,
+    /// Total seconds requests spent waiting for the budget.
+    pub waited_secs: f64,
+}
+
+/// One HubSpot account's shared request budget. See the module docs.
+#[derive(Debug)]
+pub struct RateBudget {
+    account: String,
+    state: Mutex<State>,
+    waited_micros: AtomicU64,
+}
+
+/// One request in the 10-second log.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    /// When the budget let it through.
+    sent: Instant,
+    /// The latest moment HubSpot can have counted it: the send time while it is in flight,
+    /// its answer's time once answered.
+    counted_by: Instant,
+    answered: bool,
+}
+
+#[derive(Debug)]
+struct State {
+    configured_max: u32,
+    max_per_window: u32,
+    interval: Duration,
+    /// Requests that may still count in HubSpot's window, in send order.
+    sends: VecDeque<Sent>,
+    search_per_sec: u32,
+    search_sends: VecDeque<Instant>,
+    paused_until: Option<Instant>,
+    configured_daily: u64,
+    daily_limit: u64,
+    daily_used: u64,
+    day: NaiveDate,
+    next_daily_probe: Option<Instant>,
+    server_remaining: Option<u32>,
+}
+
+impl RateBudget {
+    pub fn new(settings: &ClientSettings) -> Arc<Self> {
+        let max = settings.max_requests_per_10s.max(1);
+        Arc::new(RateBudget {
+            account: settings.account.clone(),
+            state: Mutex::new(State {
+                configured_max: max,
+                max_per_window: max,
+                interval: DEFAULT_INTERVAL,
+                sends: VecDeque::new(),
+                search_per_sec: settings.search_requests_per_sec.max(1),
+                search_sends: VecDeque::new(),
+                paused_until: None,
+                configured_daily: settings.daily_limit.max(1),
+                daily_limit: settings.daily_limit.max(1),
+                daily_used: 0,
+                day: Utc::now().date_naive(),
+                next_daily_probe: None,
+                server_remaining: None,
+            }),
+            waited_micros: AtomicU64::new(0),
+        })
+    }
+
+    /// The account this budget belongs to.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock leaves consistent numbers; keep going.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits until one more request of `class` fits every bucket, then counts it as sent.
+    pub async fn acquire(&self, class: RequestClass) -> Result<(), DailyLimitReached> {
+        let mut waited = Duration::ZERO;
+        let result = loop {
+            let now = Instant::now();
+            let wait_until = {
+                let mut st = self.lock();
+                match st.try_take(now, class) {
+                    Ok(None) => break Ok(()),
+                    Ok(Some(until)) => until,
+                    Err(e) => break Err(e),
+                }
+            };
+            tracing::trace!(account = %self.account, wait_ms = (wait_until - now).as_millis() as u64, "Waiting for the HubSpot rate budget.");
+            tokio::time::sleep_until(wait_until).await;
+            waited += Instant::now().saturating_duration_since(now);
+        };
+        if !waited.is_zero() {
+            self.waited_micros.fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
+            BudgetWaited { account: &self.account, seconds: waited.as_secs_f64() }.emit();
+        }
+        result
+    }
+
+    /// Learns from an answer: its request counts from now on from the answer's time, and its
+    /// rate-limit headers, if any, tighten the budget. `sent_at` is when its request was sent.
+    pub fn observe(&self, headers: &RateLimitHeaders, sent_at: Instant) {
+        let mut st = self.lock();
+        let now = Instant::now();
+        st.answered(sent_at, now);
+        if !headers.is_empty() {
+            st.observe(headers, sent_at, now);
+        }
+    }
+
+    /// HubSpot answered 429 for the 10-second window: nobody sends before `until`.
+    pub fn pause_until(&self, until: Instant) {
+        let mut st = self.lock();
+        if st.paused_until.is_none_or(|p| p < until) {
+            st.paused_until = Some(until);
+        }
+    }
+
+    /// How long until the oldest request in the window leaves it: when HubSpot's window should
+    /// have room again. Never more than the window itself.
+    pub fn window_frees_in(&self) -> Duration {
+        let st = self.lock();
+        let now = Instant::now();
+        let window = st.interval;
+        st.sends
+            .iter()
+            .map(|s| s.counted_by + window)
+            .filter(|leaves| *leaves > now)
+            .min()
+            .map(|leaves| leaves.saturating_duration_since(now))
+            .unwrap_or(window)
+            .min(window)
+    }
+
+    /// HubSpot answered 429 DAILY: the account is out of requests until the portal's midnight.
+    pub fn mark_daily_exhausted(&self) {
+        let mut st = self.lock();
+        st.daily_used = st.daily_limit;
+        st.next_daily_probe = Some(Instant::now() + DAILY_PROBE_INTERVAL);
+    }
+
+    /// Requests left in the current window.
+    pub fn remaining_in_window(&self) -> u32 {
+        self.snapshot().remaining_in_window
+    }
+
+    /// Requests left today.
+    pub fn daily_remaining(&self) -> u64 {
+        self.snapshot().daily_remaining
+    }
+
+    /// Total seconds requests have waited for this budget.
+    pub fn waited_secs(&self) -> f64 {
+        self.waited_micros.load(Ordering::Relaxed) as f64 / 1_000_000.0
+    }
+
+    pub fn snapshot(&self) -> BudgetSnapshot {
+        let mut st = self.lock();
+        let now = Instant::now();
+        st.prune_all(now);
+        st.roll_day();
+        let used = st.sends.len().min(u32::MAX as usize) as u32;
+        BudgetSnapshot {
+            max_per_window: st.max_per_window,
+            interval_ms: st.interval.as_millis() as u64,
+            used_in_window: used,
+            remaining_in_window: st.max_per_window.saturating_sub(used),
+            server_remaining: st.server_remaining,
+            daily_limit: st.daily_limit,
+            daily_used: st.daily_used,
+            daily_remaining: st.daily_limit.saturating_sub(st.daily_used),
+            search_requests_per_sec: st.search_per_sec,
+            waited_secs: self.waited_secs(),
+        }
+    }
+}
+
+impl Sent {
+    /// When the request leaves the log: HubSpot's window after it was counted, plus the margin.
+    fn leaves_at(&self, interval: Duration) -> Instant {
+        let margin = if self.answered { ANSWERED_MARGIN } else { WINDOW_MARGIN };
+        self.counted_by + interval + margin
+    }
+}
+
+impl State {
+    /// Drops the requests that left the window from the front of the log. A request answered
+    /// sooner than an older one may leave first and stay a little longer: see `prune_all`.
+    fn prune(&mut self, now: Instant) {
+        while self.sends.front().is_some_and(|s| s.leaves_at(self.interval) <= now) {
+            self.sends.pop_front();
+        }
+        let search_window = Duration::from_secs(1) + SEARCH_WINDOW_MARGIN;
+        while self.search_sends.front().is_some_and(|t| now.saturating_duration_since(*t) >= search_window) {
+            self.search_sends.pop_front();
+        }
+    }
+
+    /// Drops every request that left the window.
+    fn prune_all(&mut self, now: Instant) {
+        self.prune(now);
+        let interval = self.interval;
+        self.sends.retain(|s| s.leaves_at(interval) > now);
+    }
+
+    /// The local day count restarts at UTC midnight; HubSpot's daily headers correct it to the
+    /// portal's own day as soon as a response carries them.
+    fn roll_day(&mut self) {
+        let today = Utc::now().date_naive();
+        if today != self.day {
+            self.day = today;
+            self.daily_used = 0;
+            self.next_daily_probe = None;
+        }
+    }
+
+    /// Takes one request from every bucket, or says until when to wait.
+    fn try_take(&mut self, now: Instant, class: RequestClass) -> Result<Option<Instant>, DailyLimitReached> {
+        self.roll_day();
+        // Past the daily limit, one request per `DAILY_PROBE_INTERVAL` goes through to learn
+        // (from its headers or its 429) whether the portal's day has turned.
+        let is_probe = self.daily_used >= self.daily_limit;
+        if is_probe && self.next_daily_probe.is_some_and(|at| now < at) {
+            return Err(DailyLimitReached { limit: self.daily_limit });
+        }
+        self.prune(now);
+        let mut wait_until: Option<Instant> = None;
+        let mut later = |t: Instant| {
+            if t > now && wait_until.is_none_or(|w| w < t) {
+                wait_until = Some(t);
+            }
+        };
+        if let Some(p) = self.paused_until {
+            later(p);
+        }
+        let max = self.max_per_window.max(1) as usize;
+        if self.sends.len() >= max {
+            self.prune_all(now);
+        }
+        if self.sends.len() >= max {
+            // Room opens when all but `max - 1` requests have left the log.
+            let mut leaving: Vec<Instant> = self.sends.iter().map(|s| s.leaves_at(self.interval)).collect();
+            leaving.sort_unstable();
+            later(leaving[self.sends.len() - max]);
+        }
+        if class == RequestClass::Search {
+            let per_sec = self.search_per_sec.max(1) as usize;
+            if self.search_sends.len() >= per_sec {
+                let oldest = self.search_sends[self.search_sends.len() - per_sec];
+                later(oldest + Duration::from_secs(1) + SEARCH_WINDOW_MARGIN);
+            }
+        }
+        if let Some(until) = wait_until {
+            return Ok(Some(until));
+        }
+        if is_probe {
+            self.next_daily_probe = Some(now + DAILY_PROBE_INTERVAL);
+        }
+        self.paused_until = None;
+        self.sends.push_back(Sent { sent: now, counted_by: now, answered: false });
+        if class == RequestClass::Search {
+            self.search_sends.push_back(now);
+        }
+        self.daily_used = self.daily_used.saturating_add(1);
+        Ok(None)
+    }
+
+    /// The request sent at `sent_at` was answered at `now`. Requests are told apart by their send
+    /// time: the latest one in flight that was let through by then is this one.
+    fn answered(&mut self, sent_at: Instant, now: Instant) {
+        if let Some(s) = self.sends.iter_mut().rev().find(|s| !s.answered && s.sent <= sent_at) {
+            s.counted_by = now.max(s.sent);
+            s.answered = true;
+        }
+    }
+
+    fn observe(&mut self, h: &RateLimitHeaders, sent_at: Instant, now: Instant) {
+        if let Some(ms) = h.interval_ms {
+            // Only believe sane windows; a wrong header must not stall every sync.
+            if (1_000..=60_000).contains(&ms) {
+                self.interval = Duration::from_millis(ms);
+            }
+        }
+        if let Some(server_max) = h.max {
+            if server_max > 0 {
+                let max = self.configured_max.min(server_max);
+                if max != self.max_per_window {
+                    tracing::info!(
+                        configured = self.configured_max,
+                        hubspot_max = server_max,
+                        now_using = max,
+                        "HubSpot reports a different burst limit than configured; the budget follows the lower one."
+                    );
+                }
+                self.max_per_window = max;
+            }
+        }
+        if let (Some(server_max), Some(remaining)) = (h.max, h.remaining) {
+            self.server_remaining = Some(remaining);
+            let server_used = server_max.saturating_sub(remaining) as usize;
+            // What this process had sent in the window HubSpot counted for this request.
+            let from = sent_at.checked_sub(self.interval);
+            let ours = self.sends.iter().filter(|s| s.sent <= sent_at && from.is_none_or(|f| s.sent > f)).count();
+            let cap = self.max_per_window as usize;
+            let extra = server_used.saturating_sub(ours).min(cap.saturating_sub(ours));
+            if extra > 0 {
+                tracing::debug!(
+                    extra,
+                    server_used,
+                    ours,
+                    "HubSpot counted requests this process did not send; the budget counts them too."
+                );
+                // They arrived before this request did, so before its answer: they count until
+                // the window after it.
+                let at = self.sends.partition_point(|s| s.sent <= sent_at);
+                for _ in 0..extra {
+                    self.sends.insert(at, Sent { sent: sent_at, counted_by: now, answered: true });
+                }
+            }
+        }
+        if let (Some(daily), Some(daily_remaining)) = (h.daily, h.daily_remaining) {
+            if daily > 0 {
+                self.daily_limit = self.configured_daily.min(daily);
+                self.daily_used = daily.saturating_sub(daily_remaining);
+                if self.daily_used < self.daily_limit {
+                    self.next_daily_probe = None;
+                }
+            }
+        }
+        self.prune(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hubspot_model::Secret;
+
+    fn settings(max: u32, daily: u64, search: u32) -> ClientSettings {
+        ClientSettings {
+            max_requests_per_10s: max,
+            daily_limit: daily,
+            search_requests_per_sec: search,
+            ..ClientSettings::new("test", Secret::new("t"))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_more_than_max_in_any_window_with_margin() {
+        let budget = RateBudget::new(&settings(10, 1_000, 4));
+        let start = Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..35 {
+            budget.acquire(RequestClass::Standard).await.unwrap();
+            times.push(Instant::now() - start);
+        }
+        // The first 10 go at once, the next 10 after the window plus margin, and so on.
+        assert_eq!(times[9], Duration::ZERO);
+        assert_eq!(times[10], DEFAULT_INTERVAL + WINDOW_MARGIN);
+        assert_eq!(times[20], 2 * (DEFAULT_INTERVAL + WINDOW_MARGIN));
+        for (i, t) in times.iter().enumerate().skip(10) {
+            assert!(*t - times[i - 10] >= DEFAULT_INTERVAL + WINDOW_MARGIN);
+        }
+        assert!(budget.waited_secs() > 0.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answered_requests_count_from_their_answer() {
+        let budget = RateBudget::new(&settings(10, 1_000, 4));
+        let start = Instant::now();
+        // The first answer takes 3 s, the next nine 50 ms each.
+        for i in 0..10 {
+            budget.acquire(RequestClass::Standard).await.unwrap();
+            let sent = Instant::now();
+            tokio::time::advance(if i == 0 { Duration::from_secs(3) } else { Duration::from_millis(50) }).await;
+            budget.observe(&RateLimitHeaders::default(), sent);
+        }
+        // HubSpot counted the first request at most 3 s after it was sent: the window frees
+        // 10 s after its answer (plus the small margin), not 10 s + 1 s after the send.
+        budget.acquire(RequestClass::Standard).await.unwrap();
+        assert_eq!(Instant::now() - start, Duration::from_secs(3) + DEFAULT_INTERVAL + ANSWERED_MARGIN);
+        // The second one was answered at 3.05 s.
+        let sent = Instant::now();
+        budget.observe(&RateLimitHeaders::default(), sent);
+        budget.acquire(RequestClass::Standard).await.unwrap();
+        assert_eq!(Instant::now() - start, Duration::from_millis(3_050) + DEFAULT_INTERVAL + ANSWERED_MARGIN);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shared_between_tasks() {
+        let budget = RateBudget::new(&settings(5, 1_000, 4));
+        let start = Instant::now();
+        let mut handles = Vec::new();
+        for _ in 0..3 {
+            let b = budget.clone();
+            handles.push(tokio::spawn(async move {
+                let mut t = Vec::new();
+                for _ in 0..5 {
+                    b.acquire(RequestClass::Standard).await.unwrap();
+                    t.push(Instant::now() - start);
+                }
+                t
+            }));
+        }
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.await.unwrap());
+        }
+        all.sort();
+        for (i, t) in all.iter().enumerate().skip(5) {
+            assert!(*t - all[i - 5] >= DEFAULT_INTERVAL + WINDOW_MARGIN, "{all:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn search_bucket_is_separate_and_per_second() {
+        let budget = RateBudget::new(&settings(100, 1_000, 2));
+        let start = Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            budget.acquire(RequestClass::Search).await.unwrap();
+            times.push(Instant::now() - start);
+        }
+        let step = Duration::from_secs(1) + SEARCH_WINDOW_MARGIN;
+        assert_eq!(times, vec![Duration::ZERO, Duration::ZERO, step, step, 2 * step]);
+        // Standard requests are not held back by the search bucket.
+        let before = Instant::now();
+        budget.acquire(RequestClass::Standard).await.unwrap();
+        assert_eq!(Instant::now(), before);
+        assert_eq!(budget.snapshot().used_in_window, 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn daily_limit_stops_requests() {
+        let budget = RateBudget::new(&settings(100, 3, 4));
+        for _ in 0..3 {
+            budget.acquire(RequestClass::Standard).await.unwrap();
+        }
+        // The first request past the limit is a probe; the next ones are refused.
+        let probe = budget.acquire(RequestClass::Standard).await;
+        assert!(probe.is_ok());
+        assert_eq!(budget.acquire(RequestClass::Standard).await, Err(DailyLimitReached { limit: 3 }));
+        assert_eq!(budget.daily_remaining(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn daily_429_blocks_until_a_probe_is_due() {
+        let budget = RateBudget::new(&settings(100, 1_000, 4));
+        budget.mark_daily_exhausted();
+        assert!(budget.acquire(RequestClass::Standard).await.is_err());
+        tokio::time::advance(DAILY_PROBE_INTERVAL).await;
+        assert!(budget.acquire(RequestClass::Standard).await.is_ok());
+        assert!(budget.acquire(RequestClass::Standard).await.is_err());
+        // The probe's headers show the portal's day turned over.
+        budget.observe(
+            &RateLimitHeaders { daily: Some(1_000), daily_remaining: Some(999), ..Default::default() },
+            Instant::now(),
+        );
+        assert!(budget.acquire(RequestClass::Standard).await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn headers_lower_the_max_and_count_foreign_requests() {
+        let budget = RateBudget::new(&settings(100, 1_000, 4));
+        let sent = Instant::now();
+        budget.acquire(RequestClass::Standard).await.unwrap();
+        // HubSpot: 20 per window, 10 left: 9 requests came from elsewhere.
+        budget.observe(
+            &RateLimitHeaders {
+                max: Some(20),
+                remaining: Some(10),
+                interval_ms: Some(10_000),
+                daily: Some(500_000),
+                daily_remaining: Some(400_000),
+            },
+            sent,
+        );
+        let snap = budget.snapshot();
+        assert_eq!(snap.max_per_window, 20);
+        assert_eq!(snap.used_in_window, 10);
+        assert_eq!(snap.remaining_in_window, 10);
+        assert_eq!(snap.server_remaining, Some(10));
+        assert_eq!(snap.daily_limit, 1_000);
+        assert_eq!(snap.daily_used, 100_000);
+        // The same answer observed twice does not double-count.
+        budget.observe(&RateLimitHeaders { max: Some(20), remaining: Some(10), ..Default::default() }, sent);
+        assert_eq!(budget.snapshot().used_in_window, 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pause_holds_everyone() {
+        let budget = RateBudget::new(&settings(100, 1_000, 4));
+        let start = Instant::now();
+        budget.pause_until(start + Duration::from_secs(3));
+        budget.acquire(RequestClass::Standard).await.unwrap();
+        assert_eq!(Instant::now() - start, Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn window_frees_when_the_oldest_send_leaves() {
+        let budget = RateBudget::new(&settings(100, 1_000, 4));
+        assert_eq!(budget.window_frees_in(), DEFAULT_INTERVAL);
+        budget.acquire(RequestClass::Standard).await.unwrap();
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert_eq!(budget.window_frees_in(), Duration::from_secs(6));
+    }
+
+    #[test]
+    fn reads_headers() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("X-HubSpot-RateLimit-Max", "190".parse().unwrap());
+        h.insert("X-HubSpot-RateLimit-Remaining", " 12 ".parse().unwrap());
+        h.insert("X-HubSpot-RateLimit-Interval-Milliseconds", "10000".parse().unwrap());
+        h.insert("X-HubSpot-RateLimit-Daily", "junk".parse().unwrap());
+        let r = RateLimitHeaders::from_headers(&h);
+        assert_eq!(r.max, Some(190));
+        assert_eq!(r.remaining, Some(12));
+        assert_eq!(r.interval_ms, Some(10_000));
+        assert_eq!(r.daily, None);
+        assert!(RateLimitHeaders::from_headers(&Default::default()).is_empty());
+    }
+}

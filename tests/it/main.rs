@@ -1,0 +1,13 @@
+//! hubsync's integration tests, one binary (DuckDB links once): real syncs against real
+//! PostgreSQL and the emulator over real HTTP, the daemon, the CLI and the metrics.
+
+mod auth;
+mod bench;
+mod cli;
+#[allow(dead_code)]
+mod common;
+mod daemon;
+mod links;
+mod metrics;
+mod sync_core;
+mod sync_resilience;
