@@ -2,6 +2,7 @@
 //!
 //! The library holds every part of the daemon; `main.rs` is only the command line on top.
 
+pub mod accounts;
 pub mod auth;
 pub mod cli;
 pub mod config;

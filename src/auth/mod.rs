@@ -11,5 +11,7 @@
 mod scopes;
 mod store;
 
-pub use scopes::{describe_run_error, is_granted, missing_scope_message, missing_scopes, required_scopes, ScopeNeed};
+pub use scopes::{
+    describe_hubspot_error, is_granted, missing_scope_message, missing_scopes, required_scopes, ScopeNeed,
+};
 pub use store::{credentials_dir, CredentialStore, OAuthCredential, StoredCredential};

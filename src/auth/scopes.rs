@@ -98,15 +98,8 @@ pub fn missing_scope_message(sync: &str, scope: &str, operation: &str) -> String
     )
 }
 
-/// A run's error as the user reads it: a missing scope names the sync, the call and the scope.
-pub fn describe_run_error(sync: &str, error: &crate::sync::SyncError) -> String {
-    match error {
-        crate::sync::SyncError::HubSpot(e) => describe_hubspot_error(sync, e),
-        other => other.to_string(),
-    }
-}
-
-fn describe_hubspot_error(sync: &str, error: &HubSpotError) -> String {
+/// A HubSpot error as the user reads it: a missing scope names the sync, the call and the scope.
+pub fn describe_hubspot_error(sync: &str, error: &HubSpotError) -> String {
     match error {
         HubSpotError::MissingScopes { endpoint, scopes, .. } => {
             let scope = scopes.first().map(String::as_str).unwrap_or("(a scope HubSpot did not name)");
@@ -200,7 +193,7 @@ mod tests {
             endpoint: "POST /crm/objects/2026-03/deals/batch/upsert".into(),
             scopes: vec!["crm.objects.deals.write".into(), "crm.objects.deals.sensitive.write.v2".into()],
         };
-        let m = describe_run_error("deals", &crate::sync::SyncError::HubSpot(e));
+        let m = describe_hubspot_error("deals", &e);
         assert!(m.starts_with("sync `deals` needs crm.objects.deals.write to call POST"), "{m}");
     }
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use hubspot_model::Secret;
 use hubspot_client::OAuthTokens;
+use hubspot_model::Secret;
 
 /// The folder of the credential files.
 pub fn credentials_dir(state_dir: &Path) -> PathBuf {

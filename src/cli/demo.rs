@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::{Accounts, CliError};
 use crate::config::Config;
-use hubspot_emulator::{Emulator, EmulatorConfig};
 use crate::sync::{self, RunOptions};
+use hubspot_emulator::{Emulator, EmulatorConfig};
 
 fn failed(what: &str) -> impl Fn(duckdb::Error) -> CliError + '_ {
     move |e| CliError::Failed(format!("demo: {what}: {e}"))

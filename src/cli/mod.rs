@@ -1,7 +1,6 @@
 //! The commands behind `hubsync`'s command line: each loads the config, does one job, prints
 //! plain words or JSON, and maps failures to an exit code (2 for a bad config, 1 otherwise).
 
-mod accounts;
 mod auth;
 mod bench;
 mod daemon;
@@ -10,7 +9,7 @@ mod output;
 
 use std::path::Path;
 
-pub use accounts::Accounts;
+pub use crate::accounts::Accounts;
 pub use auth::{auth_login, auth_status, auth_token};
 pub use bench::{bench, BenchOptions};
 pub use daemon::{daemon_status, run, trigger};
@@ -38,6 +37,12 @@ impl CliError {
             CliError::Config(_) => 2,
             CliError::Failed(_) => 1,
         }
+    }
+}
+
+impl From<crate::accounts::AccountError> for CliError {
+    fn from(e: crate::accounts::AccountError) -> Self {
+        CliError::Config(e.0)
     }
 }
 

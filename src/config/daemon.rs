@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 
 use chrono_tz::Tz;
 
-use super::load::Problem;
 use super::model::{DaemonConfig, ScheduleConfig};
+use super::problem::Problem;
+use super::schedule::{parse_timezone, Schedule};
 use super::Secret;
-use crate::scheduler::{parse_timezone, Schedule};
 
 /// The `[daemon]` section, checked.
 #[derive(Debug, Clone)]

@@ -2,7 +2,6 @@
 //! with the file, the key and what to do.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::daemon::{check_daemon, check_schedule, DaemonSettings};
@@ -10,6 +9,7 @@ use super::interpolate::interpolate;
 use super::model::{
     AssociationConfig, ConfigFile, HubSpotAccountConfig, ListConfig, MatchConfig, SyncMode, WarehouseConfig,
 };
+use super::problem::{ConfigError, Problem};
 use hubspot_model::objects;
 
 /// A config that parsed and passed every offline check.
@@ -48,7 +48,7 @@ pub struct SyncSpec {
     /// Where this sync is in the file, e.g. `syncs[0]`.
     pub key: String,
     /// When `hubsync run` starts it on its own; `None` runs it only when triggered.
-    pub schedule: Option<crate::scheduler::Schedule>,
+    pub schedule: Option<super::schedule::Schedule>,
 }
 
 impl Config {
@@ -395,49 +395,6 @@ fn check_object_name(object: &str) -> Result<(), String> {
         Err(format!("`{object}` is not a HubSpot object type"))
     }
 }
-
-/// One problem in a config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The key, e.g. `syncs[0].warehouse`; empty for the whole file.
-    pub key: String,
-    pub message: String,
-    pub hint: Option<String>,
-}
-
-/// Everything wrong with a config file, reported at once.
-#[derive(Debug, Clone)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    pub problems: Vec<Problem>,
-}
-
-impl ConfigError {
-    pub fn one(file: &Path, key: &str, message: String, hint: Option<String>) -> Self {
-        ConfigError { file: file.to_path_buf(), problems: vec![Problem { key: key.to_string(), message, hint }] }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.problems.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{}", self.file.display())?;
-            if !p.key.is_empty() {
-                write!(f, ": {}", p.key)?;
-            }
-            write!(f, ": {}", p.message)?;
-            if let Some(hint) = &p.hint {
-                write!(f, " (hint: {hint})")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 #[cfg(test)]
 mod tests {

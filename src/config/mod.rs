@@ -5,12 +5,15 @@ mod daemon;
 mod interpolate;
 mod load;
 mod model;
-
+mod problem;
+mod schedule;
 
 pub use daemon::DaemonSettings;
-pub use load::{Config, ConfigError, Problem, SyncSpec};
+pub use hubspot_model::Secret;
+pub use load::{Config, SyncSpec};
 pub use model::{
     AssociationConfig, ConfigFile, DaemonConfig, HubSpotAccountConfig, ListConfig, MatchConfig, NamedList,
     ScheduleConfig, SyncConfig, SyncMode, WarehouseConfig,
 };
-pub use hubspot_model::Secret;
+pub use problem::{ConfigError, Problem};
+pub use schedule::{parse_timezone, Schedule};

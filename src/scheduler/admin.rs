@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::daemon::{Refused, Shared, Trigger};
-use crate::telemetry::metrics;
+use crate::telemetry;
 
 /// Body of `POST /syncs/{name}/run`.
 #[derive(Debug, Default, Deserialize)]
@@ -116,7 +116,7 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
     shared.observe_budgets();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics().encode()).into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], telemetry::encode()).into_response()
 }
 
 async fn list_syncs(State(shared): State<Arc<Shared>>) -> Response {

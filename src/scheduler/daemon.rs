@@ -24,14 +24,14 @@ use serde::Serialize;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 
+use super::metrics::{DaemonStarted, ScheduledRunSkipped, SyncRegistered, SyncRunning};
 use super::schedule::Schedule;
-use crate::cli::Accounts;
+use crate::accounts::Accounts;
 use crate::config::{Config, DaemonSettings, SyncSpec};
-use hubspot_client::HubSpotClient;
 use crate::state::{Rejection, RunRecord, StateStore};
 use crate::sync::{run_sync, RunOptions, RunStatus, RunSummary};
 use hubspot_client::metrics::BudgetObserved;
-use crate::telemetry::events::{DaemonStarted, ScheduledRunSkipped, SyncRegistered, SyncRunning};
+use hubspot_client::HubSpotClient;
 
 /// Requests remembered per sync, for `GET /syncs/{name}/requests/{id}`.
 const REQUESTS_KEPT: usize = 200;

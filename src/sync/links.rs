@@ -10,9 +10,9 @@ use super::object::{resolve_object_name, ObjectMeta};
 use super::runner::{blocking, object_meta};
 use super::SyncError;
 use crate::config::{AssociationConfig, SyncSpec};
+use crate::state::{LinkCandidate, LinkFailure, RunCounts, StateStore};
 use hubspot_client::{AssocOutcome, AssociationInput, AssociationLabel, HubSpotClient};
 use hubspot_model::objects;
-use crate::state::{LinkCandidate, LinkFailure, RunCounts, StateStore};
 
 /// Associations per v4 batch create request (HubSpot's documented limit).
 pub const ASSOCIATION_BATCH_SIZE: usize = hubspot_client::ASSOCIATION_BATCH_LIMIT;

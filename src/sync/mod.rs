@@ -3,6 +3,7 @@
 //! and the read-only views of a sync: `plan.rs` and `validate.rs`.
 
 mod links;
+pub mod metrics;
 mod object;
 mod plan;
 mod request_builder;
@@ -16,9 +17,9 @@ pub use plan::{plan_sync, Plan};
 pub use runner::{run_sync, RunOptions, RunStatus, RunSummary, BATCH_SIZE};
 pub use validate::{validate_sync, Finding, Severity};
 
-use hubspot_client::HubSpotError;
 use crate::source::SourceError;
 use crate::state::StateError;
+use hubspot_client::HubSpotError;
 
 /// Why a sync could not run (or stopped).
 #[derive(Debug, thiserror::Error)]
@@ -32,4 +33,14 @@ pub enum SyncError {
     State(#[from] StateError),
     #[error(transparent)]
     HubSpot(#[from] HubSpotError),
+}
+
+impl SyncError {
+    /// The error as the user reads it: a missing scope names the sync, the call and the scope.
+    pub fn describe(&self, sync: &str) -> String {
+        match self {
+            SyncError::HubSpot(e) => crate::auth::describe_hubspot_error(sync, e),
+            other => other.to_string(),
+        }
+    }
 }

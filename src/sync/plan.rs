@@ -8,8 +8,8 @@ use super::request_builder::{changed_properties, route, Route};
 use super::runner::{blocking, stage_and_diff, BATCH_SIZE};
 use super::SyncError;
 use crate::config::{Config, SyncMode, SyncSpec};
-use hubspot_client::HubSpotClient;
 use crate::state::{RunCounts, StateStore};
+use hubspot_client::HubSpotClient;
 
 /// Sample rows shown per plan.
 const SAMPLE_ROWS: usize = 10;

@@ -16,14 +16,14 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::links::{deliver_associations, sync_list};
+use super::metrics::{RecordRejected, RunFinished};
 use super::object::{check_mappings, resolve_object, ObjectMeta};
 use super::request_builder::{changed_properties, route, snapshot_props, Route};
 use super::SyncError;
 use crate::config::{Config, SyncMode, SyncSpec};
-use hubspot_client::{HubSpotClient, WriteInput, WriteOutcome};
 use crate::source::{row_hash_seed, select_columns, ColumnInfo, Source};
 use crate::state::{Entry, RunCounts, StateStore};
-use crate::telemetry::events::{RecordRejected, RunFinished};
+use hubspot_client::{HubSpotClient, WriteInput, WriteOutcome};
 
 /// HubSpot's limit of inputs per object batch request.
 pub const BATCH_SIZE: usize = hubspot_client::OBJECT_BATCH_LIMIT;
@@ -107,7 +107,7 @@ pub async fn run_sync(
     let (status, error) = match (&outcome, merged) {
         (Ok(false), Ok(())) => (RunStatus::Succeeded, None),
         (Ok(true), Ok(())) => (RunStatus::Cancelled, Some("stopped before the end by a shutdown".to_string())),
-        (Err(e), _) => (RunStatus::Failed, Some(crate::auth::describe_run_error(&sync.name, e))),
+        (Err(e), _) => (RunStatus::Failed, Some(e.describe(&sync.name))),
         (Ok(_), Err(e)) => (RunStatus::Failed, Some(e.to_string())),
     };
     store.finish_run(run_id, status.as_str(), &counts, error.as_deref())?;

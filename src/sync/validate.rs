@@ -10,8 +10,8 @@ use super::object::{check_mappings, resolve_object};
 use super::runner::connect_source;
 use super::SyncError;
 use crate::config::{Config, SyncMode, SyncSpec};
-use hubspot_client::{HubSpotClient, HubSpotError, PropertyInfo, WriteOp};
 use crate::source::{select_columns, ColumnInfo, ValueKind};
+use hubspot_client::{HubSpotClient, HubSpotError, PropertyInfo, WriteOp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -84,7 +84,7 @@ pub async fn validate_sync(config: &Config, sync: &SyncSpec, client: &HubSpotCli
             return findings;
         }
         Err(e) => {
-            findings.push(error(format!("{}.hubspot", sync.key), crate::auth::describe_run_error(&sync.name, &e)));
+            findings.push(error(format!("{}.hubspot", sync.key), e.describe(&sync.name)));
             return findings;
         }
     };
@@ -149,7 +149,7 @@ async fn check_write_scope(sync: &SyncSpec, client: &HubSpotClient, meta: &super
                 .unwrap_or_else(|| "a write scope HubSpot did not name".to_string());
             crate::auth::missing_scope_message(&sync.name, &scope, &format!("{verb} {}", sync.object))
         }
-        Err(e) => crate::auth::describe_run_error(&sync.name, &SyncError::HubSpot(e)),
+        Err(e) => crate::auth::describe_hubspot_error(&sync.name, &e),
     };
     Some(Finding { severity: Severity::Error, sync: sync.name.clone(), key: format!("{}.hubspot", sync.key), message })
 }

@@ -2,15 +2,14 @@
 //! exchange, refresh before expiry and on a 401, a refused refresh), missing-scope messages that
 //! name the sync, the operation and the scope, and secrets that never reach any output.
 
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::common::daemon::{free_port, DaemonProcess};
 use crate::common::{text, Harness};
-use hubsync::config::Secret;
 use hubspot_emulator::{EmulatorConfig, OAuthClient, StaticToken};
+use hubsync::config::Secret;
 use hubsync::sync::RunStatus;
 use serde_json::Value;
 

@@ -1,6 +1,5 @@
 //! The binary as a user runs it: invalid configs, validate, plan, help, and the demo.
 
-
 use crate::common::{hubsync_cmd, text, Harness};
 
 const GOOD_SYNC: &str = r#"

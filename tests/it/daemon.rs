@@ -3,7 +3,6 @@
 //! stops that lose nothing, two syncs sharing one account's rate limit, and the admin API's
 //! token, bind and reset rules.
 
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 

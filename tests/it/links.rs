@@ -2,7 +2,6 @@
 //! labels, links that wait for their target, never removing a link, and a list kept equal to
 //! the model with only membership changes sent.
 
-
 use std::collections::BTreeSet;
 
 use crate::common::{text, Harness};

@@ -6,7 +6,6 @@
 //! The promtool and Prometheus tests fail (never skip) when the tools are missing:
 //! `scripts/install-prometheus.sh` installs them.
 
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -2,7 +2,6 @@
 //! batches, no-change runs, field-level updates, matching by search, custom objects,
 //! rejections and their retry, modes, and value conversion.
 
-
 use crate::common::{text, Harness};
 use hubsync::sync::RunStatus;
 use serde_json::json;

@@ -1,7 +1,6 @@
 //! A run survives what production throws at it: a SIGKILL in the middle of delivery, HubSpot's
 //! 5xx answers, dropped connections and 429 bursts, and a tight rate limit.
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::{text, Harness};

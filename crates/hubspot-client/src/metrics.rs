@@ -177,3 +177,26 @@ impl BudgetObserved<'_> {
         m.daily_quota_limit_requests.with_label_values(&[self.account]).set(clamp(s.daily_limit));
     }
 }
+
+/// The daemon uses a HubSpot account: its series start at zero.
+pub struct AccountRegistered<'a> {
+    pub account: &'a str,
+}
+
+impl AccountRegistered<'_> {
+    pub fn emit(&self) {
+        let m = metrics();
+        let account = self.account;
+        for endpoint in EndpointKind::ALL {
+            for class in StatusClass::ALL {
+                m.hubspot_requests_total.with_label_values(&[account, endpoint.as_str(), class.as_str()]);
+            }
+            m.hubspot_request_duration_seconds.with_label_values(&[account, endpoint.as_str()]);
+        }
+        for reason in RetryReason::ALL {
+            m.hubspot_retries_total.with_label_values(&[account, reason.as_str()]);
+        }
+        m.hubspot_rate_limited_total.with_label_values(&[account]);
+        m.rate_budget_wait_seconds_total.with_label_values(&[account]);
+    }
+}

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use hubspot_emulator::{Emulator, EmulatorConfig};
 use hubsync::cli::Accounts;
 use hubsync::config::Config;
-use hubspot_emulator::{Emulator, EmulatorConfig};
 use hubsync::sync::{run_sync, RunOptions, RunSummary};
 
 /// The PostgreSQL server tests use: `HUBSYNC_TEST_DATABASE_URL`, or the local one.

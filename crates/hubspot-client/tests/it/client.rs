@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Router;
-use hubspot_model::Secret;
-use hubspot_emulator::{Emulator, EmulatorConfig, FaultConfig, StaticToken};
 use hubspot_client::{
     AssocOutcome, AssociationInput, ClientSettings, EndpointKind, HubSpotClient, HubSpotError, RateBudget, RetryReason,
     WriteInput, WriteOutcome,
 };
+use hubspot_emulator::{Emulator, EmulatorConfig, FaultConfig, StaticToken};
+use hubspot_model::Secret;
 use serde_json::{json, Value};
 
 type TestResult = anyhow::Result<()>;

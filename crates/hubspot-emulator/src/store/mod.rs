@@ -23,8 +23,8 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 
 use crate::clock;
-use hubspot_model::objects::STANDARD_OBJECTS;
 use associations::AssociationStore;
+use hubspot_model::objects::STANDARD_OBJECTS;
 use lists::ListStore;
 use properties::{PropertyDef, ValueError};
 use tokens::TokenStore;

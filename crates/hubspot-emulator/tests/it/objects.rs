@@ -1,7 +1,6 @@
 //! CRM objects over real HTTP: single and batch endpoints, both path families, HubSpot's
 //! status codes and error bodies (docs/hubspot-api.md §1, §9).
 
-
 use crate::support::{assert_error, contact_upserts, start, Api};
 use reqwest::Method;
 use serde_json::{json, Value};

@@ -1,6 +1,5 @@
 //! The properties API and custom object schemas over real HTTP (docs/hubspot-api.md §2).
 
-
 use crate::support::{assert_error, start, Api};
 use serde_json::{json, Value};
 

@@ -1,7 +1,6 @@
 //! CRM search over real HTTP: operators, groups, paging, HubSpot's limits, the per-second
 //! search limit and the index lag (docs/hubspot-api.md §1.6, §5).
 
-
 use std::time::Duration;
 
 use crate::support::{assert_error, start, start_with, Api};

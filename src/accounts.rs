@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::CliError;
 use crate::auth::{CredentialStore, StoredCredential};
 use crate::config::{Config, HubSpotAccountConfig, Secret};
 use hubspot_client::{ClientSettings, HubSpotClient, OAuthSession, OAuthTokens, RateBudget, TokenEndpoint, TokenStore};
@@ -84,10 +83,15 @@ impl TokenStore for StoredLogin {
     }
 }
 
+/// An account that cannot be used: its config or its stored credential is wrong.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct AccountError(pub String);
+
 impl Accounts {
     /// Builds a client for every account. An account that cannot be used (no token) is an
     /// error only when a sync asks for it.
-    pub fn build(config: &Config) -> Result<Accounts, CliError> {
+    pub fn build(config: &Config) -> Result<Accounts, AccountError> {
         let mut clients = BTreeMap::new();
         let store = CredentialStore::new(&config.state_dir);
         for name in config.hubspot.keys() {
@@ -102,11 +106,11 @@ impl Accounts {
     }
 
     /// The client of an account.
-    pub fn client(&self, name: &str) -> Result<&HubSpotClient, CliError> {
+    pub fn client(&self, name: &str) -> Result<&HubSpotClient, AccountError> {
         match self.clients.get(name) {
             Some(Ok(client)) => Ok(client),
-            Some(Err(message)) => Err(CliError::Config(message.clone())),
-            None => Err(CliError::Config(format!("HubSpot account `{name}` is not configured"))),
+            Some(Err(message)) => Err(AccountError(message.clone())),
+            None => Err(AccountError(format!("HubSpot account `{name}` is not configured"))),
         }
     }
 }

@@ -1,19 +1,14 @@
-//! Every metric hubsync exports, declared once: names, help texts and label sets.
-//!
-//! The process's default Prometheus registry (Quickwit's habit: each crate registers its own;
-//! the HubSpot client's are in `hubspot_client::metrics`): business code never touches these directly, it emits
-//! events (`events.rs`) and the events update the metrics. Names start with `hubsync_`, use base
-//! units (seconds, requests, rows), and counters end in `_total`. Labels are bounded: `sync` and
-//! `account` come from the config, every other label from a closed enum.
+//! A sync run's metrics and the events that update them: runs and their outcome, rows read,
+//! changes acknowledged and records rejected. Registered in the process's registry
+//! (`telemetry`) on first use.
 
 use std::sync::LazyLock;
 
-use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, TextEncoder,
-};
+use prometheus::{GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec};
 
-/// Prefix of every metric name.
-pub const NAMESPACE: &str = "hubsync";
+use crate::telemetry::{counter, float_gauge, gauge, histogram, unix_now};
+
+use super::{RunStatus, RunSummary};
 
 /// Run outcomes (`outcome` label).
 pub const OUTCOMES: [&str; 3] = ["succeeded", "failed", "cancelled"];
@@ -67,8 +62,8 @@ pub fn error_code_label(code: &str) -> &'static str {
 /// Seconds, for whole sync runs.
 const RUN_DURATION_BUCKETS: &[f64] = &[0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
 
-/// The registry and every metric in it.
-pub struct HubsyncMetrics {
+/// Every metric of a sync run.
+pub struct SyncMetrics {
     /// Runs finished, by sync and outcome.
     pub runs_total: IntCounterVec,
     /// Duration of finished runs, by sync.
@@ -77,12 +72,6 @@ pub struct HubsyncMetrics {
     pub last_success_timestamp_seconds: GaugeVec,
     /// 1 if the sync's last finished run succeeded, 0 if it failed.
     pub last_run_succeeded: IntGaugeVec,
-    /// 1 while a sync runs, else 0.
-    pub sync_running: IntGaugeVec,
-    /// Longest expected gap between scheduled runs, by sync (only scheduled syncs).
-    pub schedule_interval_seconds: GaugeVec,
-    /// Scheduled fire times skipped because the sync was still busy.
-    pub scheduled_runs_skipped_total: IntCounterVec,
     /// Model rows read from the warehouse.
     pub rows_read_total: IntCounterVec,
     /// Model rows set aside before sending (null or repeated key).
@@ -93,49 +82,11 @@ pub struct HubsyncMetrics {
     pub rejected_records_total: IntCounterVec,
     /// Rows in each sync's snapshot (what HubSpot acknowledged).
     pub snapshot_rows: IntGaugeVec,
-    /// Always 1, labelled with the version.
-    pub build_info: IntGaugeVec,
-    /// Unix time the daemon started.
-    pub daemon_start_time_seconds: IntGauge,
 }
 
-fn opts(name: &str, help: &str) -> Opts {
-    assert!(!help.is_empty(), "metric {name} needs help text");
-    Opts::new(name, help).namespace(NAMESPACE)
-}
-
-impl HubsyncMetrics {
-    fn new() -> HubsyncMetrics {
-        // The client registers its own metrics; force them so `/metrics` lists every family.
-        let _ = hubspot_client::metrics::metrics();
-        let registry = prometheus::default_registry();
-        let counter = |name: &str, help: &str, labels: &[&str]| {
-            let m = IntCounterVec::new(opts(name, help), labels).expect("valid counter");
-            registry.register(Box::new(m.clone())).expect("unique metric name");
-            m
-        };
-        let gauge = |name: &str, help: &str, labels: &[&str]| {
-            let m = IntGaugeVec::new(opts(name, help), labels).expect("valid gauge");
-            registry.register(Box::new(m.clone())).expect("unique metric name");
-            m
-        };
-        let float_gauge = |name: &str, help: &str, labels: &[&str]| {
-            let m = GaugeVec::new(opts(name, help), labels).expect("valid gauge");
-            registry.register(Box::new(m.clone())).expect("unique metric name");
-            m
-        };
-        let histogram = |name: &str, help: &str, labels: &[&str], buckets: &[f64]| {
-            let o = HistogramOpts::from(opts(name, help)).buckets(buckets.to_vec());
-            let m = HistogramVec::new(o, labels).expect("valid histogram");
-            registry.register(Box::new(m.clone())).expect("unique metric name");
-            m
-        };
-        let daemon_start_time_seconds =
-            IntGauge::with_opts(opts("daemon_start_time_seconds", "Unix time the hubsync daemon started."))
-                .expect("valid gauge");
-        registry.register(Box::new(daemon_start_time_seconds.clone())).expect("unique metric name");
-
-        HubsyncMetrics {
+impl SyncMetrics {
+    fn new() -> SyncMetrics {
+        SyncMetrics {
             runs_total: counter("runs_total", "Sync runs finished, by outcome.", &["sync", "outcome"]),
             run_duration_seconds: histogram(
                 "run_duration_seconds",
@@ -151,17 +102,6 @@ impl HubsyncMetrics {
             last_run_succeeded: gauge(
                 "sync_last_run_succeeded",
                 "1 if the sync's last finished run succeeded, 0 if it failed (a run stopped by a shutdown changes nothing).",
-                &["sync"],
-            ),
-            sync_running: gauge("sync_running", "1 while the sync is running, else 0.", &["sync"]),
-            schedule_interval_seconds: float_gauge(
-                "sync_schedule_interval_seconds",
-                "Longest expected gap in seconds between two scheduled runs of the sync.",
-                &["sync"],
-            ),
-            scheduled_runs_skipped_total: counter(
-                "scheduled_runs_skipped_total",
-                "Scheduled runs skipped because the sync was still running or queued.",
                 &["sync"],
             ),
             rows_read_total: counter("rows_read_total", "Model rows read from the warehouse.", &["sync"]),
@@ -185,27 +125,119 @@ impl HubsyncMetrics {
                 "Rows in the sync's snapshot of what HubSpot acknowledged.",
                 &["sync"],
             ),
-            build_info: gauge("build_info", "Always 1; the labels say which hubsync build is running.", &["version"]),
-            daemon_start_time_seconds,
         }
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn encode(&self) -> String {
-        let mut buffer = Vec::new();
-        let encoder = TextEncoder::new();
-        if let Err(e) = encoder.encode(&prometheus::gather(), &mut buffer) {
-            tracing::warn!(error = %e, "Could not encode the metrics.");
+    /// Creates a sync's series at zero, so dashboards and alerts see it from the start, and
+    /// restores what its state file knows.
+    pub fn register_sync(
+        &self,
+        sync: &str,
+        last_success_unix: Option<f64>,
+        last_run_succeeded: Option<bool>,
+        snapshot_rows: Option<u64>,
+    ) {
+        for outcome in OUTCOMES {
+            self.runs_total.with_label_values(&[sync, outcome]);
         }
-        String::from_utf8(buffer).unwrap_or_default()
+        self.run_duration_seconds.with_label_values(&[sync]);
+        self.rows_read_total.with_label_values(&[sync]);
+        self.rows_invalid_total.with_label_values(&[sync]);
+        for operation in OPERATIONS {
+            self.changes_total.with_label_values(&[sync, operation]);
+        }
+        for code in ERROR_CODES {
+            self.rejected_records_total.with_label_values(&[sync, code]);
+        }
+        if let Some(ok) = last_run_succeeded {
+            self.last_run_succeeded.with_label_values(&[sync]).set(i64::from(ok));
+        }
+        if let Some(at) = last_success_unix {
+            self.last_success_timestamp_seconds.with_label_values(&[sync]).set(at);
+        }
+        if let Some(rows) = snapshot_rows {
+            self.snapshot_rows.with_label_values(&[sync]).set(rows.min(i64::MAX as u64) as i64);
+        }
     }
 }
 
-static METRICS: LazyLock<HubsyncMetrics> = LazyLock::new(HubsyncMetrics::new);
+static METRICS: LazyLock<SyncMetrics> = LazyLock::new(SyncMetrics::new);
 
-/// The process's metrics.
-pub fn metrics() -> &'static HubsyncMetrics {
+/// The sync metrics, registered on first use.
+pub fn metrics() -> &'static SyncMetrics {
     &METRICS
+}
+
+/// A sync run ended, whatever the outcome.
+pub struct RunFinished<'a> {
+    pub summary: &'a RunSummary,
+    /// Rows in the snapshot after the run, when they could be counted.
+    pub snapshot_rows: Option<u64>,
+}
+
+impl RunFinished<'_> {
+    pub fn emit(&self) {
+        let s = self.summary;
+        let c = &s.counts;
+        match s.status {
+            RunStatus::Succeeded => tracing::info!(
+                rows = c.rows_read,
+                created = c.created,
+                updated = c.updated,
+                rejected = c.rejected,
+                requests = c.requests,
+                seconds = s.duration_secs,
+                "Sync run succeeded."
+            ),
+            _ => tracing::warn!(
+                status = s.status.as_str(),
+                error = s.error.as_deref().unwrap_or(""),
+                seconds = s.duration_secs,
+                "Sync run did not finish."
+            ),
+        }
+        let m = metrics();
+        let sync = s.sync.as_str();
+        m.runs_total.with_label_values(&[sync, s.status.as_str()]).inc();
+        m.run_duration_seconds.with_label_values(&[sync]).observe(s.duration_secs);
+        match s.status {
+            RunStatus::Succeeded => {
+                m.last_success_timestamp_seconds.with_label_values(&[sync]).set(unix_now());
+                m.last_run_succeeded.with_label_values(&[sync]).set(1);
+            }
+            RunStatus::Failed => m.last_run_succeeded.with_label_values(&[sync]).set(0),
+            RunStatus::Cancelled => {}
+        }
+        m.rows_read_total.with_label_values(&[sync]).inc_by(c.rows_read);
+        m.rows_invalid_total.with_label_values(&[sync]).inc_by(c.invalid);
+        for (operation, n) in [
+            ("create", c.created),
+            ("update", c.updated),
+            ("skip", c.skipped),
+            ("associate", c.associated),
+            ("list_add", c.list_added),
+            ("list_remove", c.list_removed),
+        ] {
+            m.changes_total.with_label_values(&[sync, operation]).inc_by(n);
+        }
+        if let Some(rows) = self.snapshot_rows {
+            m.snapshot_rows.with_label_values(&[sync]).set(rows as i64);
+        }
+    }
+}
+
+/// One record was refused by HubSpot or could not be sent.
+pub struct RecordRejected<'a> {
+    pub sync: &'a str,
+    /// HubSpot's or hubsync's code; mapped to a closed set for the label.
+    pub code: &'a str,
+}
+
+impl RecordRejected<'_> {
+    pub fn emit(&self) {
+        tracing::debug!(sync = self.sync, code = self.code, "A record was rejected.");
+        metrics().rejected_records_total.with_label_values(&[self.sync, error_code_label(self.code)]).inc();
+    }
 }
 
 #[cfg(test)]
@@ -226,7 +258,7 @@ mod tests {
         let m = metrics();
         m.runs_total.with_label_values(&["s", "succeeded"]).inc();
         hubspot_client::metrics::metrics().rate_budget_wait_seconds_total.with_label_values(&["a"]).inc_by(0.5);
-        let text = m.encode();
+        let text = crate::telemetry::encode();
         for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
             let parts: Vec<&str> = line.split_whitespace().collect();
             let (name, kind) = (parts[2], parts[3]);
