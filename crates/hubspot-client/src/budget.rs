@@ -1,14 +1,16 @@
 //! The request budget of one HubSpot account, shared by every sync that writes to it.
 //!
 //! HubSpot counts requests per app in a rolling 10-second window, per account per day, and CRM
-//! searches per second (hubspot-api.md §5). One `RateBudget` per account, behind an `Arc`, is
-//! asked before every request, so syncs running side by side never exceed together what one
-//! respects alone. The window is a sliding log of requests. HubSpot counts a request when it
-//! arrives, which is after it was sent and before its answer came back; so a request counts from
-//! its send time while it is in flight, and from its answer's time once answered. An answered
-//! request leaves the log 10 s (plus `ANSWERED_MARGIN`) after its answer: the next request is
-//! sent after that, so it arrives more than 10 s after the first one did, whatever the network
-//! did. A request that got no answer stays for 10 s plus `WINDOW_MARGIN` after it was sent.
+//! searches per second
+//! (https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines). One
+//! `RateBudget` per account, behind an `Arc`, is asked before every request, so syncs running side
+//! by side never exceed together what one respects alone. The window is a sliding log of requests.
+//! HubSpot counts a request when it arrives, which is after it was sent and before its answer came
+//! back; so a request counts from its send time while it is in flight, and from its answer's time
+//! once answered. An answered request leaves the log 10 s (plus `ANSWERED_MARGIN`) after its
+//! answer: the next request is sent after that, so it arrives more than 10 s after the first one
+//! did, whatever the network did. A request that got no answer stays for 10 s plus `WINDOW_MARGIN`
+//! after it was sent.
 //!
 //! HubSpot's `X-HubSpot-RateLimit-*` headers tighten the budget at run time: a lower `Max` (a
 //! different tier) lowers the window's capacity, a `Remaining` below what this process alone
