@@ -34,8 +34,8 @@ use super::types::{
     SchemaInfo, WriteInput, WriteOutcome,
 };
 
-use hubspot_model::Secret;
 use crate::metrics::{HubSpotRequest, RequestRetried};
+use hubspot_model::Secret;
 
 /// Longest time to wait for a connection, whatever `timeout_secs` says.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

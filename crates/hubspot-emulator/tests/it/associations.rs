@@ -1,7 +1,6 @@
 //! Associations v4 over real HTTP: labeled and default links, batch endpoints, labels API,
 //! HubSpot's default type ids and the unlabeled link beside a labeled one (§3, §9).
 
-
 use crate::support::{start, Api};
 use hubspot_emulator::EmAssociation;
 use serde_json::{json, Value};

@@ -1,12 +1,11 @@
 //! Rate limits, injected faults and the request journal over real HTTP
 //! (docs/hubspot-api.md §1.7 status codes, §5).
 
-
 use std::time::{Duration, Instant};
 
 use crate::support::{contact_upserts, start, start_with, Api};
-use hubspot_model::Secret;
 use hubspot_emulator::{FaultConfig, OAuthClient, StaticToken};
+use hubspot_model::Secret;
 use reqwest::Method;
 use serde_json::{json, Value};
 

@@ -1,12 +1,11 @@
 //! Authentication over real HTTP: the OAuth flow, token introspection, static tokens with
 //! scopes, and HubSpot's 401/403 bodies (docs/hubspot-api.md §1.7, §6).
 
-
 use std::time::Duration;
 
 use crate::support::{assert_error, start, start_with, Api};
-use hubspot_model::Secret;
 use hubspot_emulator::{EmulatorConfig, OAuthClient, StaticToken};
+use hubspot_model::Secret;
 use reqwest::Method;
 use serde_json::{json, Value};
 

@@ -1,8 +1,6 @@
 //! Shared helpers for the emulator integration tests: start an emulator, talk to it over
 //! real HTTP, get `(status, json)` back.
 
-
-
 use hubspot_emulator::{Emulator, EmulatorConfig};
 use reqwest::{Method, Response};
 use serde_json::Value;
