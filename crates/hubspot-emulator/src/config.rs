@@ -5,8 +5,15 @@ use std::fmt;
 
 use hubspot_model::Secret;
 
-/// How a run of the emulator behaves. `Default` is what tests use: a random port, no burst
-/// or daily limit, HubSpot's search limit of 5 requests/second, no index lag, shuffled batch
+/// The burst limit the emulator enforces unless told otherwise: 100 requests per app per
+/// rolling 10 seconds, what a Free or Starter portal gives a private app (hubspot-api.md
+/// §5.1). Real portals always have one, so the emulator does too; tests raise it or turn it
+/// off (`max_requests_per_10s: None`, `--max-requests-per-10s 0`).
+pub const DEFAULT_MAX_REQUESTS_PER_10S: u32 = 100;
+
+/// How a run of the emulator behaves. `Default` is what tests use: a random port, HubSpot's
+/// Free/Starter burst limit of 100 requests per 10 s ([`DEFAULT_MAX_REQUESTS_PER_10S`]), no
+/// daily limit, HubSpot's search limit of 5 requests/second, no index lag, shuffled batch
 /// results, no faults, and any bearer token accepted with every scope.
 #[derive(Clone, Debug)]
 pub struct EmulatorConfig {
@@ -14,9 +21,10 @@ pub struct EmulatorConfig {
     pub port: u16,
     /// The HubSpot account id (`portalId`/`hub_id`) the emulator pretends to be.
     pub portal_id: u64,
-    /// Requests allowed per app in a rolling 10-second window (`TEN_SECONDLY_ROLLING`).
-    /// `None` turns the burst limit off. HubSpot: 100 (Free/Starter), 190 (Pro/Enterprise),
-    /// 250 (with the API limit increase), 110 (OAuth apps).
+    /// Requests allowed per app in a rolling 10-second window (`TEN_SECONDLY_ROLLING`),
+    /// reported in the `X-HubSpot-RateLimit-*` headers of every non-search answer. `None`
+    /// turns the burst limit and those headers off. HubSpot: 100 (Free/Starter, the
+    /// default), 190 (Pro/Enterprise), 250 (with the API limit increase), 110 (OAuth apps).
     pub max_requests_per_10s: Option<u32>,
     /// Requests allowed per account per day (UTC), shared by all non-OAuth apps. `None` = off.
     pub daily_limit: Option<u64>,
@@ -58,7 +66,7 @@ impl Default for EmulatorConfig {
         EmulatorConfig {
             port: 0,
             portal_id: 12_345_678,
-            max_requests_per_10s: None,
+            max_requests_per_10s: Some(DEFAULT_MAX_REQUESTS_PER_10S),
             daily_limit: None,
             search_requests_per_sec: Some(5),
             search_index_lag_ms: 0,
@@ -130,10 +138,11 @@ pub struct EmulatorArgs {
     /// HubSpot account id the emulator answers as (portalId / hub_id).
     #[arg(long, default_value_t = 12_345_678)]
     pub portal_id: u64,
-    /// Requests allowed per app in a rolling 10-second window; unset = no burst limit.
-    /// HubSpot: 100 (Free/Starter), 190 (Pro/Enterprise), 250 (limit increase), 110 (OAuth apps).
-    #[arg(long, value_name = "N")]
-    pub max_requests_per_10s: Option<u32>,
+    /// Requests allowed per app in a rolling 10-second window; 0 = no burst limit (and no
+    /// rate-limit headers). HubSpot: 100 (Free/Starter), 190 (Pro/Enterprise), 250 (limit
+    /// increase), 110 (OAuth apps).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_REQUESTS_PER_10S)]
+    pub max_requests_per_10s: u32,
     /// Requests allowed per account per day (resets at midnight UTC); unset = no daily limit.
     #[arg(long, value_name = "N")]
     pub daily_limit: Option<u64>,
@@ -202,7 +211,7 @@ impl From<EmulatorArgs> for EmulatorConfig {
         EmulatorConfig {
             port: args.port,
             portal_id: args.portal_id,
-            max_requests_per_10s: args.max_requests_per_10s,
+            max_requests_per_10s: Some(args.max_requests_per_10s).filter(|n| *n > 0),
             daily_limit: args.daily_limit,
             search_requests_per_sec: Some(args.search_requests_per_sec).filter(|n| *n > 0),
             search_index_lag_ms: args.search_index_lag_ms,

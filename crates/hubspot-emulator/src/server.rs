@@ -111,7 +111,17 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
 
 fn respond(shared: &Shared, parts: &Parts, body: &[u8]) -> Reply {
     let path = parts.uri.path();
-    let Some(route) = Route::parse(&parts.method, path) else { return Reply::not_found_page() };
+    let Some(route) = Route::parse(&parts.method, path) else {
+        // HubSpot counts and answers an unknown path like any other call: with the
+        // rate-limit headers (hubspot-api.md §9.1, HTML 404s included).
+        let mut reply = Reply::not_found_page();
+        if let Some(app) = bearer(&parts.headers) {
+            if let Ok(Some(h)) = shared.limits.admit(&Caller { app, oauth: false }, Instant::now()) {
+                h.apply(&mut reply);
+            }
+        }
+        return reply;
+    };
     let now = clock::now_ms();
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
@@ -137,9 +147,10 @@ fn respond(shared: &Shared, parts: &Parts, body: &[u8]) -> Reply {
             Err(reply) => return reply,
         }
     }
+    let sends_headers = route.sends_rate_headers();
     let ctx = Ctx { shared, query, body, auth, now, path };
     let mut reply = dispatch(&ctx, route);
-    if let Some(h) = rate_headers {
+    if let Some(h) = rate_headers.filter(|_| sends_headers) {
         h.apply(&mut reply);
     }
     reply

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use super::auth::Auth;
 use super::clock;
 use super::reply::{HsResult, Reply};
-use super::store::Store;
+use super::store::{PropInput, Store};
 use super::Shared;
 
 /// A batch operation on objects.
@@ -180,6 +180,13 @@ impl Route {
     /// Search has its own per-second limit and answers without rate-limit headers.
     pub(crate) fn is_search(&self) -> bool {
         matches!(self, Route::Search { .. })
+    }
+
+    /// Whether the answer carries `X-HubSpot-RateLimit-*` headers: every one but search and
+    /// the association labels read, as recorded (hubspot-api.md §9.1). The labels read still
+    /// counts against the window.
+    pub(crate) fn sends_rate_headers(&self) -> bool {
+        !matches!(self, Route::Search { .. } | Route::LabelsList { .. })
     }
 }
 
@@ -523,9 +530,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
-/// A `properties` object read as `(name, value)` pairs in order; `null` reads as `""`.
+/// A `properties` object read as `(name, value)` pairs in order; `null` reads as `None`
+/// (ignored for a property the portal does not have, a clear for one it has).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Props<'a>(pub Vec<(Cow<'a, str>, Cow<'a, str>)>);
+pub(crate) struct Props<'a>(pub PropInput<'a>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Props<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -537,8 +545,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Props<'a> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Props<'de>, A::Error> {
                 let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some((k, v)) = map.next_entry::<Text<'de>, Text<'de>>()? {
-                    out.push((k.0, v.0));
+                while let Some((k, v)) = map.next_entry::<Text<'de>, Option<Text<'de>>>()? {
+                    out.push((k.0, v.map(|v| v.0)));
                 }
                 Ok(Props(out))
             }
@@ -587,8 +595,11 @@ mod tests {
     #[test]
     fn scalars_and_props_accept_numbers() {
         let p: Props = serde_json::from_str(r#"{"a":"x","b":17,"c":null,"d":true,"e\u0041":"\u0042"}"#).unwrap();
-        let pairs: Vec<(&str, &str)> = p.0.iter().map(|(k, v)| (&**k, &**v)).collect();
-        assert_eq!(pairs, vec![("a", "x"), ("b", "17"), ("c", ""), ("d", "true"), ("eA", "B")]);
+        let pairs: Vec<(&str, Option<&str>)> = p.0.iter().map(|(k, v)| (&**k, v.as_deref())).collect();
+        assert_eq!(
+            pairs,
+            vec![("a", Some("x")), ("b", Some("17")), ("c", None), ("d", Some("true")), ("eA", Some("B"))]
+        );
         assert!(matches!(p.0[0].0, Cow::Borrowed(_)), "plain strings are borrowed");
         assert!(serde_json::from_str::<Props>(r#"{"a":[1]}"#).is_err());
     }

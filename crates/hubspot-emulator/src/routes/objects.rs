@@ -174,6 +174,11 @@ fn unique_conflict(t: &ObjectType, changes: &Changes, except: Option<u64>) -> Re
     }
 }
 
+/// The survivor of a merged-away record id, if `id` is one.
+fn merged_survivor(t: &ObjectType, id: &str) -> Option<u64> {
+    id.trim().parse::<u64>().ok().and_then(|rid| t.survivor_of(rid))
+}
+
 /// Moves an input's `objectWriteTraceId` out (empty counts as none).
 fn take_trace<'a>(input: &mut WriteInput<'a>) -> Option<Cow<'a, str>> {
     input.object_write_trace_id.take().map(|s| s.0).filter(|s| !s.is_empty())
@@ -184,6 +189,18 @@ struct PlannedLink {
     to_type: String,
     to_id: u64,
     type_id: u32,
+}
+
+/// The 400 for inline associations naming a record that does not exist (hubspot-api.md
+/// §9.1; the recorded answer says `INVALID_FROM_OBJECT` for the missing target).
+fn invalid_associations(to_type_id: &str, to_id: &str) -> Reply {
+    HsError::new(400, "one or more associations are not valid")
+        .category("BAD_REQUEST")
+        .errors(json!([{
+            "message": format!("{to_type_id}={to_id} is not a valid object"),
+            "context": {"validationResult": ["INVALID_FROM_OBJECT"]},
+        }]))
+        .reply()
 }
 
 fn plan_links(store: &Store, from_type: &str, associations: &[InlineAssociation]) -> HsResult<Vec<PlannedLink>> {
@@ -198,7 +215,7 @@ fn plan_links(store: &Store, from_type: &str, associations: &[InlineAssociation]
                 )));
             };
             let Some(to_id) = to_id.filter(|id| store.record_exists(&def.to, *id)) else {
-                return Err(Reply::validation(format!("No {} with id {} exists", def.to, a.to.id.0)));
+                return Err(invalid_associations(&def.to, &a.to.id.0));
             };
             out.push(PlannedLink { to_type: def.to.clone(), to_id, type_id });
         }
@@ -285,10 +302,7 @@ pub(crate) fn list(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
     } else {
         None
     };
-    let results: Vec<RecordJson<'_>> = page
-        .into_iter()
-        .map(|record| RecordJson { record, selection: &selection, trace_id: None, new: None })
-        .collect();
+    let results: Vec<RecordJson<'_>> = page.into_iter().map(|record| t.json(record, &selection)).collect();
     let mut body = serde_json::Map::new();
     body.insert("results".into(), serde_json::to_value(&results).unwrap_or_default());
     if let Some(after) = next {
@@ -321,11 +335,13 @@ pub(crate) fn get(ctx: &Ctx<'_>, name: &str, id: &str) -> HsResult<Reply> {
             .ok()
             .and_then(|rid| t.records.get(&rid))
             .filter(|r| r.archived == archived)
+            // A merged-away record id reads the survivor (hubspot-api.md §9.1).
+            .or_else(|| merged_survivor(t, id).filter(|_| !archived).and_then(|rid| t.live(rid)))
             .ok_or_else(|| object_not_found(id))?,
     };
     let names = t.read_selection(&requested);
     let selection = Selection::Named(&names);
-    Ok(Reply::json(200, &RecordJson { record, selection: &selection, trace_id: None, new: None }))
+    Ok(Reply::json(200, &t.json(record, &selection)))
 }
 
 pub(crate) fn create(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
@@ -346,10 +362,10 @@ pub(crate) fn create(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
     let lag = store.index_lag_ms;
     store.object_type_mut(i).create(id, changes, ctx.now, lag);
     apply_links(store, &type_id, id, links);
-    let record = &store.object_type(i).records[&id];
+    let t = store.object_type(i);
+    let record = &t.records[&id];
     let location = format!("{}/{id}", ctx.path.trim_end_matches('/'));
-    Ok(Reply::json(201, &RecordJson { record, selection: &Selection::AllSet, trace_id: None, new: None })
-        .with_header("Location", location))
+    Ok(Reply::json(201, &t.json(record, &Selection::AllSet)).with_header("Location", location))
 }
 
 pub(crate) fn update(ctx: &Ctx<'_>, name: &str, id: &str) -> HsResult<Reply> {
@@ -364,7 +380,12 @@ pub(crate) fn update(ctx: &Ctx<'_>, name: &str, id: &str) -> HsResult<Reply> {
             return Err(non_unique(&t.type_id, p));
         }
     }
-    let rid = t.resolve_id(id, id_property).ok_or_else(|| object_not_found(id))?;
+    // A merged-away record id updates the survivor (hubspot-api.md §9.1).
+    let by_record_id = id_property.is_none_or(|p| p == "hs_object_id");
+    let rid = t
+        .resolve_id(id, id_property)
+        .or_else(|| by_record_id.then(|| merged_survivor(t, id)).flatten())
+        .ok_or_else(|| object_not_found(id))?;
     let changes = t.check(input.properties.0, t.live(rid)).map_err(|e| validation_reply(&e, store.portal_id))?;
     match unique_conflict(t, &changes, Some(rid)) {
         Ok(()) => {}
@@ -372,8 +393,10 @@ pub(crate) fn update(ctx: &Ctx<'_>, name: &str, id: &str) -> HsResult<Reply> {
         Err(Err(e)) => return Err(validation_reply(&[e], store.portal_id)),
     }
     let lag = store.index_lag_ms;
-    let record = store.object_type_mut(i).update(rid, changes, ctx.now, lag).ok_or_else(|| object_not_found(id))?;
-    Ok(Reply::json(200, &RecordJson { record, selection: &Selection::AllSet, trace_id: None, new: None }))
+    store.object_type_mut(i).update(rid, changes, ctx.now, lag).ok_or_else(|| object_not_found(id))?;
+    let t = store.object_type(i);
+    let record = t.live(rid).ok_or_else(|| object_not_found(id))?;
+    Ok(Reply::json(200, &t.json(record, &Selection::AllSet)))
 }
 
 pub(crate) fn archive(ctx: &Ctx<'_>, name: &str, id: &str) -> HsResult<Reply> {
@@ -413,6 +436,8 @@ enum Plan {
     Update(u64, Changes),
     Invalid(Vec<PropError>),
     Missing,
+    /// A merged-away id on batch update: dropped from the answer.
+    Merged,
 }
 
 /// Refuses the whole batch (400) when an input failed validation and carries no trace id:
@@ -475,7 +500,7 @@ fn batch_create(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
                 done.push((id, trace));
             }
             Plan::Invalid(e) => errors.push(trace_error(&e, store.portal_id, trace.as_deref().unwrap_or_default())),
-            Plan::Update(..) | Plan::Missing => {}
+            Plan::Update(..) | Plan::Missing | Plan::Merged => {}
         }
     }
     store.shuffle(&mut done);
@@ -483,12 +508,7 @@ fn batch_create(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
     let results = done
         .iter()
         .filter_map(|(id, trace)| t.records.get(id).map(|record| (record, trace)))
-        .map(|(record, trace)| RecordJson {
-            record,
-            selection: &Selection::AllSet,
-            trace_id: trace.as_deref(),
-            new: None,
-        })
+        .map(|(record, trace)| RecordJson { trace_id: trace.as_deref(), ..t.json(record, &Selection::AllSet) })
         .collect();
     Ok(batch_reply(201, results, errors, ctx.now))
 }
@@ -535,11 +555,7 @@ fn batch_read(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
     let t = store.object_type(i);
     let names = t.read_selection(&body.properties);
     let selection = Selection::Named(&names);
-    let results = found
-        .iter()
-        .filter_map(|id| t.records.get(id))
-        .map(|record| RecordJson { record, selection: &selection, trace_id: None, new: None })
-        .collect();
+    let results = found.iter().filter_map(|id| t.records.get(id)).map(|record| t.json(record, &selection)).collect();
     let errors = if missing.is_empty() {
         Vec::new()
     } else {
@@ -591,6 +607,8 @@ fn batch_update(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
         let id = input.id.as_ref().map(|s| &*s.0).unwrap_or_default();
         let id_property = input.id_property.as_deref().filter(|p| !p.is_empty());
         let plan = match t.resolve_id(id, id_property) {
+            // HubSpot leaves a merged-away id out of the answer, without an error (§9.1).
+            None if id_property.is_none() && t.is_merged_away(id) => Plan::Merged,
             None => Plan::Missing,
             Some(rid) => match t.check(std::mem::take(&mut input.properties.0), t.live(rid)) {
                 Ok(changes) => match unique_conflict(t, &changes, Some(rid)) {
@@ -626,7 +644,7 @@ fn batch_update(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
                 None => missing_untraced.push(id),
             },
             Plan::Invalid(e) => errors.push(trace_error(&e, store.portal_id, trace.as_deref().unwrap_or_default())),
-            Plan::Create(_) => {}
+            Plan::Create(_) | Plan::Merged => {}
         }
     }
     if !missing_untraced.is_empty() {
@@ -642,12 +660,7 @@ fn batch_update(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
     let results = done
         .iter()
         .filter_map(|(id, trace)| t.records.get(id).map(|record| (record, trace)))
-        .map(|(record, trace)| RecordJson {
-            record,
-            selection: &Selection::AllSet,
-            trace_id: trace.as_deref(),
-            new: None,
-        })
+        .map(|(record, trace)| RecordJson { trace_id: trace.as_deref(), ..t.json(record, &Selection::AllSet) })
         .collect();
     Ok(batch_reply(200, results, errors, ctx.now))
 }
@@ -692,7 +705,7 @@ fn batch_upsert(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
         let mut properties = std::mem::take(&mut input.properties.0);
         if existing.is_none() && !properties.iter().any(|(n, _)| n == p) {
             let value = input.id.take().map(|s| s.0).unwrap_or_default();
-            properties.push((input.id_property.clone().unwrap_or(Cow::Borrowed("hs_object_id")), value));
+            properties.push((input.id_property.clone().unwrap_or(Cow::Borrowed("hs_object_id")), Some(value)));
         }
         let plan = match t.check(properties, existing.and_then(|rid| t.live(rid))) {
             Ok(changes) => match unique_conflict(t, &changes, existing) {
@@ -723,7 +736,7 @@ fn batch_upsert(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
                 done.push((rid, false, trace));
             }
             Plan::Invalid(e) => errors.push(trace_error(&e, store.portal_id, trace.as_deref().unwrap_or_default())),
-            Plan::Missing => {}
+            Plan::Missing | Plan::Merged => {}
         }
     }
     store.shuffle(&mut done);
@@ -732,10 +745,9 @@ fn batch_upsert(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
         .iter()
         .filter_map(|(id, new, trace)| t.records.get(id).map(|record| (record, *new, trace)))
         .map(|(record, new, trace)| RecordJson {
-            record,
-            selection: &Selection::AllSet,
             trace_id: trace.as_deref(),
             new: Some(new),
+            ..t.json(record, &Selection::AllSet)
         })
         .collect();
     Ok(batch_reply(200, results, errors, ctx.now))

@@ -30,8 +30,13 @@ fn property_not_found(name: &str, object_type: &str) -> Reply {
         .reply()
 }
 
+/// The 409 for a duplicate property name, as recorded (hubspot-api.md §9.1).
 fn already_exists(name: &str) -> Reply {
-    Reply::error(409, "OBJECT_ALREADY_EXISTS", format!("Property named '{name}' already exists."))
+    HsError::new(409, format!("A property named '{name}' already exists."))
+        .category("OBJECT_ALREADY_EXISTS")
+        .sub_category("Properties.PROPERTY_WITH_NAME_EXISTS")
+        .context(json!({"name": [name]}))
+        .reply()
 }
 
 fn default_group(store: &Store, i: usize) -> String {

@@ -423,8 +423,7 @@ pub(crate) fn search(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
         .collect();
     let names = t.read_selection(&body.properties);
     let selection = Selection::Named(&names);
-    let results: Vec<RecordJson<'_>> =
-        page.iter().map(|record| RecordJson { record, selection: &selection, trace_id: None, new: None }).collect();
+    let results: Vec<RecordJson<'_>> = page.iter().map(|record| t.json(record, &selection)).collect();
     let mut out = json!({"total": total, "results": results});
     let next = after + page.len();
     if next < total && !page.is_empty() {

@@ -23,8 +23,8 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 
 use crate::clock;
-use hubspot_model::objects::STANDARD_OBJECTS;
 use associations::AssociationStore;
+use hubspot_model::objects::STANDARD_OBJECTS;
 use lists::ListStore;
 use properties::{PropertyDef, ValueError};
 use tokens::TokenStore;
@@ -132,6 +132,9 @@ pub(crate) struct CustomSchema {
 /// One object type with its properties and records.
 pub(crate) struct ObjectType {
     pub type_id: String,
+    /// `https://app.hubspot.com/contacts/{portal}/record/{type_id}/`: a record's `url` is this
+    /// plus its id (hubspot-api.md §9.1).
+    url_prefix: String,
     /// The plural API name (`contacts`), or a custom object's name.
     pub name: String,
     /// The singular name (`contact`), or a custom object's name.
@@ -142,6 +145,20 @@ pub(crate) struct ObjectType {
     pub records: BTreeMap<u64, Record>,
     /// Unique property -> stored value (lowercase for email) -> record id.
     unique: FastMap<Arc<str>, FastMap<String, u64>>,
+    /// Merged-away record id -> the record it was merged into.
+    merged: FastMap<u64, u64>,
+}
+
+/// Property writes as a request names them: `None` is a JSON `null`.
+pub(crate) type PropInput<'a> = Vec<(Cow<'a, str>, Option<Cow<'a, str>>)>;
+
+/// Why two records cannot be merged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MergeError {
+    /// This id names no live record of the type.
+    NotFound(u64),
+    /// Both ids are the same record.
+    SameRecord,
 }
 
 /// A property error on one input, as listed in "Property values were not valid: [...]".
@@ -167,9 +184,17 @@ pub(crate) struct UniqueConflict {
 }
 
 impl ObjectType {
-    fn new(type_id: &str, name: &str, singular: &str, schema: Option<CustomSchema>, props: Vec<PropertyDef>) -> Self {
+    fn new(
+        portal_id: u64,
+        type_id: &str,
+        name: &str,
+        singular: &str,
+        schema: Option<CustomSchema>,
+        props: Vec<PropertyDef>,
+    ) -> Self {
         let mut t = ObjectType {
             type_id: type_id.to_string(),
+            url_prefix: format!("https://app.hubspot.com/contacts/{portal_id}/record/{type_id}/"),
             name: name.to_string(),
             singular: singular.to_string(),
             schema,
@@ -177,6 +202,7 @@ impl ObjectType {
             prop_index: FastMap::default(),
             records: BTreeMap::new(),
             unique: FastMap::default(),
+            merged: FastMap::default(),
         };
         for p in props {
             t.add_property(p);
@@ -285,6 +311,30 @@ impl ObjectType {
         self.records.get(&id).filter(|r| !r.archived)
     }
 
+    /// The live record a merged-away record id now stands for, following merges of merges.
+    pub(crate) fn survivor_of(&self, id: u64) -> Option<u64> {
+        let mut current = *self.merged.get(&id)?;
+        // A merge chain cannot loop (a survivor is live, a merged-away id is not); the bound
+        // only keeps a bug from hanging the server.
+        for _ in 0..1_000 {
+            match self.merged.get(&current) {
+                Some(next) => current = *next,
+                None => break,
+            }
+        }
+        self.live(current).map(|r| r.id)
+    }
+
+    /// Whether `id` is a record id that was merged into another record.
+    pub(crate) fn is_merged_away(&self, id: &str) -> bool {
+        id.trim().parse::<u64>().is_ok_and(|id| self.merged.contains_key(&id))
+    }
+
+    /// A record's JSON with no trace id and no `new` flag; set those with struct update.
+    pub(crate) fn json<'a>(&'a self, record: &'a Record, selection: &'a Selection<'a>) -> RecordJson<'a> {
+        RecordJson { record, selection, trace_id: None, new: None, url_prefix: &self.url_prefix }
+    }
+
     /// Resolves an input id: a record id, or with `id_property` a unique property's value.
     pub(crate) fn resolve_id(&self, id: &str, id_property: Option<&str>) -> Option<u64> {
         match id_property {
@@ -296,15 +346,17 @@ impl ObjectType {
     /// Checks property writes against the definitions: unknown and read-only properties and
     /// bad values are refused, the rest normalized (emails lowercased, dates as HubSpot
     /// stores them). `current` is the record being updated.
-    pub(crate) fn check(
-        &self,
-        input: Vec<(Cow<'_, str>, Cow<'_, str>)>,
-        current: Option<&Record>,
-    ) -> Result<Changes, Vec<PropError>> {
+    ///
+    /// A `null` for a property the portal does not have is ignored, as HubSpot does
+    /// (hubspot-api.md §9.1); a `null` for a known one clears it, like `""`.
+    pub(crate) fn check(&self, input: PropInput<'_>, current: Option<&Record>) -> Result<Changes, Vec<PropError>> {
         let mut changes = Vec::with_capacity(input.len());
         let mut errors = Vec::new();
         for (name, raw) in input {
             let Some(def) = self.property(&name) else {
+                if raw.is_none() {
+                    continue;
+                }
                 errors.push(PropError {
                     code: "PROPERTY_DOESNT_EXIST",
                     message: format!("Property \"{name}\" does not exist"),
@@ -322,6 +374,7 @@ impl ObjectType {
                 });
                 continue;
             }
+            let raw = raw.unwrap_or(Cow::Borrowed(""));
             let existing = current.and_then(|r| r.get(&name));
             // Keep the string already owned when the value is stored as written.
             let normalized = def.normalize(&raw, existing, self.is_contact() && name == "email").map(|v| match v {
@@ -358,23 +411,21 @@ impl ObjectType {
         })
     }
 
-    fn maintained(&self, id: u64, now: i64, created: bool) -> Vec<(Arc<str>, String)> {
-        let stamp = clock::iso_millis(now);
-        let mut out = Vec::with_capacity(4);
-        let mut put = |name: &str, value: String| {
-            if let Some(p) = self.prop_index.get(name).map(|i| &self.properties[*i]) {
-                out.push((p.name.clone(), value));
+    /// Sets the read-only properties HubSpot maintains on every record (hubspot-api.md §9.1):
+    /// ids, dates and source on create, the modify date on every write, and the values
+    /// derived from others. Only properties the type defines are set.
+    fn maintain(&self, props: &mut BTreeMap<Arc<str>, String>, id: u64, now: i64, created: bool) {
+        for (name, value) in properties::system_values(&self.type_id, props, id, now, created) {
+            let Some(def) = self.property(name) else { continue };
+            match value {
+                Some(v) if !v.is_empty() => {
+                    props.insert(def.name.clone(), v);
+                }
+                _ => {
+                    props.remove(name);
+                }
             }
-        };
-        if created {
-            put("hs_object_id", id.to_string());
-            put(properties::created_property(&self.type_id), stamp.clone());
         }
-        put("hs_lastmodifieddate", stamp.clone());
-        if self.is_contact() {
-            put("lastmodifieddate", stamp);
-        }
-        out
     }
 
     /// The values a record holds for the unique properties, to re-index after a write.
@@ -409,11 +460,12 @@ impl ObjectType {
     /// Stores a new record. The caller has checked conflicts.
     pub(crate) fn create(&mut self, id: u64, changes: Changes, now: i64, lag_ms: i64) -> &Record {
         let mut props = BTreeMap::new();
-        for (name, value) in changes.0.into_iter().chain(self.maintained(id, now, true)) {
+        for (name, value) in changes.0 {
             if !value.is_empty() {
                 props.insert(name, value);
             }
         }
+        self.maintain(&mut props, id, now, true);
         let contact = self.is_contact();
         for (name, index) in self.unique.iter_mut() {
             if let Some(v) = props.get(name) {
@@ -435,7 +487,6 @@ impl ObjectType {
 
     /// Applies writes to a live record. The caller has checked conflicts.
     pub(crate) fn update(&mut self, id: u64, changes: Changes, now: i64, lag_ms: i64) -> Option<&Record> {
-        let maintained = self.maintained(id, now, false);
         let record = self.records.get_mut(&id).filter(|r| !r.archived)?;
         // Re-index only when a unique property is written.
         let reindex = changes.0.iter().any(|(name, _)| self.unique.contains_key(name));
@@ -443,7 +494,7 @@ impl ObjectType {
         if lag_ms > 0 && now >= record.indexed_at {
             record.stale = Some(record.props.clone());
         }
-        for (name, value) in changes.0.into_iter().chain(maintained) {
+        for (name, value) in changes.0 {
             if value.is_empty() {
                 record.props.remove(&name);
             } else {
@@ -454,6 +505,10 @@ impl ObjectType {
         if lag_ms > 0 {
             record.indexed_at = now.saturating_add(lag_ms);
         }
+        let mut props = std::mem::take(&mut record.props);
+        self.maintain(&mut props, id, now, false);
+        let record = self.records.get_mut(&id)?;
+        record.props = props;
         if reindex {
             let after = Self::unique_values(&self.unique, &record.props);
             self.reindex(id, &before, &after);
@@ -470,6 +525,60 @@ impl ObjectType {
         let after: Vec<_> = before.iter().map(|(n, _)| (n.clone(), None)).collect();
         self.reindex(id, &before, &after);
         true
+    }
+
+    /// Merges record `merged` into `primary` (hubspot-api.md §1.2 merge): the survivor keeps
+    /// its values, takes the merged-away record's values for properties it has no value
+    /// for, and lists the merged-away id in `hs_merged_object_ids` (contacts: also in
+    /// `hs_all_contact_vids`). The merged-away record is gone; its id stands for the survivor
+    /// from now on (see `survivor_of`). The caller moves associations.
+    pub(crate) fn merge(&mut self, primary: u64, merged: u64, now: i64, lag_ms: i64) -> Result<(), MergeError> {
+        if primary == merged {
+            return Err(MergeError::SameRecord);
+        }
+        let kept = self.live(primary).ok_or(MergeError::NotFound(primary))?;
+        self.live(merged).ok_or(MergeError::NotFound(merged))?;
+        let kept_props = kept.props.clone();
+        // Free the merged-away record's unique values before the survivor takes any of them.
+        let gone = self.records.remove(&merged).ok_or(MergeError::NotFound(merged))?;
+        let before = Self::unique_values(&self.unique, &gone.props);
+        let after: Vec<_> = before.iter().map(|(n, _)| (n.clone(), None)).collect();
+        self.reindex(merged, &before, &after);
+        let mut changes: Vec<(Arc<str>, String)> = gone
+            .props
+            .iter()
+            .filter(|(name, _)| !kept_props.contains_key(*name))
+            .filter(|(name, _)| self.property(name).is_some_and(|p| !p.read_only))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        let joined = |name: &str, first: String| {
+            let mut ids: Vec<String> = vec![first];
+            for props in [&kept_props, &gone.props] {
+                ids.extend(props.get(name).into_iter().flat_map(|v| v.split(';')).map(String::from));
+            }
+            ids.retain(|v| !v.is_empty());
+            ids.dedup();
+            ids
+        };
+        if let Some(p) = self.property("hs_merged_object_ids") {
+            let mut ids = joined("hs_merged_object_ids", merged.to_string());
+            ids.sort();
+            ids.dedup();
+            changes.push((p.name.clone(), ids.join(";")));
+        }
+        if let Some(p) = self.property("hs_all_contact_vids") {
+            let mut ids = joined("hs_all_contact_vids", primary.to_string());
+            ids.push(merged.to_string());
+            ids.sort();
+            ids.dedup();
+            changes.push((p.name.clone(), ids.join(";")));
+        }
+        for target in self.merged.values_mut().filter(|t| **t == merged) {
+            *target = primary;
+        }
+        self.merged.insert(merged, primary);
+        self.update(primary, Changes(changes), now, lag_ms);
+        Ok(())
     }
 
     /// The property names a read returns: the requested ones HubSpot knows plus the ones it
@@ -542,6 +651,17 @@ pub(crate) struct RecordJson<'a> {
     pub trace_id: Option<&'a str>,
     /// `Some` on upsert results.
     pub new: Option<bool>,
+    /// The type's record URL without the id (see `ObjectType::url_prefix`).
+    pub url_prefix: &'a str,
+}
+
+/// `{prefix}{id}`, written without an intermediate `String`.
+struct RecordUrl<'a>(&'a str, u64);
+
+impl Serialize for RecordUrl<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{}{}", self.0, self.1))
+    }
 }
 
 struct PropsJson<'a>(&'a Record, &'a Selection<'a>);
@@ -599,6 +719,7 @@ impl Serialize for RecordJson<'_> {
         if let Some(t) = self.trace_id {
             map.serialize_entry("objectWriteTraceId", t)?;
         }
+        map.serialize_entry("url", &RecordUrl(self.url_prefix, r.id))?;
         if let Some(new) = self.new {
             map.serialize_entry("new", &new)?;
         }
@@ -649,8 +770,8 @@ impl Store {
             index_lag_ms: index_lag_ms.min(i64::MAX as u64) as i64,
         };
         for o in STANDARD_OBJECTS {
-            let t =
-                ObjectType::new(o.type_id, o.name, o.singular, None, properties::default_properties(o.type_id, now));
+            let props = properties::default_properties(o.type_id, now);
+            let t = ObjectType::new(portal_id, o.type_id, o.name, o.singular, None, props);
             store.add_type(t, &[o.name, o.singular, o.type_id]);
         }
         store
@@ -715,7 +836,7 @@ impl Store {
         let mut all = properties::default_properties(&type_id, schema.created_at);
         all.retain(|p| !props.iter().any(|q| q.name == p.name));
         all.extend(props);
-        let t = ObjectType::new(&type_id, &name, &name, Some(schema), all);
+        let t = ObjectType::new(self.portal_id, &type_id, &name, &name, Some(schema), all);
         self.add_type(t, &[type_id.as_str(), name.as_str(), fqn.as_str()])
     }
 
@@ -732,6 +853,17 @@ impl Store {
         format!("2-{}", self.next_custom_type)
     }
 
+    /// Merges two records of one type and moves the merged-away record's associations to
+    /// the survivor; its list memberships end.
+    pub(crate) fn merge(&mut self, index: usize, primary: u64, merged: u64, now: i64) -> Result<(), MergeError> {
+        let lag = self.index_lag_ms;
+        self.types[index].merge(primary, merged, now, lag)?;
+        let type_id = self.types[index].type_id.clone();
+        self.associations.move_record(&type_id, merged, primary);
+        self.lists.forget_record(&type_id, merged);
+        Ok(())
+    }
+
     /// Whether a live record exists for a type id.
     pub(crate) fn record_exists(&self, type_id: &str, id: u64) -> bool {
         self.resolve(type_id).is_some_and(|i| self.types[i].live(id).is_some())
@@ -742,8 +874,8 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn input<'a>(pairs: &[(&'a str, &'a str)]) -> Vec<(Cow<'a, str>, Cow<'a, str>)> {
-        pairs.iter().map(|(k, v)| (Cow::Borrowed(*k), Cow::Borrowed(*v))).collect()
+    fn input<'a>(pairs: &[(&'a str, &'a str)]) -> PropInput<'a> {
+        pairs.iter().map(|(k, v)| (Cow::Borrowed(*k), Some(Cow::Borrowed(*v)))).collect()
     }
 
     #[test]

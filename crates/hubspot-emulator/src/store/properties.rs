@@ -3,6 +3,7 @@
 //! (hubspot-api.md §1.7 error codes, §2.1 value formats).
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -128,6 +129,9 @@ pub(crate) struct ValueError {
 }
 
 const MAX_STRING_CHARS: usize = 65_536;
+/// The user id the emulator reports for writes made through the API (`createdUserId`,
+/// lists' `createdById`).
+pub(crate) const API_USER_ID: &str = "1";
 
 impl PropertyDef {
     /// The `Property` JSON the properties API returns.
@@ -157,6 +161,10 @@ impl PropertyDef {
         });
         if self.hubspot_defined {
             v["hubspotDefined"] = json!(true);
+        } else {
+            // Properties created through the API name the user behind the app (§9.1).
+            v["createdUserId"] = json!(API_USER_ID);
+            v["updatedUserId"] = json!(API_USER_ID);
         }
         if self.archived {
             v["archived"] = json!(true);
@@ -228,7 +236,7 @@ impl PropertyDef {
                 match v.parse::<f64>() {
                     Ok(n) if n.is_finite() && v.len() == raw.len() => Ok(Cow::Borrowed(raw)),
                     Ok(n) if n.is_finite() => Ok(Cow::Owned(v.to_string())),
-                    _ => Err(invalid_long(raw)),
+                    _ => Err(invalid_number(raw)),
                 }
             }
             PropType::Bool => match raw {
@@ -279,6 +287,12 @@ impl PropertyDef {
             PropType::Json | PropType::ObjectCoordinates => Ok(Cow::Borrowed(raw)),
         }
     }
+}
+
+/// A number property given a non-number: `INVALID_INTEGER`, "... was not a valid number."
+/// (hubspot-api.md §9.1; dates and datetimes keep `INVALID_LONG`).
+fn invalid_number(raw: &str) -> ValueError {
+    ValueError { code: "INVALID_INTEGER", message: format!("{raw} was not a valid number.") }
 }
 
 fn invalid_long(raw: &str) -> ValueError {
@@ -453,6 +467,8 @@ enum K {
     /// Read-only, maintained by the emulator.
     ReadOnlyNumber,
     ReadOnlyDateTime,
+    ReadOnlyText,
+    ReadOnlyBool,
 }
 
 fn seed(name: &str, label: &str, kind: K, group: &str, order: i64, now: i64) -> PropertyDef {
@@ -466,6 +482,8 @@ fn seed(name: &str, label: &str, kind: K, group: &str, order: i64, now: i64) -> 
         K::Checkbox(values) => (PropType::Enumeration, "checkbox", values, false),
         K::ReadOnlyNumber => (PropType::Number, "number", &[], true),
         K::ReadOnlyDateTime => (PropType::DateTime, "date", &[], true),
+        K::ReadOnlyText => (PropType::String, "text", &[], true),
+        K::ReadOnlyBool => (PropType::Bool, "booleancheckbox", &["true", "false"], true),
     };
     PropertyDef {
         name: Arc::from(name),
@@ -712,6 +730,9 @@ pub(crate) fn default_properties(type_id: &str, now: i64) -> Vec<PropertyDef> {
             ("lifecyclestage", "Lifecycle Stage", Select(LIFECYCLE_STAGES)),
             ("hs_lead_status", "Lead Status", Select(LEAD_STATUSES)),
             ("lastmodifieddate", "Last Modified Date", ReadOnlyDateTime),
+            ("hs_email_domain", "Email Domain", ReadOnlyText),
+            ("hs_is_contact", "Is a contact", ReadOnlyBool),
+            ("hs_all_contact_vids", "All vids for a contact", ReadOnlyText),
         ],
         "0-2" => &[
             ("name", "Company name", Text),
@@ -729,6 +750,7 @@ pub(crate) fn default_properties(type_id: &str, now: i64) -> Vec<PropertyDef> {
             ("annualrevenue", "Annual Revenue", Number),
             ("lifecyclestage", "Lifecycle Stage", Select(LIFECYCLE_STAGES)),
             ("type", "Type", Select(COMPANY_TYPES)),
+            ("num_associated_contacts", "Number of Associated Contacts", ReadOnlyNumber),
         ],
         "0-3" => &[
             ("dealname", "Deal Name", Text),
@@ -738,6 +760,10 @@ pub(crate) fn default_properties(type_id: &str, now: i64) -> Vec<PropertyDef> {
             ("closedate", "Close Date", DateTime),
             ("dealtype", "Deal Type", Select(DEAL_TYPES)),
             ("description", "Deal Description", TextArea),
+            ("hs_createdate", "HubSpot Create Date", ReadOnlyDateTime),
+            ("hs_is_closed", "Is Deal Closed?", ReadOnlyBool),
+            ("days_to_close", "Days to close", ReadOnlyNumber),
+            ("amount_in_home_currency", "Amount in company currency", ReadOnlyNumber),
         ],
         "0-5" => &[
             ("subject", "Ticket name", Text),
@@ -811,10 +837,99 @@ pub(crate) fn default_properties(type_id: &str, now: i64) -> Vec<PropertyDef> {
         .map(|(i, (name, label, kind))| seed(name, label, *kind, &group, i as i64, now))
         .collect();
     let base = own.len() as i64;
-    props.push(seed("hs_object_id", "Record ID", ReadOnlyNumber, &group, base, now));
-    props.push(seed(created_property(type_id), "Create Date", ReadOnlyDateTime, &group, base + 1, now));
-    props.push(seed("hs_lastmodifieddate", "Last Modified Date", ReadOnlyDateTime, &group, base + 2, now));
+    let mut system: Vec<(&str, &str, K)> = vec![
+        ("hs_object_id", "Record ID", ReadOnlyNumber),
+        (created_property(type_id), "Create Date", ReadOnlyDateTime),
+        ("hs_object_source", "Record source", ReadOnlyText),
+        ("hs_object_source_id", "Record source detail 1", ReadOnlyText),
+        ("hs_object_source_label", "Record source label", ReadOnlyText),
+        ("hs_merged_object_ids", "Merged record IDs", ReadOnlyText),
+    ];
+    // Contacts carry `lastmodifieddate` (in their own list above), never `hs_lastmodifieddate`.
+    if type_id != "0-1" {
+        system.push(("hs_lastmodifieddate", "Last Modified Date", ReadOnlyDateTime));
+    }
+    for (i, (name, label, kind)) in system.into_iter().enumerate() {
+        props.push(seed(name, label, kind, &group, base + i as i64, now));
+    }
     props
+}
+
+/// What HubSpot reports as the source of a record written through the API.
+pub(crate) const OBJECT_SOURCE: &str = "INTEGRATION";
+/// The app id the emulator reports as every record's `hs_object_source_id` (a real portal
+/// reports the writing app's id).
+pub(crate) const OBJECT_SOURCE_ID: &str = "1000001";
+
+/// The property that holds a record's last change: `lastmodifieddate` on contacts,
+/// `hs_lastmodifieddate` on every other type.
+pub(crate) fn last_modified_property(type_id: &str) -> &'static str {
+    if type_id == "0-1" {
+        "lastmodifieddate"
+    } else {
+        "hs_lastmodifieddate"
+    }
+}
+
+/// The read-only values HubSpot maintains on a record after a write (hubspot-api.md §9.1):
+/// `(name, value)`, `None` to clear. `props` holds the record's values after the write.
+/// Names the type does not define are skipped by the caller.
+pub(crate) fn system_values(
+    type_id: &str,
+    props: &BTreeMap<Arc<str>, String>,
+    id: u64,
+    now: i64,
+    created: bool,
+) -> Vec<(&'static str, Option<String>)> {
+    let stamp = clock::iso_millis(now);
+    let get = |name: &str| props.get(name).map(String::as_str).filter(|v| !v.is_empty());
+    let mut out: Vec<(&'static str, Option<String>)> = Vec::with_capacity(12);
+    if created {
+        out.push(("hs_object_id", Some(id.to_string())));
+        out.push((created_property(type_id), Some(stamp.clone())));
+        if type_id == "0-3" {
+            out.push(("hs_createdate", Some(stamp.clone())));
+        }
+        out.push(("hs_object_source", Some(OBJECT_SOURCE.to_string())));
+        out.push(("hs_object_source_id", Some(OBJECT_SOURCE_ID.to_string())));
+        out.push(("hs_object_source_label", Some(OBJECT_SOURCE.to_string())));
+        match type_id {
+            "0-1" => {
+                out.push(("hs_all_contact_vids", Some(id.to_string())));
+                out.push(("hs_is_contact", Some("true".to_string())));
+            }
+            "0-2" => out.push(("num_associated_contacts", Some("0".to_string()))),
+            _ => {}
+        }
+        // A contact or company created without a lifecycle stage starts as a lead.
+        if matches!(type_id, "0-1" | "0-2") && get("lifecyclestage").is_none() {
+            out.push(("lifecyclestage", Some("lead".to_string())));
+        }
+    }
+    out.push((last_modified_property(type_id), Some(stamp)));
+    match type_id {
+        "0-1" => {
+            out.push(("hs_email_domain", get("email").and_then(|e| e.split_once('@')).map(|(_, d)| d.to_string())))
+        }
+        "0-2" => {
+            if let (None, Some(domain)) = (get("website"), get("domain")) {
+                out.push(("website", Some(domain.to_string())));
+            }
+        }
+        "0-3" => {
+            let closed = get("dealstage").is_some_and(|s| s == "closedwon" || s == "closedlost");
+            out.push(("hs_is_closed", Some(closed.to_string())));
+            out.push(("amount_in_home_currency", get("amount").map(String::from)));
+            let created_ms = get("createdate").and_then(clock::parse_datetime).unwrap_or(now);
+            let days = get("closedate")
+                .and_then(clock::parse_datetime)
+                .map(|close| (close - created_ms).div_euclid(86_400_000).max(0))
+                .unwrap_or(0);
+            out.push(("days_to_close", Some(days.to_string())));
+        }
+        _ => {}
+    }
+    out
 }
 
 /// The properties a read returns when the request names none (HubSpot's defaults).
@@ -896,7 +1011,7 @@ mod tests {
         let employees = companies.iter().find(|p| &*p.name == "numberofemployees").unwrap();
         assert_eq!(employees.normalize("42", None, false).unwrap(), "42");
         let bad = employees.normalize("1/1/1", None, false).unwrap_err();
-        assert_eq!((bad.code, bad.message.as_str()), ("INVALID_LONG", "1/1/1 was not a valid long."));
+        assert_eq!((bad.code, bad.message.as_str()), ("INVALID_INTEGER", "1/1/1 was not a valid number."));
         let mut date = def("firstname");
         date.ptype = PropType::Date;
         assert_eq!(date.normalize("1572480000000", None, false).unwrap(), "2019-10-31");

@@ -7,6 +7,7 @@ mod lists;
 mod oauth;
 mod objects;
 mod properties;
+mod recorded;
 mod search;
 #[allow(dead_code)]
 mod support;

@@ -1,7 +1,6 @@
 //! CRM search over real HTTP: operators, groups, paging, HubSpot's limits, the per-second
 //! search limit and the index lag (docs/hubspot-api.md §1.6, §5).
 
-
 use std::time::Duration;
 
 use crate::support::{assert_error, start, start_with, Api};
@@ -32,7 +31,9 @@ async fn operators_and_groups() {
         "contacts",
         &[("email", "bob@example.com"), ("firstname", "Bob"), ("lastname", "Jones"), ("lifecyclestage", "customer")],
     );
-    let carol = em.insert_record("contacts", &[("firstname", "Carol"), ("lastname", "Smith")]);
+    // Carol is given a stage so that the default one (lead) does not match her.
+    let carol =
+        em.insert_record("contacts", &[("firstname", "Carol"), ("lastname", "Smith"), ("lifecyclestage", "other")]);
 
     let one = |f: Value| json!({"filterGroups": [{"filters": [f]}]});
     let cases = vec![
