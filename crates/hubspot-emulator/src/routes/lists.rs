@@ -4,7 +4,8 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{Ctx, Scalar};
+use super::context::Ctx;
+use super::wire::Scalar;
 use crate::auth::{list_scopes, Access};
 use crate::clock;
 use crate::reply::{parse_body, HsError, HsResult, Reply};

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::objects::unknown_type;
-use super::{batch_body, Ctx};
+use super::context::{unknown_type, Ctx};
+use super::wire::batch_body;
 use crate::auth::{property_scopes, schema_scopes, Access};
 use crate::reply::{parse_body, HsError, HsResult, Reply};
 use crate::store::properties::{PropOption, PropType, PropertyCreate};

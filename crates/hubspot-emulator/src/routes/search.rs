@@ -11,12 +11,13 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::objects::{resolve_type, unknown_type};
-use super::{Ctx, Scalar};
+use super::context::{resolve_type, unknown_type, Ctx};
+use super::wire::Scalar;
 use crate::auth::Access;
 use crate::clock;
 use crate::reply::{parse_body, HsResult, Reply};
-use crate::store::properties::{query_properties, PropType};
+use crate::store::properties::PropType;
+use crate::store::property_defaults::query_properties;
 use crate::store::{ObjectType, Record, RecordJson, Selection, Store};
 
 const PAGE_MAX: usize = 200;
