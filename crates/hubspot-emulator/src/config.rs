@@ -86,8 +86,10 @@ impl Default for EmulatorConfig {
     }
 }
 
-/// Faults injected into answers. Shares are between 0 and 1 and are drawn once per request,
-/// before the request touches any state, so a faulted write is never half applied.
+/// Faults injected into answers. Shares are between 0 and 1. All but the two after-write
+/// faults are drawn once per request, before the request touches any state, so such a faulted
+/// write is never applied; the after-write faults are drawn after a create or upsert was
+/// applied, so the portal holds what the failed answer does not confirm.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FaultConfig {
     /// Share of requests answered 500, 502, 503 or 504.
@@ -102,6 +104,13 @@ pub struct FaultConfig {
     pub migration_rate: f64,
     /// The next N requests get a `TEN_SECONDLY_ROLLING` 429.
     pub burst_429: u32,
+    /// Share of create and upsert requests (single create, batch create, batch upsert) that
+    /// are applied and then answered 502 or 504, as when HubSpot's gateway loses the answer
+    /// of a write that went through. Drawn after the write, only for successful ones.
+    pub error_after_write_rate: f64,
+    /// Share of create and upsert requests that are applied and then get no answer: the
+    /// connection is closed after the write.
+    pub drop_after_write_rate: f64,
 }
 
 /// A private-app or service-key token and the scopes granted to it.
@@ -182,6 +191,13 @@ pub struct EmulatorArgs {
     /// Answer the first N requests with a TEN_SECONDLY_ROLLING 429.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub burst_429: u32,
+    /// Share (0..1) of create/upsert requests that are applied and then answered 502 or 504.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    pub error_after_write_rate: f64,
+    /// Share (0..1) of create/upsert requests that are applied and then get no answer (the
+    /// connection is closed).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    pub drop_after_write_rate: f64,
     /// A private-app / service-key token, optionally with its scopes (comma-separated);
     /// without scopes it gets every scope. Repeatable. With no --token and no
     /// --oauth-client, any bearer token is accepted with every scope.
@@ -226,6 +242,8 @@ impl From<EmulatorArgs> for EmulatorConfig {
                 locked_rate: args.locked_rate,
                 migration_rate: args.migration_rate,
                 burst_429: args.burst_429,
+                error_after_write_rate: args.error_after_write_rate,
+                drop_after_write_rate: args.drop_after_write_rate,
             },
             static_tokens: args.tokens,
             oauth_clients: args.oauth_clients,

@@ -421,11 +421,17 @@ mod tests {
         assert_eq!(config.max_requests_per_10s, Some(100));
         assert!(!config.shuffle_results);
         assert_eq!(config.faults.error_rate, 0.1);
+        assert_eq!(config.faults.error_after_write_rate, 0.0);
         assert_eq!(config.static_tokens[0].scopes, vec!["crm.lists.read"]);
         let off =
             Cli::try_parse_from(["hubsync", "--search-requests-per-sec", "0", "--max-requests-per-10s", "0"]).unwrap();
         let off = EmulatorConfig::from(off.args);
         assert_eq!(off.search_requests_per_sec, None);
         assert_eq!(off.max_requests_per_10s, None);
+        let after =
+            Cli::try_parse_from(["hubsync", "--error-after-write-rate", "0.2", "--drop-after-write-rate", "0.05"])
+                .unwrap();
+        let after = EmulatorConfig::from(after.args).faults;
+        assert_eq!((after.error_after_write_rate, after.drop_after_write_rate), (0.2, 0.05));
     }
 }

@@ -44,6 +44,7 @@ pub(crate) enum Route {
     ObjectUpdate { object_type: String, id: String },
     ObjectArchive { object_type: String, id: String },
     ObjectBatch { object_type: String, op: BatchOp },
+    ObjectMerge { object_type: String },
     Search { object_type: String },
 
     AssocPutDefault { from: String, from_id: String, to: String, to_id: String },
@@ -184,6 +185,12 @@ impl Route {
         matches!(self, Route::Search { .. })
     }
 
+    /// Whether the request creates or upserts records: the requests an after-write fault
+    /// (`FaultConfig::error_after_write_rate`, `drop_after_write_rate`) may hit.
+    pub(crate) fn creates_or_upserts(&self) -> bool {
+        matches!(self, Route::ObjectCreate { .. } | Route::ObjectBatch { op: BatchOp::Create | BatchOp::Upsert, .. })
+    }
+
     /// Whether the answer carries `X-HubSpot-RateLimit-*` headers: every one but search and
     /// the association labels read, as recorded (hubspot-api.md §9.1). The labels read still
     /// counts against the window.
@@ -198,6 +205,7 @@ fn objects_route(method: &Method, rest: &[&str], v4: bool) -> Option<Route> {
         ("GET", [t]) => Route::ObjectList { object_type: s(t) },
         ("POST", [t]) => Route::ObjectCreate { object_type: s(t) },
         ("POST", [t, "search"]) => Route::Search { object_type: s(t) },
+        ("POST", [t, "merge"]) => Route::ObjectMerge { object_type: s(t) },
         ("POST", [t, "batch", op]) => Route::ObjectBatch {
             object_type: s(t),
             op: match *op {
@@ -323,6 +331,7 @@ pub(crate) fn dispatch(ctx: &Ctx<'_>, route: Route) -> Reply {
             BatchOp::Upsert => batch::upsert(ctx, &object_type),
             BatchOp::Archive => batch::archive(ctx, &object_type),
         },
+        Route::ObjectMerge { object_type } => objects::merge(ctx, &object_type),
         Route::Search { object_type } => search::search(ctx, &object_type),
 
         Route::AssocPutDefault { from, from_id, to, to_id } => {

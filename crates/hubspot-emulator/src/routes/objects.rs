@@ -1,16 +1,18 @@
 //! CRM objects, one record at a time: paged listing, get, create, update and archive
 //! (hubspot-api.md §1.2, §1.5, §1.7, §9). The batch endpoints are in `batch.rs`.
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::context::{resolve_type, Ctx};
+use super::wire::Scalar;
 use super::writes::{
     apply_links, archive_record, merged_survivor, non_unique, object_not_found, plan_links, unique_conflict,
     validation_reply, WriteInput,
 };
 use crate::auth::Access;
 use crate::reply::{parse_body, HsResult, Reply};
-use crate::store::{Record, RecordJson, Selection};
+use crate::store::{MergeError, Record, RecordJson, Selection};
 
 const LIST_PAGE_MAX: usize = 100;
 
@@ -149,4 +151,44 @@ pub(crate) fn archive(ctx: &Ctx<'_>, name: &str, id: &str) -> HsResult<Reply> {
         archive_record(store, i, rid, ctx.now);
     }
     Ok(Reply::empty(204))
+}
+
+/// The body of `POST /crm/v3/objects/{contacts|companies}/merge`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MergeBody {
+    #[serde(default)]
+    primary_object_id: Option<Scalar>,
+    #[serde(default)]
+    object_id_to_merge: Option<Scalar>,
+}
+
+/// Merges `objectIdToMerge` into `primaryObjectId` (contacts and companies) and answers 200
+/// with the surviving record. From then on the merged-away id reads and PATCHes the survivor
+/// and batch updates leave it out (hubspot-api.md §1.2, §9.1).
+pub(crate) fn merge(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
+    let body: MergeBody = parse_body(ctx.body)?;
+    let mut guard = ctx.store();
+    let store = &mut *guard;
+    let i = resolve_type(ctx, store, name, Access::Write)?;
+    let t = store.object_type(i);
+    if !matches!(t.type_id.as_str(), "0-1" | "0-2") {
+        return Err(Reply::validation(format!(
+            "Merging {} is not supported; the emulator merges contacts and companies.",
+            t.name
+        )));
+    }
+    let id = |v: &Option<Scalar>| v.as_ref().map(|s| s.0.trim().to_string()).filter(|s| !s.is_empty());
+    let (Some(primary), Some(merged)) = (id(&body.primary_object_id), id(&body.object_id_to_merge)) else {
+        return Err(Reply::validation("Missing required fields: primaryObjectId, objectIdToMerge"));
+    };
+    let parse = |s: &str| s.parse::<u64>().map_err(|_| object_not_found(s));
+    let (p, m) = (parse(&primary)?, parse(&merged)?);
+    store.merge(i, p, m, ctx.now).map_err(|e| match e {
+        MergeError::NotFound(id) => object_not_found(&id.to_string()),
+        MergeError::SameRecord => Reply::validation(format!("Cannot merge record {primary} with itself.")),
+    })?;
+    let t = store.object_type(i);
+    let record = t.live(p).ok_or_else(|| object_not_found(&primary))?;
+    Ok(Reply::json(200, &t.json(record, &Selection::AllSet)))
 }

@@ -8,6 +8,7 @@ mod oauth;
 mod objects;
 mod properties;
 mod recorded;
+mod removals;
 mod search;
 #[allow(dead_code)]
 mod support;
