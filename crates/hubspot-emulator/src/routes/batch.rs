@@ -23,6 +23,40 @@ use crate::store::{Changes, FastSet, ObjectType, PropError, RecordJson, Selectio
 /// Inputs per batch read that asks for property histories.
 const HISTORY_BATCH_LIMIT: usize = 50;
 
+/// What each applied input's answer shows of its record (see `Done::nulls`).
+fn selections<'a>(done: &'a [Done<'_>]) -> Vec<Selection<'a>> {
+    done.iter().map(|d| Selection::Written(&d.nulls)).collect()
+}
+
+/// The answer's results for the applied inputs; `with_new` adds upserts' `new` flag.
+fn results<'a>(
+    t: &'a ObjectType,
+    done: &'a [Done<'a>],
+    selections: &'a [Selection<'a>],
+    with_new: bool,
+) -> Vec<RecordJson<'a>> {
+    done.iter()
+        .zip(selections)
+        .filter_map(|(d, selection)| {
+            let record = t.records.get(&d.id)?;
+            Some(RecordJson {
+                trace_id: d.trace.as_deref(),
+                new: with_new.then_some(d.new),
+                ..t.json(record, selection)
+            })
+        })
+        .collect()
+}
+
+/// One applied write input, for the answer: its record, whether it was created (upserts),
+/// its trace id, and the known properties it wrote as `null`.
+struct Done<'a> {
+    id: u64,
+    new: bool,
+    trace: Option<Cow<'a, str>>,
+    nulls: Vec<Arc<str>>,
+}
+
 #[derive(Debug, Deserialize)]
 struct Inputs<T> {
     inputs: Vec<T>,
@@ -106,6 +140,7 @@ pub(crate) fn create(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
     let i = resolve_type(ctx, store, name, Access::Write)?;
     let t = store.object_type(i);
     let traces: Vec<Option<Cow<'_, str>>> = inputs.iter_mut().map(take_trace).collect();
+    let mut nulls: Vec<Vec<Arc<str>>> = inputs.iter().map(|input| t.written_nulls(&input.properties.0)).collect();
     let mut plans = Vec::with_capacity(inputs.len());
     let mut seen: FastSet<(Arc<str>, String)> = FastSet::default();
     let mut duplicates = Vec::new();
@@ -137,15 +172,15 @@ pub(crate) fn create(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
         links.push(plan_links(store, &type_id, &input.associations)?);
     }
     let lag = store.index_lag_ms;
-    let mut done: Vec<(u64, Option<Cow<'_, str>>)> = Vec::with_capacity(plans.len());
+    let mut done: Vec<Done<'_>> = Vec::with_capacity(plans.len());
     let mut errors = Vec::new();
-    for ((plan, trace), links) in plans.into_iter().zip(traces).zip(links) {
+    for (((plan, trace), links), nulls) in plans.into_iter().zip(traces).zip(links).zip(nulls.iter_mut()) {
         match plan {
             Plan::Create(changes) => {
                 let id = store.next_id();
                 store.object_type_mut(i).create(id, changes, ctx.now, lag);
                 apply_links(store, &type_id, id, links);
-                done.push((id, trace));
+                done.push(Done { id, new: true, trace, nulls: std::mem::take(nulls) });
             }
             Plan::Invalid(e) => errors.push(trace_error(&e, store.portal_id, trace.as_deref().unwrap_or_default())),
             Plan::Update(..) | Plan::Missing | Plan::Merged => {}
@@ -153,11 +188,8 @@ pub(crate) fn create(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
     }
     store.shuffle(&mut done);
     let t = store.object_type(i);
-    let results = done
-        .iter()
-        .filter_map(|(id, trace)| t.records.get(id).map(|record| (record, trace)))
-        .map(|(record, trace)| RecordJson { trace_id: trace.as_deref(), ..t.json(record, &Selection::AllSet) })
-        .collect();
+    let selections = selections(&done);
+    let results = results(t, &done, &selections, false);
     Ok(batch_reply(201, results, errors, ctx.now))
 }
 
@@ -250,6 +282,7 @@ pub(crate) fn update(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
         return Err(duplicate_ids(&duplicates));
     }
     let traces: Vec<Option<Cow<'_, str>>> = inputs.iter_mut().map(take_trace).collect();
+    let mut nulls: Vec<Vec<Arc<str>>> = inputs.iter().map(|input| t.written_nulls(&input.properties.0)).collect();
     let mut plans = Vec::with_capacity(inputs.len());
     for input in &mut inputs {
         let id = input.id.as_ref().map(|s| &*s.0).unwrap_or_default();
@@ -272,15 +305,15 @@ pub(crate) fn update(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
     whole_batch_failure(&plans, &traces, store.portal_id)?;
     let not_found = not_found_message(t);
     let lag = store.index_lag_ms;
-    let mut done: Vec<(u64, Option<Cow<'_, str>>)> = Vec::with_capacity(plans.len());
+    let mut done: Vec<Done<'_>> = Vec::with_capacity(plans.len());
     let mut errors = Vec::new();
     let mut missing_untraced = Vec::new();
-    for ((plan, trace), input) in plans.into_iter().zip(traces).zip(&inputs) {
+    for (((plan, trace), input), nulls) in plans.into_iter().zip(traces).zip(&inputs).zip(nulls.iter_mut()) {
         let id = input.id.as_ref().map(|s| s.0.to_string()).unwrap_or_default();
         match plan {
             Plan::Update(rid, changes) => {
                 store.object_type_mut(i).update(rid, changes, ctx.now, lag);
-                done.push((rid, trace));
+                done.push(Done { id: rid, new: false, trace, nulls: std::mem::take(nulls) });
             }
             Plan::Missing => match trace {
                 Some(trace) => errors.push(json!({
@@ -305,11 +338,8 @@ pub(crate) fn update(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
     }
     store.shuffle(&mut done);
     let t = store.object_type(i);
-    let results = done
-        .iter()
-        .filter_map(|(id, trace)| t.records.get(id).map(|record| (record, trace)))
-        .map(|(record, trace)| RecordJson { trace_id: trace.as_deref(), ..t.json(record, &Selection::AllSet) })
-        .collect();
+    let selections = selections(&done);
+    let results = results(t, &done, &selections, false);
     Ok(batch_reply(200, results, errors, ctx.now))
 }
 
@@ -346,6 +376,7 @@ pub(crate) fn upsert(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
         return Err(duplicate_ids(&duplicates));
     }
     let traces: Vec<Option<Cow<'_, str>>> = inputs.iter_mut().map(take_trace).collect();
+    let mut nulls: Vec<Vec<Arc<str>>> = inputs.iter().map(|input| t.written_nulls(&input.properties.0)).collect();
     let mut plans = Vec::with_capacity(inputs.len());
     for (input, key) in inputs.iter_mut().zip(&keys) {
         let p = input.id_property.as_deref().filter(|p| !p.is_empty()).unwrap_or("hs_object_id");
@@ -370,18 +401,18 @@ pub(crate) fn upsert(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
     }
     whole_batch_failure(&plans, &traces, store.portal_id)?;
     let lag = store.index_lag_ms;
-    let mut done: Vec<(u64, bool, Option<Cow<'_, str>>)> = Vec::with_capacity(plans.len());
+    let mut done: Vec<Done<'_>> = Vec::with_capacity(plans.len());
     let mut errors = Vec::new();
-    for (plan, trace) in plans.into_iter().zip(traces) {
+    for ((plan, trace), nulls) in plans.into_iter().zip(traces).zip(nulls.iter_mut()) {
         match plan {
             Plan::Create(changes) => {
                 let id = store.next_id();
                 store.object_type_mut(i).create(id, changes, ctx.now, lag);
-                done.push((id, true, trace));
+                done.push(Done { id, new: true, trace, nulls: std::mem::take(nulls) });
             }
             Plan::Update(rid, changes) => {
                 store.object_type_mut(i).update(rid, changes, ctx.now, lag);
-                done.push((rid, false, trace));
+                done.push(Done { id: rid, new: false, trace, nulls: std::mem::take(nulls) });
             }
             Plan::Invalid(e) => errors.push(trace_error(&e, store.portal_id, trace.as_deref().unwrap_or_default())),
             Plan::Missing | Plan::Merged => {}
@@ -389,15 +420,8 @@ pub(crate) fn upsert(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
     }
     store.shuffle(&mut done);
     let t = store.object_type(i);
-    let results = done
-        .iter()
-        .filter_map(|(id, new, trace)| t.records.get(id).map(|record| (record, *new, trace)))
-        .map(|(record, new, trace)| RecordJson {
-            trace_id: trace.as_deref(),
-            new: Some(new),
-            ..t.json(record, &Selection::AllSet)
-        })
-        .collect();
+    let selections = selections(&done);
+    let results = results(t, &done, &selections, true);
     Ok(batch_reply(200, results, errors, ctx.now))
 }
 

@@ -93,6 +93,7 @@ pub(crate) fn create(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
     let store = &mut *guard;
     let i = resolve_type(ctx, store, name, Access::Write)?;
     let t = store.object_type(i);
+    let nulls = t.written_nulls(&input.properties.0);
     let changes = t.check(input.properties.0, None).map_err(|e| validation_reply(&e, store.portal_id))?;
     match unique_conflict(t, &changes, None) {
         Ok(()) => {}
@@ -108,7 +109,7 @@ pub(crate) fn create(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
     let t = store.object_type(i);
     let record = &t.records[&id];
     let location = format!("{}/{id}", ctx.path.trim_end_matches('/'));
-    Ok(Reply::json(201, &t.json(record, &Selection::AllSet)).with_header("Location", location))
+    Ok(Reply::json(201, &t.json(record, &Selection::Written(&nulls))).with_header("Location", location))
 }
 
 pub(crate) fn update(ctx: &Ctx<'_>, name: &str, id: &str) -> HsResult<Reply> {
@@ -129,6 +130,7 @@ pub(crate) fn update(ctx: &Ctx<'_>, name: &str, id: &str) -> HsResult<Reply> {
         .resolve_id(id, id_property)
         .or_else(|| by_record_id.then(|| merged_survivor(t, id)).flatten())
         .ok_or_else(|| object_not_found(id))?;
+    let nulls = t.written_nulls(&input.properties.0);
     let changes = t.check(input.properties.0, t.live(rid)).map_err(|e| validation_reply(&e, store.portal_id))?;
     match unique_conflict(t, &changes, Some(rid)) {
         Ok(()) => {}
@@ -139,7 +141,7 @@ pub(crate) fn update(ctx: &Ctx<'_>, name: &str, id: &str) -> HsResult<Reply> {
     store.object_type_mut(i).update(rid, changes, ctx.now, lag).ok_or_else(|| object_not_found(id))?;
     let t = store.object_type(i);
     let record = t.live(rid).ok_or_else(|| object_not_found(id))?;
-    Ok(Reply::json(200, &t.json(record, &Selection::AllSet)))
+    Ok(Reply::json(200, &t.json(record, &Selection::Written(&nulls))))
 }
 
 pub(crate) fn archive(ctx: &Ctx<'_>, name: &str, id: &str) -> HsResult<Reply> {

@@ -291,6 +291,15 @@ impl ObjectType {
         }
     }
 
+    /// The known properties an input writes as `null`, for the write answer to echo.
+    pub(crate) fn written_nulls(&self, input: &PropInput<'_>) -> Vec<Arc<str>> {
+        input
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .filter_map(|(n, _)| self.property(n).map(|p| p.name.clone()))
+            .collect()
+    }
+
     /// The first unique value in `changes` already held by a record other than `except`.
     pub(crate) fn conflict(&self, changes: &Changes, except: Option<u64>) -> Option<UniqueConflict> {
         changes.0.iter().filter(|(_, v)| !v.is_empty()).find_map(|(name, value)| {

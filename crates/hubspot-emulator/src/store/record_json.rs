@@ -9,8 +9,11 @@ use crate::clock;
 
 /// Which properties a record's JSON carries.
 pub(crate) enum Selection<'a> {
-    /// Every property the record has (write answers).
+    /// Every property the record has.
     AllSet,
+    /// Every property the record has, plus these names as `null` when unset: a write answer
+    /// echoes the known properties the input wrote as `null` (hubspot-api.md §9.1).
+    Written(&'a [Arc<str>]),
     /// These names; an unset one reads as `null`.
     Named(&'a [Arc<str>]),
 }
@@ -45,6 +48,16 @@ impl Serialize for PropsJson<'_> {
                 let mut map = s.serialize_map(Some(self.0.props.len()))?;
                 for (k, v) in &self.0.props {
                     map.serialize_entry(&**k, v)?;
+                }
+                map.end()
+            }
+            Selection::Written(nulls) => {
+                let mut map = s.serialize_map(None)?;
+                for (k, v) in &self.0.props {
+                    map.serialize_entry(&**k, v)?;
+                }
+                for name in nulls.iter().filter(|n| !self.0.props.contains_key(*n)) {
+                    map.serialize_entry(&**name, &())?;
                 }
                 map.end()
             }

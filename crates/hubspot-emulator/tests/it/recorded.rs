@@ -74,13 +74,29 @@ async fn null_for_an_unknown_property_is_ignored() {
         .await;
     assert_eq!(status, 201, "{body}");
     assert!(body["properties"].get("priority").is_none(), "{body}");
+    // A known property written as null is echoed as null.
+    assert_eq!(body["properties"].get("pipeline"), Some(&Value::Null), "{body}");
     assert_eq!(body["properties"]["dealname"], "D");
     let id = body["id"].as_str().unwrap();
     assert!(!em.records("deals")[0].properties.contains_key("priority"));
-    // The same in batches and updates.
-    let (status, _) =
-        api.patch(&format!("/crm/v3/objects/deals/{id}"), json!({"properties": {"priority": null}})).await;
-    assert_eq!(status, 200);
+    // The same in updates and batches.
+    let (status, body) = api
+        .patch(&format!("/crm/v3/objects/deals/{id}"), json!({"properties": {"priority": null, "dealstage": null}}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["properties"].get("priority").is_none());
+    assert_eq!(body["properties"].get("dealstage"), Some(&Value::Null));
+    let (status, body) = api
+        .post(
+            "/crm/v3/objects/contacts/batch/upsert",
+            json!({"inputs": [{"id": "n@example.com", "idProperty": "email", "properties": {"nickname": null, "phone": null}}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let p = &body["results"][0]["properties"];
+    assert!(p.get("nickname").is_none(), "{p}");
+    assert_eq!(p.get("phone"), Some(&Value::Null), "{p}");
+    assert_eq!(p["email"], "n@example.com");
     // A value for it is still refused.
     let (status, body) = api.post("/crm/v3/objects/deals", json!({"properties": {"priority": "high"}})).await;
     assert_eq!(status, 400);
