@@ -112,7 +112,9 @@ fn every_command_and_option_has_help() {
     let config = dir.path().join("none.toml");
     let top = text(&hubsync_cmd(dir.path(), &config, &["--help"]).stdout);
     let commands = listed_commands(&top);
-    for command in ["validate", "plan", "sync", "status", "run", "trigger", "fields", "reset", "auth", "demo", "emulator", "bench"] {
+    for command in
+        ["validate", "plan", "sync", "status", "run", "trigger", "fields", "reset", "auth", "demo", "emulator", "bench"]
+    {
         assert!(commands.iter().any(|c| c == command), "{command} is listed with a description: {top}");
     }
     let mut checked = 0;
