@@ -25,8 +25,8 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use super::metrics::{DaemonStarted, ScheduledRunSkipped, SyncRegistered, SyncRunning};
-use super::schedule::Schedule;
 use crate::accounts::Accounts;
+use crate::config::Schedule;
 use crate::config::{Config, DaemonSettings, SyncSpec};
 use crate::state::{Rejection, RunRecord, StateStore};
 use crate::sync::{run_sync, RunOptions, RunStatus, RunSummary};
