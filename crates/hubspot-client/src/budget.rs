@@ -616,9 +616,14 @@ impl State {
         if let (Some(server_max), Some(remaining)) = (h.max, h.remaining) {
             self.server_remaining = Some(remaining);
             let server_used = server_max.saturating_sub(remaining) as usize;
-            // What this process had sent in the window HubSpot counted for this request.
+            // What this process may have had counted in the window HubSpot counted for this
+            // request: everything sent since the window began, up to this answer. With several
+            // requests in flight, one sent after this one can arrive before it; counting only
+            // those sent before it would take such reorderings for other processes' requests
+            // and shrink the window for nothing. The price: while requests overlap, up to the
+            // number in flight of another process's requests go unnoticed until a later answer.
             let from = sent_at.checked_sub(self.interval);
-            let ours = self.sends.iter().filter(|s| s.sent <= sent_at && from.is_none_or(|f| s.sent > f)).count();
+            let ours = self.sends.iter().filter(|s| from.is_none_or(|f| s.sent > f)).count();
             let cap = self.max_per_window as usize;
             // Count just enough foreign requests that our room never exceeds HubSpot's: with
             // HubSpot's Max equal to ours that is everything HubSpot counted beyond our own
@@ -816,6 +821,23 @@ mod tests {
         // The same answer observed twice does not double-count.
         budget.observe(&RateLimitHeaders { max: Some(20), remaining: Some(10), ..Default::default() }, sent);
         assert_eq!(budget.snapshot().used_in_window, 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_later_request_arriving_first_is_not_taken_for_another_process() {
+        let budget = RateBudget::new(&settings(10, 1_000, 4));
+        let a = budget.acquire(RequestClass::Standard).await.unwrap();
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let b = budget.acquire(RequestClass::Standard).await.unwrap();
+        // `b` overtook `a` on the way: HubSpot had counted both when `a` arrived.
+        let headers = RateLimitHeaders { max: Some(10), remaining: Some(8), ..Default::default() };
+        a.answered(200, &headers);
+        b.answered(200, &headers);
+        assert_eq!(budget.snapshot().used_in_window, 2);
+        // A third request finds one more counted than it explains: another process sent it.
+        let c = budget.acquire(RequestClass::Standard).await.unwrap();
+        c.answered(200, &RateLimitHeaders { max: Some(10), remaining: Some(6), ..Default::default() });
+        assert_eq!(budget.snapshot().used_in_window, 4);
     }
 
     #[tokio::test(start_paused = true)]
