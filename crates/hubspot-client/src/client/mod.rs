@@ -99,6 +99,14 @@ impl HubSpotClient {
                 "The client was given the rate budget of another account."
             );
         }
+        if budget.max_in_flight() != settings.max_in_flight {
+            tracing::warn!(
+                account = %settings.account,
+                max_in_flight = settings.max_in_flight,
+                budget_max_in_flight = budget.max_in_flight(),
+                "The client's max_in_flight differs from its rate budget's; the budget's cap applies."
+            );
+        }
         let policy = RetryPolicy::new(settings.retry_max_attempts);
         Ok(HubSpotClient {
             inner: Arc::new(Inner { settings, http, paths, budget, policy, stats: StatsCounters::default(), auth }),
