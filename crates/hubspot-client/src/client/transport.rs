@@ -12,7 +12,9 @@ use url::Url;
 
 use crate::budget::{DailyLimitReached, RateLimitHeaders, RequestClass};
 use crate::errors::{excerpt, ApiError, HubSpotError};
-use crate::retry::{parse_retry_after, Attempt, DontRetry, Observation, RetryAction, TransportFailure};
+use crate::retry::{
+    parse_retry_after, Attempt, DontRetry, Observation, RetryAction, RetryReason, TransportFailure, WINDOW_WAIT_MAX,
+};
 use crate::stats::{EndpointKind, StatusClass};
 
 use crate::metrics::{HubSpotRequest, RequestRetried};
@@ -222,6 +224,12 @@ impl HubSpotClient {
                     return Err(CallError::DeliveryUncertain { detail: last });
                 }
                 RetryAction::DontRetry(DontRetry::Exhausted(reason)) => {
+                    if reason == RetryReason::RateLimited {
+                        // This request stops, but the window is still full for every other.
+                        permit.rate_limited(
+                            inner.budget.window_frees_in().clamp(Duration::from_secs(1), WINDOW_WAIT_MAX),
+                        );
+                    }
                     tracing::warn!(
                         account = %self.account(),
                         endpoint = %call.describe(),
