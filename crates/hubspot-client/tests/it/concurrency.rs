@@ -16,7 +16,7 @@ use crate::support::{client_with, contact, settings, written_id, TestResult};
 /// Time for a request the client sent before it read an answer to reach the emulator after
 /// that answer was handed to the connection (loopback: well under a millisecond; margin for a
 /// loaded test machine).
-const WIRE_GRACE: Duration = Duration::from_millis(20);
+const WIRE_GRACE: Duration = Duration::from_millis(50);
 
 async fn emulator(latency_ms: u64, max_requests_per_10s: Option<u32>) -> anyhow::Result<Emulator> {
     Emulator::start(EmulatorConfig {
