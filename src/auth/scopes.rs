@@ -1,5 +1,5 @@
-//! The scopes a sync needs (hubspot-api.md §6.3), as a pure function of its spec, and the
-//! message that names the sync, the operation and the missing scope.
+//! The scopes a sync needs (https://developers.hubspot.com/scopes), as a pure function of its spec,
+//! and the message that names the sync, the operation and the missing scope.
 
 use crate::config::{SyncMode, SyncSpec};
 use hubspot_client::HubSpotError;

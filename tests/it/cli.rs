@@ -111,16 +111,68 @@ fn every_command_and_option_has_help() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("none.toml");
     let top = text(&hubsync_cmd(dir.path(), &config, &["--help"]).stdout);
-    for command in ["validate", "plan", "sync", "status", "fields", "reset", "demo", "emulator"] {
-        assert!(top.contains(command), "{command} is listed: {top}");
-        let help = hubsync_cmd(dir.path(), &config, &[command, "--help"]);
-        assert!(help.status.success());
+    let commands = listed_commands(&top);
+    for command in
+        ["validate", "plan", "sync", "status", "run", "trigger", "fields", "reset", "auth", "demo", "emulator", "bench"]
+    {
+        assert!(commands.iter().any(|c| c == command), "{command} is listed with a description: {top}");
+    }
+    let mut checked = 0;
+    let mut queue: Vec<Vec<String>> = commands.iter().filter(|c| *c != "help").map(|c| vec![c.clone()]).collect();
+    while let Some(command) = queue.pop() {
+        let mut args: Vec<&str> = command.iter().map(String::as_str).collect();
+        args.push("--help");
+        let help = hubsync_cmd(dir.path(), &config, &args);
+        let name = command.join(" ");
+        assert!(help.status.success(), "{name} --help");
         let help = text(&help.stdout);
-        for line in help.lines().filter(|l| l.trim_start().starts_with("--")) {
-            let described = line.split_whitespace().count() > 1 || help.contains(line.trim());
-            assert!(described, "`{command}` option without help: {line}");
+        let undescribed = undescribed_options(&help);
+        assert!(undescribed.is_empty(), "`{name}` options without help: {undescribed:?}\n{help}");
+        checked += help.lines().filter(|l| l.trim_start().starts_with('-')).count();
+        for sub in listed_commands(&help).into_iter().filter(|c| c != "help") {
+            queue.push(command.iter().cloned().chain([sub]).collect());
         }
     }
+    assert!(checked > 40, "the options were found: {checked}");
+    // The checker itself catches an option with no description.
+    assert_eq!(undescribed_options("Options:\n      --full\n  -h, --help  Print help\n"), ["--full"]);
+}
+
+/// The subcommands the top-level help lists, each with its description on its line.
+fn listed_commands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let name = words.next()?;
+            words.next().map(|_| name.to_string())
+        })
+        .collect()
+}
+
+/// The options of a help text that carry no description: none after the option on its line
+/// (separated by two spaces, as clap prints it), and none on the more indented line after it.
+fn undescribed_options(help: &str) -> Vec<String> {
+    let lines: Vec<&str> = help.lines().collect();
+    let mut missing = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        if !trimmed.starts_with('-') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        let same_line = trimmed.split("  ").skip(1).any(|part| !part.trim().is_empty());
+        let next_line = lines.get(i + 1).is_some_and(|next| {
+            let next_trimmed = next.trim_start();
+            !next_trimmed.is_empty() && next.len() - next_trimmed.len() > indent && !next_trimmed.starts_with('-')
+        });
+        if !same_line && !next_line {
+            missing.push(trimmed.split_whitespace().next().unwrap_or(trimmed).trim_end_matches(',').to_string());
+        }
+    }
+    missing
 }
 
 #[test]
@@ -144,4 +196,51 @@ fn the_demo_runs_real_syncs_on_the_embedded_defaults() {
     assert!(stdout.contains("20 created, 6 updated"), "run 2 sends only the changes: {stdout}");
     assert!(stdout.contains("0 HubSpot requests"), "run 3 sends nothing: {stdout}");
     assert!(dir.path().join("demo/state/contacts.duckdb").exists());
+}
+
+/// `fields`, `sync --all`, `sync --full` and `reset` through the binary, counted at the emulator.
+#[tokio::test(flavor = "multi_thread")]
+async fn fields_sync_all_full_and_reset_from_the_command_line() {
+    let h = Harness::new().await;
+    h.db.exec(
+        "CREATE TABLE users AS SELECT g AS user_id, 'u' || g || '@example.com' AS email, 'F' || g AS first_name \
+         FROM generate_series(1, 150) g",
+    )
+    .await;
+    let second = GOOD_SYNC.replace("name = \"contacts\"", "name = \"contacts_again\"");
+    h.write_config(&format!("{GOOD_SYNC}\n{second}"));
+
+    let out = h.cli(&["fields", "contacts"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let firstname = stdout.lines().find(|l| l.split_whitespace().next() == Some("firstname"));
+    assert!(firstname.is_some_and(|l| l.contains("first_name")), "the mapped column is shown: {stdout}");
+    assert!(stdout.lines().any(|l| l.split_whitespace().next() == Some("email")), "{stdout}");
+    assert_eq!(h.write_requests(), 0, "fields writes nothing");
+
+    // --all runs both syncs: 150 rows each, 2 upserts of 100 each.
+    let out = h.cli(&["sync", "--all", "--json"]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(h.emulator.count_requests("POST", "/contacts/batch/upsert"), 4);
+    assert_eq!(h.emulator.records("contacts").len(), 150);
+
+    // Nothing changed: a plain run sends nothing, --full sends every row again.
+    let out = h.cli(&["sync", "contacts"]);
+    assert!(out.status.success());
+    assert_eq!(h.emulator.count_requests("POST", "/contacts/batch/"), 4, "an unchanged model sends nothing");
+    let out = h.cli(&["sync", "contacts", "--full"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(h.emulator.count_requests("POST", "/contacts/batch/"), 6, "--full sends all 150 rows again");
+
+    // reset forgets the snapshot: the next run sends every row, by id (ids are kept).
+    let out = h.cli(&["reset", "contacts_again"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("snapshot forgotten"), "{}", text(&out.stdout));
+    let out = h.cli(&["sync", "contacts_again"]);
+    assert!(out.status.success());
+    assert_eq!(h.emulator.count_requests("POST", "/contacts/batch/"), 8, "after reset every row is sent again");
+    assert_eq!(h.emulator.records("contacts").len(), 150, "reset creates no record");
+    let out = h.cli(&["sync", "contacts"]);
+    assert!(out.status.success());
+    assert_eq!(h.emulator.count_requests("POST", "/contacts/batch/"), 8, "the other sync's snapshot is untouched");
 }

@@ -1,19 +1,23 @@
 //! The request budget of one HubSpot account, shared by every sync that writes to it.
 //!
 //! HubSpot counts requests per app in a rolling 10-second window, per account per day, and CRM
-//! searches per second (hubspot-api.md §5). One `RateBudget` per account, behind an `Arc`, is
-//! asked before every request, so syncs running side by side never exceed together what one
-//! respects alone. The window is a sliding log of requests. HubSpot counts a request when it
-//! arrives, which is after it was sent and before its answer came back; so a request counts from
-//! its send time while it is in flight, and from its answer's time once answered. An answered
-//! request leaves the log 10 s (plus `ANSWERED_MARGIN`) after its answer: the next request is
-//! sent after that, so it arrives more than 10 s after the first one did, whatever the network
-//! did. A request that got no answer stays for 10 s plus `WINDOW_MARGIN` after it was sent.
+//! searches per second
+//! (https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines). One
+//! `RateBudget` per account, behind an `Arc`, is asked before every request, so syncs running side
+//! by side never exceed together what one respects alone. The window is a sliding log of requests.
+//! HubSpot counts a request when it arrives, which is after it was sent and before its answer came
+//! back; so a request counts from its send time while it is in flight, and from its answer's time
+//! once answered. An answered request leaves the log 10 s (plus `ANSWERED_MARGIN`) after its
+//! answer: the next request is sent after that, so it arrives more than 10 s after the first one
+//! did, whatever the network did. A request that got no answer stays for 10 s plus `WINDOW_MARGIN`
+//! after it was sent.
 //!
 //! HubSpot's `X-HubSpot-RateLimit-*` headers tighten the budget at run time: a lower `Max` (a
 //! different tier) lowers the window's capacity, a `Remaining` below what this process alone
 //! explains (other processes using the same app) adds their requests to the log, and the daily
-//! pair replaces the local daily count. Searches also count against the 10-second window and the
+//! pair replaces the local daily count. Headers never loosen it: a `Max` above the configured
+//! limit leaves the configured one in force, and only the part of HubSpot's `Remaining` that
+//! falls below the configured window's room counts as foreign use. Searches also count against the 10-second window and the
 //! daily count, to be safe, on top of their own per-second bucket.
 
 use std::collections::VecDeque;
@@ -406,7 +410,11 @@ impl State {
             let from = sent_at.checked_sub(self.interval);
             let ours = self.sends.iter().filter(|s| s.sent <= sent_at && from.is_none_or(|f| s.sent > f)).count();
             let cap = self.max_per_window as usize;
-            let extra = server_used.saturating_sub(ours).min(cap.saturating_sub(ours));
+            // Count just enough foreign requests that our room never exceeds HubSpot's: with
+            // HubSpot's Max equal to ours that is everything HubSpot counted beyond our own
+            // sends; with a higher Max (the configured limit is a self-imposed share), only the
+            // part of its `Remaining` below our room.
+            let extra = cap.saturating_sub(ours).saturating_sub(remaining as usize);
             if extra > 0 {
                 tracing::debug!(
                     extra,
@@ -589,6 +597,42 @@ mod tests {
         // The same answer observed twice does not double-count.
         budget.observe(&RateLimitHeaders { max: Some(20), remaining: Some(10), ..Default::default() }, sent);
         assert_eq!(budget.snapshot().used_in_window, 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_higher_max_in_headers_never_raises_the_configured_limit() {
+        let budget = RateBudget::new(&settings(100, 1_000, 4));
+        let sent = Instant::now();
+        budget.acquire(RequestClass::Standard).await.unwrap();
+        // A Pro portal's answer: 190 per window, 189 left (only our request).
+        let pro =
+            RateLimitHeaders { max: Some(190), remaining: Some(189), interval_ms: Some(10_000), ..Default::default() };
+        budget.observe(&pro, sent);
+        let snap = budget.snapshot();
+        assert_eq!(snap.max_per_window, 100, "the configured limit stays in force");
+        assert_eq!(snap.used_in_window, 1, "no foreign requests made up");
+        assert_eq!(snap.remaining_in_window, 99);
+        // Others used 150 of HubSpot's 190: 40 left there, fewer than our 99.
+        let sent = Instant::now();
+        budget.acquire(RequestClass::Standard).await.unwrap();
+        budget.observe(&RateLimitHeaders { remaining: Some(38), ..pro }, sent);
+        let snap = budget.snapshot();
+        assert_eq!(snap.max_per_window, 100);
+        assert_eq!(snap.remaining_in_window, 38, "never more room than HubSpot has left");
+        // After a lower Max, a higher one only brings back the configured limit.
+        budget.observe(&RateLimitHeaders { max: Some(50), remaining: Some(48), ..Default::default() }, sent);
+        assert_eq!(budget.snapshot().max_per_window, 50);
+        budget.observe(&RateLimitHeaders { max: Some(250), remaining: Some(200), ..Default::default() }, sent);
+        assert_eq!(budget.snapshot().max_per_window, 100);
+        // 100 requests then fit in a window, not 190 or 250.
+        tokio::time::advance(DEFAULT_INTERVAL + WINDOW_MARGIN).await;
+        let start = Instant::now();
+        for _ in 0..100 {
+            budget.acquire(RequestClass::Standard).await.unwrap();
+        }
+        assert_eq!(Instant::now(), start);
+        budget.acquire(RequestClass::Standard).await.unwrap();
+        assert!(Instant::now() > start, "the 101st waits");
     }
 
     #[tokio::test(start_paused = true)]

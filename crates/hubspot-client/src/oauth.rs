@@ -1,9 +1,10 @@
-//! OAuth 2.0 with HubSpot (hubspot-api.md §6.2): the code exchange and the refresh at
-//! `/oauth/v1/token`, introspection at `/oauth/v3/token/introspect` (a form body, so the token
-//! never shows in a path or a log line), and `OAuthSession`, which hands the client an access
-//! token: refreshed before it expires, and once more when HubSpot answers 401
-//! `EXPIRED_AUTHENTICATION` (HubSpot warns a 401 alone is not a sign to refresh, so the client
-//! refreshes on that category only).
+//! OAuth 2.0 with HubSpot
+//! (https://developers.hubspot.com/docs/api-reference/legacy/authentication/oauth-tokens/v1/guide):
+//! the code exchange and the refresh at `/oauth/v1/token`, introspection at
+//! `/oauth/v3/token/introspect` (a form body, so the token never shows in a path or a log line),
+//! and `OAuthSession`, which hands the client an access token: refreshed before it expires, and
+//! once more when HubSpot answers 401 `EXPIRED_AUTHENTICATION` (HubSpot warns a 401 alone is not a
+//! sign to refresh, so the client refreshes on that category only).
 
 use std::fmt;
 use std::time::Duration;

@@ -190,7 +190,11 @@ pub fn read_body(id_property: &str, values: &[String]) -> Value {
     Value::Object(body)
 }
 
-/// Search body: one `IN` filter on `property`, sorted by record id so `after` pages are stable.
+/// Search body: one `IN` filter on `property`. hubsync reads every page, so it needs no order
+/// for its own sake; it sorts by record id only so that `after` (an offset into the sorted
+/// result) pages through a set that records written meanwhile cannot reshuffle. `sorts` uses
+/// the object form of HubSpot's guides; the published spec types it as strings (`"-name"`),
+/// and real portals (and the emulator) accept both.
 pub fn search_body(property: &str, values: &[String], after: Option<&str>) -> Value {
     let mut body = json!({
         "filterGroups": [{ "filters": [{ "propertyName": property, "operator": "IN", "values": values }] }],

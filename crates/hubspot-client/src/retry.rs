@@ -2,8 +2,9 @@
 //!
 //! Like Vector's `RetryAction`, the decision is a pure function of what came back (status,
 //! `Retry-After`, body, or the kind of transport failure), how many retries were made, and
-//! whether the request may be sent twice. `client.rs` carries it out. The rules follow HubSpot's
-//! docs and official SDK (hubspot-api.md §1.7, §5.2–5.4):
+//! whether the request may be sent twice. `client/transport.rs` carries it out. The rules follow HubSpot's
+//! docs and official SDK (https://developers.hubspot.com/docs/api-reference/error-handling and
+//! https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines):
 //! - 429 `TEN_SECONDLY_ROLLING` (or an unnamed 429): wait `Retry-After`, else until the window
 //!   frees (at most 10 s), plus jitter, and hold every other request to the account meanwhile.
 //! - 429 "secondly" (search): 1 s × attempt.

@@ -13,7 +13,8 @@ use super::oauth::OAuthSession;
 
 /// HubSpot's public API host.
 pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
-/// The date-based API version the client builds its paths with (hubspot-api.md §0).
+/// The date-based API version the client builds its paths with
+/// (https://developers.hubspot.com/docs/developer-tooling/platform/versioning).
 pub const DEFAULT_API_VERSION: &str = "2026-03";
 /// The burst limit of the lowest tier (Free & Starter private apps), per 10 seconds.
 pub const DEFAULT_MAX_REQUESTS_PER_10S: u32 = 100;
@@ -26,7 +27,8 @@ pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
 /// Retries after the first attempt of one request.
 pub const DEFAULT_RETRY_MAX_ATTEMPTS: u32 = 6;
 /// Record ids per list membership request. HubSpot documents no maximum for lists v3; the
-/// legacy v1 endpoint allowed 500 (hubspot-api.md §4), so the client stays at that.
+/// legacy v1 endpoint allowed 500 (https://developers.hubspot.com/docs/api/crm/lists), so the
+/// client stays at that.
 pub const DEFAULT_LIST_BATCH_SIZE: usize = 500;
 
 /// Settings for one HubSpot account's client and rate budget.

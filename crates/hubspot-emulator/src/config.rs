@@ -5,8 +5,15 @@ use std::fmt;
 
 use hubspot_model::Secret;
 
-/// How a run of the emulator behaves. `Default` is what tests use: a random port, no burst
-/// or daily limit, HubSpot's search limit of 5 requests/second, no index lag, shuffled batch
+/// The burst limit the emulator enforces unless told otherwise: 100 requests per app per
+/// rolling 10 seconds, what a Free or Starter portal gives a private app (hubspot-api.md
+/// §5.1). Real portals always have one, so the emulator does too; tests raise it or turn it
+/// off (`max_requests_per_10s: None`, `--max-requests-per-10s 0`).
+pub const DEFAULT_MAX_REQUESTS_PER_10S: u32 = 100;
+
+/// How a run of the emulator behaves. `Default` is what tests use: a random port, HubSpot's
+/// Free/Starter burst limit of 100 requests per 10 s ([`DEFAULT_MAX_REQUESTS_PER_10S`]), no
+/// daily limit, HubSpot's search limit of 5 requests/second, no index lag, shuffled batch
 /// results, no faults, and any bearer token accepted with every scope.
 #[derive(Clone, Debug)]
 pub struct EmulatorConfig {
@@ -14,9 +21,10 @@ pub struct EmulatorConfig {
     pub port: u16,
     /// The HubSpot account id (`portalId`/`hub_id`) the emulator pretends to be.
     pub portal_id: u64,
-    /// Requests allowed per app in a rolling 10-second window (`TEN_SECONDLY_ROLLING`).
-    /// `None` turns the burst limit off. HubSpot: 100 (Free/Starter), 190 (Pro/Enterprise),
-    /// 250 (with the API limit increase), 110 (OAuth apps).
+    /// Requests allowed per app in a rolling 10-second window (`TEN_SECONDLY_ROLLING`),
+    /// reported in the `X-HubSpot-RateLimit-*` headers of every non-search answer. `None`
+    /// turns the burst limit and those headers off. HubSpot: 100 (Free/Starter, the
+    /// default), 190 (Pro/Enterprise), 250 (with the API limit increase), 110 (OAuth apps).
     pub max_requests_per_10s: Option<u32>,
     /// Requests allowed per account per day (UTC), shared by all non-OAuth apps. `None` = off.
     pub daily_limit: Option<u64>,
@@ -58,7 +66,7 @@ impl Default for EmulatorConfig {
         EmulatorConfig {
             port: 0,
             portal_id: 12_345_678,
-            max_requests_per_10s: None,
+            max_requests_per_10s: Some(DEFAULT_MAX_REQUESTS_PER_10S),
             daily_limit: None,
             search_requests_per_sec: Some(5),
             search_index_lag_ms: 0,
@@ -78,8 +86,10 @@ impl Default for EmulatorConfig {
     }
 }
 
-/// Faults injected into answers. Shares are between 0 and 1 and are drawn once per request,
-/// before the request touches any state, so a faulted write is never half applied.
+/// Faults injected into answers. Shares are between 0 and 1. All but the two after-write
+/// faults are drawn once per request, before the request touches any state, so such a faulted
+/// write is never applied; the after-write faults are drawn after a create or upsert was
+/// applied, so the portal holds what the failed answer does not confirm.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FaultConfig {
     /// Share of requests answered 500, 502, 503 or 504.
@@ -94,6 +104,13 @@ pub struct FaultConfig {
     pub migration_rate: f64,
     /// The next N requests get a `TEN_SECONDLY_ROLLING` 429.
     pub burst_429: u32,
+    /// Share of create and upsert requests (single create, batch create, batch upsert) that
+    /// are applied and then answered 502 or 504, as when HubSpot's gateway loses the answer
+    /// of a write that went through. Drawn after the write, only for successful ones.
+    pub error_after_write_rate: f64,
+    /// Share of create and upsert requests that are applied and then get no answer: the
+    /// connection is closed after the write.
+    pub drop_after_write_rate: f64,
 }
 
 /// A private-app or service-key token and the scopes granted to it.
@@ -130,10 +147,11 @@ pub struct EmulatorArgs {
     /// HubSpot account id the emulator answers as (portalId / hub_id).
     #[arg(long, default_value_t = 12_345_678)]
     pub portal_id: u64,
-    /// Requests allowed per app in a rolling 10-second window; unset = no burst limit.
-    /// HubSpot: 100 (Free/Starter), 190 (Pro/Enterprise), 250 (limit increase), 110 (OAuth apps).
-    #[arg(long, value_name = "N")]
-    pub max_requests_per_10s: Option<u32>,
+    /// Requests allowed per app in a rolling 10-second window; 0 = no burst limit (and no
+    /// rate-limit headers). HubSpot: 100 (Free/Starter), 190 (Pro/Enterprise), 250 (limit
+    /// increase), 110 (OAuth apps).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_REQUESTS_PER_10S)]
+    pub max_requests_per_10s: u32,
     /// Requests allowed per account per day (resets at midnight UTC); unset = no daily limit.
     #[arg(long, value_name = "N")]
     pub daily_limit: Option<u64>,
@@ -173,6 +191,13 @@ pub struct EmulatorArgs {
     /// Answer the first N requests with a TEN_SECONDLY_ROLLING 429.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub burst_429: u32,
+    /// Share (0..1) of create/upsert requests that are applied and then answered 502 or 504.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    pub error_after_write_rate: f64,
+    /// Share (0..1) of create/upsert requests that are applied and then get no answer (the
+    /// connection is closed).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    pub drop_after_write_rate: f64,
     /// A private-app / service-key token, optionally with its scopes (comma-separated);
     /// without scopes it gets every scope. Repeatable. With no --token and no
     /// --oauth-client, any bearer token is accepted with every scope.
@@ -202,7 +227,7 @@ impl From<EmulatorArgs> for EmulatorConfig {
         EmulatorConfig {
             port: args.port,
             portal_id: args.portal_id,
-            max_requests_per_10s: args.max_requests_per_10s,
+            max_requests_per_10s: Some(args.max_requests_per_10s).filter(|n| *n > 0),
             daily_limit: args.daily_limit,
             search_requests_per_sec: Some(args.search_requests_per_sec).filter(|n| *n > 0),
             search_index_lag_ms: args.search_index_lag_ms,
@@ -217,6 +242,8 @@ impl From<EmulatorArgs> for EmulatorConfig {
                 locked_rate: args.locked_rate,
                 migration_rate: args.migration_rate,
                 burst_429: args.burst_429,
+                error_after_write_rate: args.error_after_write_rate,
+                drop_after_write_rate: args.drop_after_write_rate,
             },
             static_tokens: args.tokens,
             oauth_clients: args.oauth_clients,

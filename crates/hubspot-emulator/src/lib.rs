@@ -37,6 +37,7 @@ use tokio::task::JoinHandle;
 
 pub use config::{
     parse_oauth_client, parse_static_token, EmulatorArgs, EmulatorConfig, FaultConfig, OAuthClient, StaticToken,
+    DEFAULT_MAX_REQUESTS_PER_10S,
 };
 pub use journal::JournalEntry;
 pub use store::EmRecord;
@@ -175,7 +176,7 @@ impl Emulator {
         let mut store = self.store();
         let i =
             store.resolve(object_type).unwrap_or_else(|| panic!("insert_record: unknown object type {object_type}"));
-        let input = properties.iter().map(|(k, v)| (Cow::Borrowed(*k), Cow::Borrowed(*v))).collect();
+        let input = properties.iter().map(|(k, v)| (Cow::Borrowed(*k), Some(Cow::Borrowed(*v)))).collect();
         let t = store.object_type(i);
         let changes = t.check(input, None).unwrap_or_else(|e| panic!("insert_record: invalid properties: {e:?}"));
         if let Some(c) = t.conflict(&changes, None) {
@@ -185,6 +186,22 @@ impl Emulator {
         let lag = store.index_lag_ms;
         store.object_type_mut(i).create(id, changes, clock::now_ms(), lag);
         id.to_string()
+    }
+
+    /// Merges record `merged_id` into `primary_id`, as `POST /crm/v3/objects/{type}/merge`
+    /// does: the merged-away id reads and updates the survivor from then on, and batch
+    /// updates leave it out of their answers.
+    ///
+    /// # Panics
+    /// On an unknown type or when either record does not exist.
+    pub fn merge_records(&self, object_type: &str, primary_id: &str, merged_id: &str) {
+        let mut store = self.store();
+        let i =
+            store.resolve(object_type).unwrap_or_else(|| panic!("merge_records: unknown object type {object_type}"));
+        let id = |s: &str| s.trim().parse::<u64>().unwrap_or_else(|_| panic!("merge_records: {s} is not a record id"));
+        if let Err(e) = store.merge(i, id(primary_id), id(merged_id), clock::now_ms()) {
+            panic!("merge_records: {e:?}");
+        }
     }
 
     /// Every association from records of `from_type` to records of `to_type`.
@@ -401,11 +418,20 @@ mod tests {
         let config = EmulatorConfig::from(cli.args);
         assert_eq!(config.port, 8080);
         assert_eq!(config.search_requests_per_sec, Some(5));
-        assert_eq!(config.max_requests_per_10s, None);
+        assert_eq!(config.max_requests_per_10s, Some(100));
         assert!(!config.shuffle_results);
         assert_eq!(config.faults.error_rate, 0.1);
+        assert_eq!(config.faults.error_after_write_rate, 0.0);
         assert_eq!(config.static_tokens[0].scopes, vec!["crm.lists.read"]);
-        let off = Cli::try_parse_from(["hubsync", "--search-requests-per-sec", "0"]).unwrap();
-        assert_eq!(EmulatorConfig::from(off.args).search_requests_per_sec, None);
+        let off =
+            Cli::try_parse_from(["hubsync", "--search-requests-per-sec", "0", "--max-requests-per-10s", "0"]).unwrap();
+        let off = EmulatorConfig::from(off.args);
+        assert_eq!(off.search_requests_per_sec, None);
+        assert_eq!(off.max_requests_per_10s, None);
+        let after =
+            Cli::try_parse_from(["hubsync", "--error-after-write-rate", "0.2", "--drop-after-write-rate", "0.05"])
+                .unwrap();
+        let after = EmulatorConfig::from(after.args).faults;
+        assert_eq!((after.error_after_write_rate, after.drop_after_write_rate), (0.2, 0.05));
     }
 }

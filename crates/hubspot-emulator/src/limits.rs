@@ -156,6 +156,24 @@ impl Limits {
         (latency, None)
     }
 
+    /// The after-write fault, if any, for a create or upsert that was just applied: a
+    /// dropped connection or a 502/504 (drawn in that order).
+    pub(crate) fn draw_after_write_fault(&self) -> Option<Fault> {
+        let mut s = self.lock();
+        let (drop, error) = (s.faults.drop_after_write_rate, s.faults.error_after_write_rate);
+        if drop <= 0.0 && error <= 0.0 {
+            return None;
+        }
+        let r: f64 = s.rng.random();
+        if r < drop {
+            return Some(Fault::Drop);
+        }
+        if r < drop + error {
+            return Some(Fault::ServerError([502, 504][s.rng.random_range(0..2)]));
+        }
+        None
+    }
+
     fn roll_day(s: &mut State) {
         let today = clock::today_utc();
         if today != s.day {
@@ -364,5 +382,18 @@ mod tests {
         assert_eq!(l.draw_fault().1, None);
         l.set_faults(FaultConfig { error_rate: 1.0, ..FaultConfig::default() });
         assert!(matches!(l.draw_fault().1, Some(Fault::ServerError(_))));
+    }
+
+    #[test]
+    fn after_write_faults_are_drawn_apart() {
+        let l = limits(None, None);
+        assert_eq!(l.draw_after_write_fault(), None);
+        l.set_faults(FaultConfig { error_after_write_rate: 1.0, ..FaultConfig::default() });
+        assert_eq!(l.draw_fault().1, None, "not a before-write fault");
+        for _ in 0..20 {
+            assert!(matches!(l.draw_after_write_fault(), Some(Fault::ServerError(502 | 504))));
+        }
+        l.set_faults(FaultConfig { drop_after_write_rate: 1.0, ..FaultConfig::default() });
+        assert_eq!(l.draw_after_write_fault(), Some(Fault::Drop));
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Each request goes: read body → faults (latency, dropped connection, 5xx/423/477, burst
 //! 429s: all before any state is touched) → route → token → rate limits → handler →
-//! rate-limit headers → journal.
+//! after-write faults (creates and upserts only: a 502/504 or a dropped connection after the
+//! write) → rate-limit headers → journal.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -103,15 +104,44 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             fault_reply(fault, &shared.limits, &Caller { app, oauth: false })
         }
         (None, Err(_)) => Reply::html(413, "<h1>413 Request Entity Too Large</h1>"),
-        (None, Ok(body)) => respond(&shared, &parts, &body),
+        (None, Ok(body)) => match respond(&shared, &parts, &body) {
+            Answered::Reply(reply) => reply,
+            Answered::Drop => {
+                record(&shared, &parts, received_at, 0, request_bytes, 0, recorded_body);
+                return Err(Dropped);
+            }
+        },
     };
     record(&shared, &parts, received_at, reply.status, request_bytes, reply.body.len(), recorded_body);
     Ok(into_response(reply))
 }
 
-fn respond(shared: &Shared, parts: &Parts, body: &[u8]) -> Reply {
+/// What `respond` does with a request.
+enum Answered {
+    Reply(Reply),
+    /// An after-write fault: the write was applied, the answer is lost.
+    Drop,
+}
+
+impl From<Reply> for Answered {
+    fn from(reply: Reply) -> Self {
+        Answered::Reply(reply)
+    }
+}
+
+fn respond(shared: &Shared, parts: &Parts, body: &[u8]) -> Answered {
     let path = parts.uri.path();
-    let Some(route) = Route::parse(&parts.method, path) else { return Reply::not_found_page() };
+    let Some(route) = Route::parse(&parts.method, path) else {
+        // HubSpot counts and answers an unknown path like any other call: with the
+        // rate-limit headers (hubspot-api.md §9.1, HTML 404s included).
+        let mut reply = Reply::not_found_page();
+        if let Some(app) = bearer(&parts.headers) {
+            if let Ok(Some(h)) = shared.limits.admit(&Caller { app, oauth: false }, Instant::now()) {
+                h.apply(&mut reply);
+            }
+        }
+        return reply.into();
+    };
     let now = clock::now_ms();
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
@@ -119,7 +149,7 @@ fn respond(shared: &Shared, parts: &Parts, body: &[u8]) -> Reply {
         let store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
         match authenticate(&shared.config, &store, &parts.headers, now) {
             Ok(auth) => Some(auth),
-            Err(reply) => return reply,
+            Err(reply) => return reply.into(),
         }
     } else {
         None
@@ -134,15 +164,25 @@ fn respond(shared: &Shared, parts: &Parts, body: &[u8]) -> Reply {
         };
         match admitted {
             Ok(headers) => rate_headers = headers,
-            Err(reply) => return reply,
+            Err(reply) => return reply.into(),
         }
     }
+    let sends_headers = route.sends_rate_headers();
+    let writes = route.creates_or_upserts();
+    let app = auth.as_ref().map(|a| a.app.clone()).unwrap_or_default();
     let ctx = Ctx { shared, query, body, auth, now, path };
     let mut reply = dispatch(&ctx, route);
-    if let Some(h) = rate_headers {
+    if writes && (200..300).contains(&reply.status) {
+        match shared.limits.draw_after_write_fault() {
+            Some(Fault::Drop) => return Answered::Drop,
+            Some(fault) => return fault_reply(fault, &shared.limits, &Caller { app: &app, oauth: false }).into(),
+            None => {}
+        }
+    }
+    if let Some(h) = rate_headers.filter(|_| sends_headers) {
         h.apply(&mut reply);
     }
-    reply
+    reply.into()
 }
 
 fn record(

@@ -13,7 +13,8 @@ pub struct StandardObject {
     pub type_id: &'static str,
 }
 
-/// HubSpot's standard objects (hubspot-api.md §1.1).
+/// HubSpot's standard objects
+/// (https://developers.hubspot.com/docs/api-reference/latest/crm/using-object-apis).
 pub const STANDARD_OBJECTS: &[StandardObject] = &[
     StandardObject { name: "contacts", singular: "contact", type_id: "0-1" },
     StandardObject { name: "companies", singular: "company", type_id: "0-2" },
@@ -64,8 +65,9 @@ const fn def(
     DefinedAssociationType { from_type_id, to_type_id, type_id, label, name }
 }
 
-/// HubSpot-defined association type ids (hubspot-api.md §3.4). The first entry for a pair
-/// with `label: None` is the pair's default (unlabeled) type.
+/// HubSpot-defined association type ids
+/// (https://developers.hubspot.com/docs/api-reference/legacy/crm/associations/associations-schema/guide).
+/// The first entry for a pair with `label: None` is the pair's default (unlabeled) type.
 pub const DEFINED_ASSOCIATION_TYPES: &[DefinedAssociationType] = &[
     def("0-1", "0-2", 279, None, "contact_to_company_unlabeled"),
     def("0-1", "0-2", 1, Some("Primary"), "contact_to_company"),

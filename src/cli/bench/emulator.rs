@@ -52,9 +52,8 @@ impl EmulatorProcess {
             "--journal-capacity",
             "5000000",
         ]);
-        if let Some(limit) = max_requests_per_10s {
-            command.args(["--max-requests-per-10s", &limit.to_string()]);
-        }
+        // 0 turns the emulator's default burst limit (a real portal's) off.
+        command.args(["--max-requests-per-10s", &max_requests_per_10s.unwrap_or(0).to_string()]);
         command.env_remove("RUST_LOG").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr);
         let mut child = command.spawn().map_err(|e| failed("cannot start it", e))?;
         let stdout = child.stdout.take().ok_or_else(|| failed("no output", "stdout is not piped"))?;

@@ -624,3 +624,62 @@ async fn html_error_pages_and_daily_limits_become_typed_errors() -> TestResult {
     assert_eq!(hs.stats().requests_to(EndpointKind::Upsert), 1);
     Ok(())
 }
+
+/// Issue 16 item 8: a batch update naming a merged-away company answers 200 without a result
+/// for it; the client reports that input as having no result and writes the other.
+#[tokio::test]
+async fn a_merged_away_id_in_a_batch_update_is_reported_without_a_result() -> TestResult {
+    let emu = Emulator::start(EmulatorConfig::default()).await?;
+    let survivor = emu.insert_record("companies", &[("name", "Survivor")]);
+    let merged = emu.insert_record("companies", &[("name", "Merged")]);
+    let other = emu.insert_record("companies", &[("name", "Other")]);
+    emu.merge_records("companies", &survivor, &merged);
+    let c = client(&emu.base_url());
+    let inputs = vec![
+        WriteInput { trace_id: "m".into(), id: Some(merged.clone()), properties: props(&[("description", "x")]) },
+        WriteInput { trace_id: "o".into(), id: Some(other.clone()), properties: props(&[("description", "y")]) },
+    ];
+    let out = c.batch_update("companies", inputs).await?;
+    match &out[0] {
+        WriteOutcome::Rejected { trace_id, code, .. } => {
+            assert_eq!(trace_id, "m");
+            assert_eq!(code, hubspot_client::outcome_codes::NO_RESULT);
+        }
+        o => panic!("the merged-away input was reported written: {o:?}"),
+    }
+    assert_eq!(written_id(&out[1]), other);
+    assert_eq!(emu.count_requests("POST", "/batch/update"), 1, "not retried");
+    let kept = emu.records("companies").into_iter().find(|r| r.id == survivor).unwrap();
+    assert!(!kept.properties.contains_key("description"));
+    Ok(())
+}
+
+/// Issue 16 item 3: the emulator's default limit (100 per 10 s) sends headers with every
+/// answer; a client configured lower keeps its own limit when HubSpot reports a higher one.
+#[tokio::test]
+async fn headers_reporting_a_higher_limit_leave_the_configured_one() -> TestResult {
+    let emu = Emulator::start(EmulatorConfig { max_requests_per_10s: Some(190), ..EmulatorConfig::default() }).await?;
+    let c = client_with(ClientSettings { max_requests_per_10s: 20, ..settings(&emu.base_url()) });
+    c.list_properties("contacts").await?;
+    let snap = c.budget().snapshot();
+    assert_eq!(snap.server_remaining, Some(189));
+    assert_eq!(snap.max_per_window, 20);
+    assert_eq!(snap.remaining_in_window, 19);
+    Ok(())
+}
+
+/// Issue 16: the labels answer lists the unlabeled default with `"label": null` beside
+/// labeled types; the client reads both.
+#[tokio::test]
+async fn association_labels_read_null_and_text_labels() -> TestResult {
+    let emu = Emulator::start(EmulatorConfig::default()).await?;
+    let custom = emu.create_association_label("contacts", "companies", "Decision maker");
+    let labels = client(&emu.base_url()).association_labels("contacts", "companies").await?;
+    let by_id = |id: u32| labels.iter().find(|l| l.type_id == id).unwrap_or_else(|| panic!("no type {id}"));
+    assert_eq!(by_id(279).label, None);
+    assert_eq!(by_id(279).category, "HUBSPOT_DEFINED");
+    assert_eq!(by_id(1).label.as_deref(), Some("Primary"));
+    assert_eq!(by_id(custom).label.as_deref(), Some("Decision maker"));
+    assert_eq!(by_id(custom).category, "USER_DEFINED");
+    Ok(())
+}

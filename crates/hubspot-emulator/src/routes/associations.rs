@@ -4,8 +4,8 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::objects::resolve_type;
-use super::{batch_body, Ctx, IdRef};
+use super::context::{resolve_type, Ctx};
+use super::wire::{batch_body, too_many_inputs, AssocTypeSpec, IdRef, Scalar};
 use crate::auth::Access;
 use crate::reply::{parse_body, HsError, HsResult, Reply};
 use crate::store::associations::{AssociationError, MAX_LABELS_PER_PAIR};
@@ -17,15 +17,6 @@ const BATCH_CREATE_LIMIT: usize = 2_000;
 const BATCH_READ_LIMIT: usize = 1_000;
 /// Targets per page in reads ("Limit 500 per call").
 const PAGE: usize = 500;
-
-/// `{associationCategory, associationTypeId}`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct AssocTypeSpec {
-    #[serde(default)]
-    pub association_category: Option<String>,
-    pub association_type_id: u32,
-}
 
 #[derive(Debug, Deserialize)]
 struct Inputs<T> {
@@ -42,9 +33,9 @@ struct PairInput {
 
 #[derive(Debug, Deserialize)]
 struct ReadInput {
-    id: super::Scalar,
+    id: Scalar,
     #[serde(default)]
-    after: Option<super::Scalar>,
+    after: Option<Scalar>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -452,7 +443,7 @@ pub(crate) fn label_delete(ctx: &Ctx<'_>, from: &str, to: &str, type_id: &str) -
 fn parse_inputs<T: serde::de::DeserializeOwned>(ctx: &Ctx<'_>, limit: usize) -> HsResult<Vec<T>> {
     let body: Inputs<T> = parse_body(ctx.body)?;
     if body.inputs.len() > limit {
-        return Err(super::objects::too_many_inputs(limit));
+        return Err(too_many_inputs(limit));
     }
     Ok(body.inputs)
 }

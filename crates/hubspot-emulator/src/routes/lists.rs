@@ -4,7 +4,8 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{Ctx, Scalar};
+use super::context::Ctx;
+use super::wire::Scalar;
 use crate::auth::{list_scopes, Access};
 use crate::clock;
 use crate::reply::{parse_body, HsError, HsResult, Reply};
@@ -99,7 +100,7 @@ pub(crate) fn get(ctx: &Ctx<'_>, id: &str) -> HsResult<Reply> {
     ctx.require(&list_scopes(Access::Read))?;
     let store = ctx.store();
     let list = find(&store, id)?;
-    Ok(Reply::json(200, &json!({"list": list.to_json()})))
+    Ok(Reply::json(200, &json!({"list": list.to_json_with_size()})))
 }
 
 pub(crate) fn by_name(ctx: &Ctx<'_>, object_type_id: &str, name: &str) -> HsResult<Reply> {
@@ -107,12 +108,14 @@ pub(crate) fn by_name(ctx: &Ctx<'_>, object_type_id: &str, name: &str) -> HsResu
     let store = ctx.store();
     let type_id = store.type_id_of(object_type_id);
     match store.lists.by_name(name).filter(|l| Some(&l.object_type_id) == type_id.as_ref()) {
-        Some(list) => Ok(Reply::json(200, &json!({"list": list.to_json()}))),
+        Some(list) => Ok(Reply::json(200, &json!({"list": list.to_json_with_size()}))),
         None => {
             Err(HsError::new(404, format!("List does not exist with name {name} and object type ID {object_type_id}."))
                 .category("OBJECT_NOT_FOUND")
                 .sub_category("ListError.LIST_NAME_DOES_NOT_EXIST")
-                .reply())
+                .context(json!({"listName": [name], "objectTypeId": [object_type_id]}))
+                .reply()
+                .with_header("x-hubspot-notfound", "true"))
         }
     }
 }

@@ -2,26 +2,28 @@
 //! `/crm/objects/2026-03/...` or legacy `/crm/v3/...`, `/crm/v4/...`) into one `Route`;
 //! `dispatch` hands it to the handler of its area. Handlers are plain functions of the
 //! request context: they parse the body outside the store lock and return a `Reply`.
+//!
+//! Files: one per area (`objects.rs` single records, `batch.rs` object batches, `search.rs`,
+//! `associations.rs`, `properties.rs` with schemas, `lists.rs`, `oauth.rs`), and below them
+//! what several areas share: `context.rs` (the request, type resolution), `wire.rs` (JSON
+//! shapes in and out), `writes.rs` (record-write checks and errors). Handlers import only
+//! those three, never each other or this file.
 
 pub(crate) mod associations;
+pub(crate) mod batch;
+pub(crate) mod context;
 pub(crate) mod lists;
 pub(crate) mod oauth;
 pub(crate) mod objects;
 pub(crate) mod properties;
 pub(crate) mod search;
-
-use std::borrow::Cow;
-use std::sync::MutexGuard;
+pub(crate) mod wire;
+pub(crate) mod writes;
 
 use axum::http::Method;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
 
-use super::auth::Auth;
-use super::clock;
-use super::reply::{HsResult, Reply};
-use super::store::Store;
-use super::Shared;
+use crate::reply::Reply;
+pub(crate) use context::Ctx;
 
 /// A batch operation on objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +44,7 @@ pub(crate) enum Route {
     ObjectUpdate { object_type: String, id: String },
     ObjectArchive { object_type: String, id: String },
     ObjectBatch { object_type: String, op: BatchOp },
+    ObjectMerge { object_type: String },
     Search { object_type: String },
 
     AssocPutDefault { from: String, from_id: String, to: String, to_id: String },
@@ -181,6 +184,19 @@ impl Route {
     pub(crate) fn is_search(&self) -> bool {
         matches!(self, Route::Search { .. })
     }
+
+    /// Whether the request creates or upserts records: the requests an after-write fault
+    /// (`FaultConfig::error_after_write_rate`, `drop_after_write_rate`) may hit.
+    pub(crate) fn creates_or_upserts(&self) -> bool {
+        matches!(self, Route::ObjectCreate { .. } | Route::ObjectBatch { op: BatchOp::Create | BatchOp::Upsert, .. })
+    }
+
+    /// Whether the answer carries `X-HubSpot-RateLimit-*` headers: every one but search and
+    /// the association labels read, as recorded (hubspot-api.md §9.1). The labels read still
+    /// counts against the window.
+    pub(crate) fn sends_rate_headers(&self) -> bool {
+        !matches!(self, Route::Search { .. } | Route::LabelsList { .. })
+    }
 }
 
 fn objects_route(method: &Method, rest: &[&str], v4: bool) -> Option<Route> {
@@ -189,6 +205,7 @@ fn objects_route(method: &Method, rest: &[&str], v4: bool) -> Option<Route> {
         ("GET", [t]) => Route::ObjectList { object_type: s(t) },
         ("POST", [t]) => Route::ObjectCreate { object_type: s(t) },
         ("POST", [t, "search"]) => Route::Search { object_type: s(t) },
+        ("POST", [t, "merge"]) => Route::ObjectMerge { object_type: s(t) },
         ("POST", [t, "batch", op]) => Route::ObjectBatch {
             object_type: s(t),
             op: match *op {
@@ -300,51 +317,6 @@ fn oauth_route(method: &Method, version: &str, rest: &[&str]) -> Option<Route> {
     })
 }
 
-/// One request as handlers see it.
-pub(crate) struct Ctx<'a> {
-    pub shared: &'a Shared,
-    pub query: Vec<(String, String)>,
-    pub body: &'a [u8],
-    /// `None` on the OAuth endpoints, which need no token.
-    pub auth: Option<Auth>,
-    pub now: i64,
-    pub path: &'a str,
-}
-
-impl Ctx<'_> {
-    pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
-        self.shared.store.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn param(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-
-    /// A repeated or comma-separated list parameter (`properties=a,b&properties=c`).
-    pub(crate) fn list_param(&self, name: &str) -> Vec<String> {
-        self.query
-            .iter()
-            .filter(|(k, _)| k == name)
-            .flat_map(|(_, v)| v.split(','))
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(String::from)
-            .collect()
-    }
-
-    pub(crate) fn flag(&self, name: &str) -> bool {
-        self.param(name).is_some_and(|v| v.eq_ignore_ascii_case("true"))
-    }
-
-    /// Answers 403 `MISSING_SCOPES` unless the token holds one of `any_of`.
-    pub(crate) fn require(&self, any_of: &[String]) -> HsResult<()> {
-        match &self.auth {
-            Some(auth) => auth.require(any_of),
-            None => Ok(()),
-        }
-    }
-}
-
 pub(crate) fn dispatch(ctx: &Ctx<'_>, route: Route) -> Reply {
     let result = match route {
         Route::ObjectList { object_type } => objects::list(ctx, &object_type),
@@ -352,7 +324,14 @@ pub(crate) fn dispatch(ctx: &Ctx<'_>, route: Route) -> Reply {
         Route::ObjectGet { object_type, id } => objects::get(ctx, &object_type, &id),
         Route::ObjectUpdate { object_type, id } => objects::update(ctx, &object_type, &id),
         Route::ObjectArchive { object_type, id } => objects::archive(ctx, &object_type, &id),
-        Route::ObjectBatch { object_type, op } => objects::batch(ctx, &object_type, op),
+        Route::ObjectBatch { object_type, op } => match op {
+            BatchOp::Create => batch::create(ctx, &object_type),
+            BatchOp::Read => batch::read(ctx, &object_type),
+            BatchOp::Update => batch::update(ctx, &object_type),
+            BatchOp::Upsert => batch::upsert(ctx, &object_type),
+            BatchOp::Archive => batch::archive(ctx, &object_type),
+        },
+        Route::ObjectMerge { object_type } => objects::merge(ctx, &object_type),
         Route::Search { object_type } => search::search(ctx, &object_type),
 
         Route::AssocPutDefault { from, from_id, to, to_id } => {
@@ -415,147 +394,6 @@ pub(crate) fn dispatch(ctx: &Ctx<'_>, route: Route) -> Reply {
     result.unwrap_or_else(|reply| reply)
 }
 
-/// A batch answer: `{status, results, numErrors?, errors?, startedAt, completedAt}`.
-pub(crate) fn batch_body(
-    results: Vec<serde_json::Value>,
-    errors: Vec<serde_json::Value>,
-    started_at: i64,
-) -> serde_json::Value {
-    let mut body = serde_json::json!({
-        "status": "COMPLETE",
-        "results": results,
-        "startedAt": clock::iso_millis(started_at),
-        "completedAt": clock::iso_millis(clock::now_ms()),
-    });
-    if !errors.is_empty() {
-        body["numErrors"] = serde_json::json!(errors.len());
-        body["errors"] = serde_json::Value::Array(errors);
-    }
-    body
-}
-
-/// A JSON scalar read as a string: ids and values may come as strings or numbers.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct Scalar(pub String);
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ScalarVisitor).map(|s| Scalar(s.unwrap_or_default()))
-    }
-}
-
-struct ScalarVisitor;
-
-impl<'de> Visitor<'de> for ScalarVisitor {
-    type Value = Option<String>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a string, number, boolean or null")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Some(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-}
-
-/// A JSON scalar read as text, borrowed from the request body when it has no escapes, so the
-/// hot write path does not allocate for names it only looks up. `null` reads as `""`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct Text<'a>(pub Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct TextVisitor;
-        impl<'de> Visitor<'de> for TextVisitor {
-            type Value = Cow<'de, str>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string, number, boolean or null")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Cow::Borrowed(v))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Cow::Owned(v.to_string()))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Cow::Owned(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(Cow::Owned(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(Cow::Owned(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(Cow::Owned(v.to_string()))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(Cow::Owned(v.to_string()))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Cow::Borrowed(""))
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Cow::Borrowed(""))
-            }
-        }
-        d.deserialize_any(TextVisitor).map(Text)
-    }
-}
-
-/// A `properties` object read as `(name, value)` pairs in order; `null` reads as `""`.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Props<'a>(pub Vec<(Cow<'a, str>, Cow<'a, str>)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Props<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct PropsVisitor;
-        impl<'de> Visitor<'de> for PropsVisitor {
-            type Value = Props<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object of property values")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Props<'de>, A::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some((k, v)) = map.next_entry::<Text<'de>, Text<'de>>()? {
-                    out.push((k.0, v.0));
-                }
-                Ok(Props(out))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Props<'de>, E> {
-                Ok(Props::default())
-            }
-        }
-        d.deserialize_any(PropsVisitor)
-    }
-}
-
-/// `{"id": "..."}` as association and list bodies write it.
-#[derive(Debug, Deserialize)]
-pub(crate) struct IdRef {
-    pub id: Scalar,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -582,14 +420,5 @@ mod tests {
         assert_eq!(Route::parse(&Method::POST, "/oauth/v1/token"), Some(Route::OAuthToken { v3: false }));
         assert!(Route::parse(&Method::GET, "/crm/objects/2026-3/contacts").is_none());
         assert!(Route::parse(&Method::GET, "/nope").is_none());
-    }
-
-    #[test]
-    fn scalars_and_props_accept_numbers() {
-        let p: Props = serde_json::from_str(r#"{"a":"x","b":17,"c":null,"d":true,"e\u0041":"\u0042"}"#).unwrap();
-        let pairs: Vec<(&str, &str)> = p.0.iter().map(|(k, v)| (&**k, &**v)).collect();
-        assert_eq!(pairs, vec![("a", "x"), ("b", "17"), ("c", ""), ("d", "true"), ("eA", "B")]);
-        assert!(matches!(p.0[0].0, Cow::Borrowed(_)), "plain strings are borrowed");
-        assert!(serde_json::from_str::<Props>(r#"{"a":[1]}"#).is_err());
     }
 }

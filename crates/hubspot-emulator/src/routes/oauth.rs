@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::Ctx;
+use super::context::Ctx;
 use crate::config::OAuthClient;
 use crate::limits::app_number;
 use crate::reply::{correlation_id, HsResult, Reply};

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::objects::unknown_type;
-use super::{batch_body, Ctx};
+use super::context::{unknown_type, Ctx};
+use super::wire::batch_body;
 use crate::auth::{property_scopes, schema_scopes, Access};
 use crate::reply::{parse_body, HsError, HsResult, Reply};
 use crate::store::properties::{PropOption, PropType, PropertyCreate};
@@ -30,8 +30,13 @@ fn property_not_found(name: &str, object_type: &str) -> Reply {
         .reply()
 }
 
+/// The 409 for a duplicate property name, as recorded (hubspot-api.md §9.1).
 fn already_exists(name: &str) -> Reply {
-    Reply::error(409, "OBJECT_ALREADY_EXISTS", format!("Property named '{name}' already exists."))
+    HsError::new(409, format!("A property named '{name}' already exists."))
+        .category("OBJECT_ALREADY_EXISTS")
+        .sub_category("Properties.PROPERTY_WITH_NAME_EXISTS")
+        .context(json!({"name": [name]}))
+        .reply()
 }
 
 fn default_group(store: &Store, i: usize) -> String {

@@ -11,12 +11,13 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::objects::{resolve_type, unknown_type};
-use super::{Ctx, Scalar};
+use super::context::{resolve_type, unknown_type, Ctx};
+use super::wire::Scalar;
 use crate::auth::Access;
 use crate::clock;
 use crate::reply::{parse_body, HsResult, Reply};
-use crate::store::properties::{query_properties, PropType};
+use crate::store::properties::PropType;
+use crate::store::property_defaults::query_properties;
 use crate::store::{ObjectType, Record, RecordJson, Selection, Store};
 
 const PAGE_MAX: usize = 200;
@@ -423,8 +424,7 @@ pub(crate) fn search(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
         .collect();
     let names = t.read_selection(&body.properties);
     let selection = Selection::Named(&names);
-    let results: Vec<RecordJson<'_>> =
-        page.iter().map(|record| RecordJson { record, selection: &selection, trace_id: None, new: None }).collect();
+    let results: Vec<RecordJson<'_>> = page.iter().map(|record| t.json(record, &selection)).collect();
     let mut out = json!({"total": total, "results": results});
     let next = after + page.len();
     if next < total && !page.is_empty() {

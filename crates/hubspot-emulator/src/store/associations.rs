@@ -447,6 +447,29 @@ impl AssociationStore {
         }
     }
 
+    /// Moves every link of a record onto another record of the same type (a merge): the
+    /// survivor gets the merged-away record's links with their types, and the merged-away
+    /// record has none left.
+    pub(crate) fn move_record(&mut self, type_id: &str, from_id: u64, into_id: u64) {
+        let mut moved: Vec<(String, u64, Vec<u32>)> = Vec::new();
+        for ((f, t), pair) in &self.pair_index {
+            if f != type_id {
+                continue;
+            }
+            if let Some(targets) = self.pair_links[*pair].get(&from_id) {
+                moved.extend(targets.iter().map(|(to, types)| (t.clone(), *to, types.clone())));
+            }
+        }
+        self.forget_record(type_id, from_id);
+        for (to_type, to_id, types) in moved {
+            if to_type == type_id && (to_id == into_id || to_id == from_id) {
+                continue;
+            }
+            // The types were valid for this pair a moment ago; a failure would only skip them.
+            let _ = self.link(type_id, into_id, &to_type, to_id, &types, false);
+        }
+    }
+
     /// The schema `associations[]` entries of a custom type.
     pub(crate) fn schema_associations(&self, type_id: &str) -> Vec<Value> {
         let mut out: Vec<Value> = self

@@ -42,7 +42,16 @@ impl List {
         })
     }
 
-    /// The list as `GET /lists/{id}` and create return it (inside `{"list": ...}`).
+    /// The list as `GET /lists/{id}` and the lookup by name return it (inside
+    /// `{"list": ...}`), with `size`; create answers without it (hubspot-api.md §9.1).
+    pub(crate) fn to_json_with_size(&self) -> Value {
+        let mut v = self.to_json();
+        v["size"] = json!(self.members.len());
+        v
+    }
+
+    /// The list as create returns it (inside `{"list": ...}`): no `size`, no
+    /// `additionalProperties` (hubspot-api.md §9.1).
     pub(crate) fn to_json(&self) -> Value {
         let mut v = json!({
             "listId": self.id.to_string(),
@@ -56,8 +65,8 @@ impl List {
             "filtersUpdatedAt": clock::iso_millis(self.created_at),
             "createdById": "1",
             "updatedById": "1",
-            "size": self.members.len(),
-            "additionalProperties": self.additional_properties(),
+            "listPermissions": {"teamsWithEditAccess": [], "usersWithEditAccess": []},
+            "membershipSettings": {"membershipTeamId": null, "includeUnassigned": null},
         });
         if let Some(f) = &self.filter_branch {
             v["filterBranch"] = f.clone();

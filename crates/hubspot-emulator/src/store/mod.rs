@@ -5,616 +5,43 @@
 //! Records are indexed by id (a `BTreeMap`, for paging in id order) and by the value of every
 //! unique property (contact `email` and each `hasUniqueValue` property), so an upsert of 100
 //! inputs is 100 hash lookups, never a scan.
+//!
+//! Files: `object_type.rs` (a type's properties, records and writes), `record.rs` (one
+//! record), `record_json.rs` (a record as JSON), `properties.rs` (property definitions and
+//! value checks), `property_defaults.rs` (the standard objects' default properties: data),
+//! `associations.rs`, `lists.rs`, `tokens.rs`, `hash.rs`.
 
 pub(crate) mod associations;
+pub(crate) mod hash;
 pub(crate) mod lists;
+pub(crate) mod object_type;
 pub(crate) mod properties;
+pub(crate) mod property_defaults;
+pub(crate) mod record;
+pub(crate) mod record_json;
 pub(crate) mod tokens;
-
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Arc;
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use serde::ser::{Serialize, SerializeMap, Serializer};
-use serde_json::Value;
 
 use crate::clock;
 use associations::AssociationStore;
 use hubspot_model::objects::STANDARD_OBJECTS;
 use lists::ListStore;
-use properties::{PropertyDef, ValueError};
+use properties::PropertyDef;
 use tokens::TokenStore;
+
+pub(crate) use hash::{FastMap, FastSet};
+pub(crate) use object_type::{Changes, MergeError, ObjectType, PropError, PropInput};
+pub use record::EmRecord;
+pub(crate) use record::{CustomSchema, Record};
+pub(crate) use record_json::{RecordJson, Selection};
 
 /// The first record id handed out. Real ids are above 2^32, so clients that squeeze ids into
 /// 32 bits fail here too.
 const FIRST_RECORD_ID: u64 = 100_000_000_001;
 const FIRST_CUSTOM_TYPE: u64 = 3_000_001;
-
-/// A fast, non-cryptographic hasher for the store's string-keyed maps: the emulator runs on
-/// loopback for tests, so SipHash's protection against crafted keys is not worth its cost.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FastHasher(u64);
-
-impl FastHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// A `HashMap` with [`FastHasher`].
-pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
-/// A `HashSet` with [`FastHasher`].
-pub(crate) type FastSet<K> = HashSet<K, BuildHasherDefault<FastHasher>>;
-
-/// One record of one object type.
-#[derive(Clone, Debug)]
-pub(crate) struct Record {
-    pub id: u64,
-    /// Property values as strings; maintained ones (`hs_object_id`, create and modify dates)
-    /// included. An empty value is never stored: writing `""` removes the property.
-    pub props: BTreeMap<Arc<str>, String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub archived: bool,
-    /// When search starts seeing `props`; before that it sees `stale`.
-    pub indexed_at: i64,
-    /// What search sees until `indexed_at`: `None` = not in the index yet.
-    pub stale: Option<BTreeMap<Arc<str>, String>>,
-}
-
-impl Record {
-    pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.props.get(name).map(String::as_str)
-    }
-
-    /// The properties search sees at `now`, or `None` while a new record is not indexed yet.
-    pub(crate) fn search_view(&self, now: i64) -> Option<&BTreeMap<Arc<str>, String>> {
-        if now < self.indexed_at {
-            self.stale.as_ref()
-        } else {
-            Some(&self.props)
-        }
-    }
-}
-
-/// A custom object's schema as created through the schemas API.
-#[derive(Clone, Debug)]
-pub(crate) struct CustomSchema {
-    pub id: String,
-    pub name: String,
-    pub fully_qualified_name: String,
-    pub labels: Value,
-    pub primary_display_property: Option<String>,
-    pub secondary_display_properties: Vec<String>,
-    pub searchable_properties: Vec<String>,
-    pub required_properties: Vec<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// One object type with its properties and records.
-pub(crate) struct ObjectType {
-    pub type_id: String,
-    /// The plural API name (`contacts`), or a custom object's name.
-    pub name: String,
-    /// The singular name (`contact`), or a custom object's name.
-    pub singular: String,
-    pub schema: Option<CustomSchema>,
-    properties: Vec<PropertyDef>,
-    prop_index: FastMap<Arc<str>, usize>,
-    pub records: BTreeMap<u64, Record>,
-    /// Unique property -> stored value (lowercase for email) -> record id.
-    unique: FastMap<Arc<str>, FastMap<String, u64>>,
-}
-
-/// A property error on one input, as listed in "Property values were not valid: [...]".
-#[derive(Debug, Clone)]
-pub(crate) struct PropError {
-    pub name: String,
-    pub code: &'static str,
-    pub message: String,
-    /// `PROPERTY_DOESNT_EXIST` entries carry `localizedErrorMessage` and `portalId`.
-    pub doesnt_exist: bool,
-}
-
-/// Checked property writes, ready to apply.
-#[derive(Debug, Default)]
-pub(crate) struct Changes(pub Vec<(Arc<str>, String)>);
-
-/// A unique value already held by another record.
-#[derive(Debug)]
-pub(crate) struct UniqueConflict {
-    pub property: Arc<str>,
-    pub value: String,
-    pub existing_id: u64,
-}
-
-impl ObjectType {
-    fn new(type_id: &str, name: &str, singular: &str, schema: Option<CustomSchema>, props: Vec<PropertyDef>) -> Self {
-        let mut t = ObjectType {
-            type_id: type_id.to_string(),
-            name: name.to_string(),
-            singular: singular.to_string(),
-            schema,
-            properties: Vec::new(),
-            prop_index: FastMap::default(),
-            records: BTreeMap::new(),
-            unique: FastMap::default(),
-        };
-        for p in props {
-            t.add_property(p);
-        }
-        if type_id == "0-1" {
-            t.unique.entry(Arc::from("email")).or_default();
-        }
-        t
-    }
-
-    pub(crate) fn is_custom(&self) -> bool {
-        self.schema.is_some()
-    }
-
-    pub(crate) fn is_contact(&self) -> bool {
-        self.type_id == "0-1"
-    }
-
-    /// `CONTACT`, `COMPANY`, ... as HubSpot names the type in messages.
-    pub(crate) fn upper_name(&self) -> String {
-        self.singular.to_ascii_uppercase()
-    }
-
-    pub(crate) fn properties(&self) -> impl Iterator<Item = &PropertyDef> {
-        self.properties.iter()
-    }
-
-    pub(crate) fn property(&self, name: &str) -> Option<&PropertyDef> {
-        self.prop_index.get(name).map(|i| &self.properties[*i]).filter(|p| !p.archived)
-    }
-
-    pub(crate) fn property_mut(&mut self, name: &str) -> Option<&mut PropertyDef> {
-        let i = *self.prop_index.get(name)?;
-        Some(&mut self.properties[i])
-    }
-
-    /// Adds (or revives) a property definition; a unique one gets its value index.
-    pub(crate) fn add_property(&mut self, p: PropertyDef) {
-        if p.has_unique_value {
-            let index = self.build_unique_index(&p.name);
-            self.unique.insert(p.name.clone(), index);
-        }
-        match self.prop_index.get(&p.name) {
-            Some(i) => self.properties[*i] = p,
-            None => {
-                self.prop_index.insert(p.name.clone(), self.properties.len());
-                self.properties.push(p);
-            }
-        }
-    }
-
-    fn build_unique_index(&self, name: &str) -> FastMap<String, u64> {
-        self.records
-            .values()
-            .filter(|r| !r.archived)
-            .filter_map(|r| r.get(name).map(|v| (v.to_string(), r.id)))
-            .collect()
-    }
-
-    /// Archives a property definition; its values stay on records but are no longer read.
-    pub(crate) fn archive_property(&mut self, name: &str, now: i64) {
-        if let Some(p) = self.property_mut(name) {
-            p.archived = true;
-            p.updated_at = now;
-        }
-        if !(self.is_contact() && name == "email") {
-            self.unique.remove(name);
-        }
-    }
-
-    pub(crate) fn unique_count(&self) -> usize {
-        self.properties.iter().filter(|p| p.has_unique_value && !p.archived).count()
-    }
-
-    /// Whether `name` may key an upsert or an `idProperty` lookup: contact `email` or a
-    /// `hasUniqueValue` property.
-    pub(crate) fn is_unique_key(&self, name: &str) -> bool {
-        (self.is_contact() && name == "email") || self.property(name).is_some_and(|p| p.has_unique_value)
-    }
-
-    /// The form a unique value is indexed under (emails lowercased).
-    pub(crate) fn unique_key<'v>(&self, name: &str, value: &'v str) -> Cow<'v, str> {
-        if self.is_contact() && name == "email" {
-            let trimmed = value.trim();
-            if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
-                Cow::Owned(trimmed.to_ascii_lowercase())
-            } else {
-                Cow::Borrowed(trimmed)
-            }
-        } else {
-            Cow::Borrowed(value)
-        }
-    }
-
-    /// The live record whose unique property `name` holds `value`.
-    pub(crate) fn find_unique(&self, name: &str, value: &str) -> Option<u64> {
-        self.unique.get(name)?.get(&*self.unique_key(name, value)).copied()
-    }
-
-    /// The live record under an already normalized unique key (see `unique_key`).
-    pub(crate) fn find_key(&self, name: &str, key: &str) -> Option<u64> {
-        self.unique.get(name)?.get(key).copied()
-    }
-
-    pub(crate) fn live(&self, id: u64) -> Option<&Record> {
-        self.records.get(&id).filter(|r| !r.archived)
-    }
-
-    /// Resolves an input id: a record id, or with `id_property` a unique property's value.
-    pub(crate) fn resolve_id(&self, id: &str, id_property: Option<&str>) -> Option<u64> {
-        match id_property {
-            Some(p) if p != "hs_object_id" => self.find_unique(p, id),
-            _ => id.trim().parse().ok().filter(|id| self.live(*id).is_some()),
-        }
-    }
-
-    /// Checks property writes against the definitions: unknown and read-only properties and
-    /// bad values are refused, the rest normalized (emails lowercased, dates as HubSpot
-    /// stores them). `current` is the record being updated.
-    pub(crate) fn check(
-        &self,
-        input: Vec<(Cow<'_, str>, Cow<'_, str>)>,
-        current: Option<&Record>,
-    ) -> Result<Changes, Vec<PropError>> {
-        let mut changes = Vec::with_capacity(input.len());
-        let mut errors = Vec::new();
-        for (name, raw) in input {
-            let Some(def) = self.property(&name) else {
-                errors.push(PropError {
-                    code: "PROPERTY_DOESNT_EXIST",
-                    message: format!("Property \"{name}\" does not exist"),
-                    name: name.into_owned(),
-                    doesnt_exist: true,
-                });
-                continue;
-            };
-            if def.read_only {
-                errors.push(PropError {
-                    code: "READ_ONLY_VALUE",
-                    message: format!("\"{name}\" is a read only property; its value cannot be set."),
-                    name: name.into_owned(),
-                    doesnt_exist: false,
-                });
-                continue;
-            }
-            let existing = current.and_then(|r| r.get(&name));
-            // Keep the string already owned when the value is stored as written.
-            let normalized = def.normalize(&raw, existing, self.is_contact() && name == "email").map(|v| match v {
-                Cow::Borrowed(_) => None,
-                Cow::Owned(v) => Some(v),
-            });
-            // A value equal to the stored one is no change.
-            match normalized {
-                Ok(None) if existing.unwrap_or_default() == raw && current.is_some() => {}
-                Ok(Some(value)) if existing.unwrap_or_default() == value && current.is_some() => {}
-                Ok(None) => changes.push((def.name.clone(), raw.into_owned())),
-                Ok(Some(value)) => changes.push((def.name.clone(), value)),
-                Err(ValueError { code, message }) => {
-                    errors.push(PropError { name: name.into_owned(), code, message, doesnt_exist: false })
-                }
-            }
-        }
-        if errors.is_empty() {
-            Ok(Changes(changes))
-        } else {
-            Err(errors)
-        }
-    }
-
-    /// The first unique value in `changes` already held by a record other than `except`.
-    pub(crate) fn conflict(&self, changes: &Changes, except: Option<u64>) -> Option<UniqueConflict> {
-        changes.0.iter().filter(|(_, v)| !v.is_empty()).find_map(|(name, value)| {
-            let existing_id = self.unique.get(name)?.get(&*self.unique_key(name, value)).copied()?;
-            (Some(existing_id) != except).then(|| UniqueConflict {
-                property: name.clone(),
-                value: value.clone(),
-                existing_id,
-            })
-        })
-    }
-
-    fn maintained(&self, id: u64, now: i64, created: bool) -> Vec<(Arc<str>, String)> {
-        let stamp = clock::iso_millis(now);
-        let mut out = Vec::with_capacity(4);
-        let mut put = |name: &str, value: String| {
-            if let Some(p) = self.prop_index.get(name).map(|i| &self.properties[*i]) {
-                out.push((p.name.clone(), value));
-            }
-        };
-        if created {
-            put("hs_object_id", id.to_string());
-            put(properties::created_property(&self.type_id), stamp.clone());
-        }
-        put("hs_lastmodifieddate", stamp.clone());
-        if self.is_contact() {
-            put("lastmodifieddate", stamp);
-        }
-        out
-    }
-
-    /// The values a record holds for the unique properties, to re-index after a write.
-    fn unique_values(
-        unique: &FastMap<Arc<str>, FastMap<String, u64>>,
-        props: &BTreeMap<Arc<str>, String>,
-    ) -> Vec<(Arc<str>, Option<String>)> {
-        unique.keys().map(|name| (name.clone(), props.get(name).cloned())).collect()
-    }
-
-    fn reindex(&mut self, id: u64, before: &[(Arc<str>, Option<String>)], after: &[(Arc<str>, Option<String>)]) {
-        let contact = self.is_contact();
-        for ((name, old), (_, new)) in before.iter().zip(after) {
-            if old == new {
-                continue;
-            }
-            let key =
-                |v: &str| if contact && &**name == "email" { v.trim().to_ascii_lowercase() } else { v.to_string() };
-            let Some(index) = self.unique.get_mut(name) else { continue };
-            if let Some(v) = old {
-                let k = key(v);
-                if index.get(&k) == Some(&id) {
-                    index.remove(&k);
-                }
-            }
-            if let Some(v) = new {
-                index.insert(key(v), id);
-            }
-        }
-    }
-
-    /// Stores a new record. The caller has checked conflicts.
-    pub(crate) fn create(&mut self, id: u64, changes: Changes, now: i64, lag_ms: i64) -> &Record {
-        let mut props = BTreeMap::new();
-        for (name, value) in changes.0.into_iter().chain(self.maintained(id, now, true)) {
-            if !value.is_empty() {
-                props.insert(name, value);
-            }
-        }
-        let contact = self.is_contact();
-        for (name, index) in self.unique.iter_mut() {
-            if let Some(v) = props.get(name) {
-                let key = if contact && &**name == "email" { v.trim().to_ascii_lowercase() } else { v.clone() };
-                index.insert(key, id);
-            }
-        }
-        let record = Record {
-            id,
-            props,
-            created_at: now,
-            updated_at: now,
-            archived: false,
-            indexed_at: now.saturating_add(lag_ms),
-            stale: None,
-        };
-        self.records.entry(id).or_insert(record)
-    }
-
-    /// Applies writes to a live record. The caller has checked conflicts.
-    pub(crate) fn update(&mut self, id: u64, changes: Changes, now: i64, lag_ms: i64) -> Option<&Record> {
-        let maintained = self.maintained(id, now, false);
-        let record = self.records.get_mut(&id).filter(|r| !r.archived)?;
-        // Re-index only when a unique property is written.
-        let reindex = changes.0.iter().any(|(name, _)| self.unique.contains_key(name));
-        let before = if reindex { Self::unique_values(&self.unique, &record.props) } else { Vec::new() };
-        if lag_ms > 0 && now >= record.indexed_at {
-            record.stale = Some(record.props.clone());
-        }
-        for (name, value) in changes.0.into_iter().chain(maintained) {
-            if value.is_empty() {
-                record.props.remove(&name);
-            } else {
-                record.props.insert(name, value);
-            }
-        }
-        record.updated_at = now;
-        if lag_ms > 0 {
-            record.indexed_at = now.saturating_add(lag_ms);
-        }
-        if reindex {
-            let after = Self::unique_values(&self.unique, &record.props);
-            self.reindex(id, &before, &after);
-        }
-        self.records.get(&id)
-    }
-
-    /// Moves a record to the recycle bin; its unique values become free.
-    pub(crate) fn archive(&mut self, id: u64, now: i64) -> bool {
-        let Some(record) = self.records.get_mut(&id).filter(|r| !r.archived) else { return false };
-        record.archived = true;
-        record.updated_at = now;
-        let before = Self::unique_values(&self.unique, &record.props);
-        let after: Vec<_> = before.iter().map(|(n, _)| (n.clone(), None)).collect();
-        self.reindex(id, &before, &after);
-        true
-    }
-
-    /// The property names a read returns: the requested ones HubSpot knows plus the ones it
-    /// always adds, or the type's defaults when none were requested.
-    pub(crate) fn read_selection(&self, requested: &[String]) -> Vec<Arc<str>> {
-        let mut names: Vec<Arc<str>> = if requested.is_empty() {
-            properties::default_read_properties(&self.type_id)
-                .iter()
-                .filter_map(|n| self.property(n).map(|p| p.name.clone()))
-                .collect()
-        } else {
-            let always = properties::always_read_properties(&self.type_id);
-            requested
-                .iter()
-                .map(String::as_str)
-                .chain(always.iter().copied())
-                .filter_map(|n| self.property(n).map(|p| p.name.clone()))
-                .collect()
-        };
-        names.sort();
-        names.dedup();
-        names
-    }
-
-    pub(crate) fn to_em_record(&self, r: &Record) -> EmRecord {
-        EmRecord {
-            id: r.id.to_string(),
-            properties: r.props.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
-            created_at: clock::iso_millis(r.created_at),
-            updated_at: clock::iso_millis(r.updated_at),
-            archived: r.archived,
-        }
-    }
-
-    pub(crate) fn schema_json(&self, portal_id: u64, associations: Vec<Value>) -> Value {
-        let Some(s) = &self.schema else { return Value::Null };
-        serde_json::json!({
-            "id": s.id,
-            "objectTypeId": self.type_id,
-            "fullyQualifiedName": s.fully_qualified_name,
-            "name": s.name,
-            "labels": s.labels,
-            "portalId": portal_id,
-            "properties": self.properties.iter().filter(|p| !p.archived).map(PropertyDef::to_json).collect::<Vec<_>>(),
-            "associations": associations,
-            "requiredProperties": s.required_properties,
-            "searchableProperties": s.searchable_properties,
-            "primaryDisplayProperty": s.primary_display_property,
-            "secondaryDisplayProperties": s.secondary_display_properties,
-            "createdAt": clock::iso_millis(s.created_at),
-            "updatedAt": clock::iso_millis(s.updated_at),
-            "archived": false,
-        })
-    }
-}
-
-/// Which properties a record's JSON carries.
-pub(crate) enum Selection<'a> {
-    /// Every property the record has (write answers).
-    AllSet,
-    /// These names; an unset one reads as `null`.
-    Named(&'a [Arc<str>]),
-}
-
-/// A record as HubSpot returns it (`SimplePublicObject` and friends), serialized straight
-/// from the store without copying.
-pub(crate) struct RecordJson<'a> {
-    pub record: &'a Record,
-    pub selection: &'a Selection<'a>,
-    pub trace_id: Option<&'a str>,
-    /// `Some` on upsert results.
-    pub new: Option<bool>,
-}
-
-struct PropsJson<'a>(&'a Record, &'a Selection<'a>);
-
-impl Serialize for PropsJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.1 {
-            Selection::AllSet => {
-                let mut map = s.serialize_map(Some(self.0.props.len()))?;
-                for (k, v) in &self.0.props {
-                    map.serialize_entry(&**k, v)?;
-                }
-                map.end()
-            }
-            Selection::Named(names) => {
-                let mut map = s.serialize_map(Some(names.len()))?;
-                for name in names.iter() {
-                    map.serialize_entry(&**name, &self.0.props.get(name))?;
-                }
-                map.end()
-            }
-        }
-    }
-}
-
-struct Iso(i64);
-
-impl Serialize for Iso {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        clock::with_iso(self.0, |text| s.serialize_str(text))
-    }
-}
-
-/// A record id as a JSON string, written without an intermediate `String`.
-struct IdString(u64);
-
-impl Serialize for IdString {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
-    }
-}
-
-impl Serialize for RecordJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let r = self.record;
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("id", &IdString(r.id))?;
-        map.serialize_entry("properties", &PropsJson(r, self.selection))?;
-        map.serialize_entry("createdAt", &Iso(r.created_at))?;
-        map.serialize_entry("updatedAt", &Iso(r.updated_at))?;
-        map.serialize_entry("archived", &r.archived)?;
-        if r.archived {
-            map.serialize_entry("archivedAt", &Iso(r.updated_at))?;
-        }
-        if let Some(t) = self.trace_id {
-            map.serialize_entry("objectWriteTraceId", t)?;
-        }
-        if let Some(new) = self.new {
-            map.serialize_entry("new", &new)?;
-        }
-        map.end()
-    }
-}
-
-/// A record as a test sees it through [`crate::Emulator::records`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EmRecord {
-    pub id: String,
-    pub properties: BTreeMap<String, String>,
-    pub created_at: String,
-    pub updated_at: String,
-    pub archived: bool,
-}
 
 /// The whole portal.
 pub(crate) struct Store {
@@ -649,8 +76,8 @@ impl Store {
             index_lag_ms: index_lag_ms.min(i64::MAX as u64) as i64,
         };
         for o in STANDARD_OBJECTS {
-            let t =
-                ObjectType::new(o.type_id, o.name, o.singular, None, properties::default_properties(o.type_id, now));
+            let props = property_defaults::default_properties(o.type_id, now);
+            let t = ObjectType::new(portal_id, o.type_id, o.name, o.singular, None, props);
             store.add_type(t, &[o.name, o.singular, o.type_id]);
         }
         store
@@ -712,24 +139,32 @@ impl Store {
         self.next_custom_type += 1;
         let name = schema.name.clone();
         let fqn = schema.fully_qualified_name.clone();
-        let mut all = properties::default_properties(&type_id, schema.created_at);
+        let mut all = property_defaults::default_properties(&type_id, schema.created_at);
         all.retain(|p| !props.iter().any(|q| q.name == p.name));
         all.extend(props);
-        let t = ObjectType::new(&type_id, &name, &name, Some(schema), all);
+        let t = ObjectType::new(self.portal_id, &type_id, &name, &name, Some(schema), all);
         self.add_type(t, &[type_id.as_str(), name.as_str(), fqn.as_str()])
     }
 
     /// Forgets a custom type's names so they can be reused; its index stays valid.
     pub(crate) fn remove_custom_type(&mut self, index: usize) {
         self.lookup.retain(|_, i| *i != index);
-        let t = &mut self.types[index];
-        t.schema = None;
-        t.records.clear();
-        t.unique.clear();
+        self.types[index].forget_schema();
     }
 
     pub(crate) fn next_custom_type_id(&self) -> String {
         format!("2-{}", self.next_custom_type)
+    }
+
+    /// Merges two records of one type and moves the merged-away record's associations to
+    /// the survivor; its list memberships end.
+    pub(crate) fn merge(&mut self, index: usize, primary: u64, merged: u64, now: i64) -> Result<(), MergeError> {
+        let lag = self.index_lag_ms;
+        self.types[index].merge(primary, merged, now, lag)?;
+        let type_id = self.types[index].type_id.clone();
+        self.associations.move_record(&type_id, merged, primary);
+        self.lists.forget_record(&type_id, merged);
+        Ok(())
     }
 
     /// Whether a live record exists for a type id.
@@ -741,9 +176,10 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::borrow::Cow;
 
-    fn input<'a>(pairs: &[(&'a str, &'a str)]) -> Vec<(Cow<'a, str>, Cow<'a, str>)> {
-        pairs.iter().map(|(k, v)| (Cow::Borrowed(*k), Cow::Borrowed(*v))).collect()
+    fn input<'a>(pairs: &[(&'a str, &'a str)]) -> PropInput<'a> {
+        pairs.iter().map(|(k, v)| (Cow::Borrowed(*k), Some(Cow::Borrowed(*v)))).collect()
     }
 
     #[test]

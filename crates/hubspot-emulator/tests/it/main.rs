@@ -7,6 +7,8 @@ mod lists;
 mod oauth;
 mod objects;
 mod properties;
+mod recorded;
+mod removals;
 mod search;
 #[allow(dead_code)]
 mod support;

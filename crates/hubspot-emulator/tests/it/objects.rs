@@ -168,7 +168,7 @@ async fn property_errors_carry_hubspots_codes_and_messages() {
     assert_eq!(status, 400);
     assert_eq!(
         body["message"],
-        r#"Property values were not valid: [{"isValid":false,"message":"1/1/1 was not a valid long.","error":"INVALID_LONG","name":"numberofemployees"}]"#
+        r#"Property values were not valid: [{"isValid":false,"message":"1/1/1 was not a valid number.","error":"INVALID_INTEGER","name":"numberofemployees"}]"#
     );
     // Dates are stored as HubSpot returns them.
     let (status, body) =

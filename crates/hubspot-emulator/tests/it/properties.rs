@@ -29,11 +29,13 @@ async fn standard_objects_come_with_hubspots_default_properties() {
         stage["options"][0],
         json!({"label": "Subscriber", "value": "subscriber", "description": "", "displayOrder": 0, "hidden": false})
     );
-    for name in ["hs_object_id", "createdate", "lastmodifieddate", "hs_lastmodifieddate"] {
+    for name in ["hs_object_id", "createdate", "lastmodifieddate", "hs_object_source", "hs_email_domain"] {
         let p = find(&contacts, name);
         assert_eq!(p["modificationMetadata"]["readOnlyValue"], true, "{name}");
         assert_eq!(p["hubspotDefined"], true);
     }
+    // Contacts have `lastmodifieddate` only (hubspot-api.md §9.1).
+    assert!(contacts["results"].as_array().unwrap().iter().all(|p| p["name"] != "hs_lastmodifieddate"));
     assert_eq!(find(&contacts, "createdate")["type"], "datetime");
 
     let (_, companies) = api.get("/crm/properties/2026-03/companies").await;
@@ -72,7 +74,7 @@ async fn create_get_update_and_archive_a_property() {
 
     let (status, out) = api.post("/crm/v3/properties/contacts", body).await;
     assert_eq!(status, 409);
-    assert_error(&out, Some("OBJECT_ALREADY_EXISTS"), "Property named 'plan' already exists.");
+    assert_error(&out, Some("OBJECT_ALREADY_EXISTS"), "A property named 'plan' already exists.");
 
     let (status, got) = api.get("/crm/properties/2026-03/contacts/plan").await;
     assert_eq!(status, 200);

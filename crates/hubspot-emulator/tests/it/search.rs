@@ -31,7 +31,9 @@ async fn operators_and_groups() {
         "contacts",
         &[("email", "bob@example.com"), ("firstname", "Bob"), ("lastname", "Jones"), ("lifecyclestage", "customer")],
     );
-    let carol = em.insert_record("contacts", &[("firstname", "Carol"), ("lastname", "Smith")]);
+    // Carol is given a stage so that the default one (lead) does not match her.
+    let carol =
+        em.insert_record("contacts", &[("firstname", "Carol"), ("lastname", "Smith"), ("lifecyclestage", "other")]);
 
     let one = |f: Value| json!({"filterGroups": [{"filters": [f]}]});
     let cases = vec![

@@ -4,7 +4,7 @@
 //! the figures as a Markdown table row.
 //!
 //! ```text
-//! cargo run --release --example emulator_throughput [SECONDS] [CONCURRENCY]
+//! cargo run --release -p hubspot-emulator --example emulator_throughput [SECONDS] [CONCURRENCY]
 //! ```
 //!
 //! The key space is 100,000 contacts: the first pass creates them, later passes update them
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hubsync::emulator::{Emulator, EmulatorConfig};
+use hubspot_emulator::{Emulator, EmulatorConfig};
 use serde_json::json;
 
 const BATCH: usize = 100;
@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
     let seconds: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(5);
     let concurrency: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(16);
 
-    let emulator = Emulator::start(EmulatorConfig::default()).await?;
+    let emulator = Emulator::start(EmulatorConfig { max_requests_per_10s: None, ..EmulatorConfig::default() }).await?;
     let url = format!("{}/crm/objects/2026-03/contacts/batch/upsert", emulator.base_url());
     let bodies = Arc::new(bodies());
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
