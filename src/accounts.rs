@@ -23,6 +23,7 @@ pub fn settings(name: &str, account: &HubSpotAccountConfig, token: Secret) -> Cl
         max_requests_per_10s: account.max_requests_per_10s,
         daily_limit: account.daily_limit,
         search_requests_per_sec: account.search_requests_per_sec,
+        max_in_flight: account.max_in_flight,
         timeout_secs: account.timeout_secs,
         retry_max_attempts: account.retry_max_attempts,
         ..ClientSettings::default()

@@ -112,7 +112,7 @@ enum Command {
     #[command(subcommand)]
     Auth(AuthCommand),
     /// Run the local HubSpot emulator, to rehearse syncs without touching a real portal.
-    Emulator(hubsync::emulator::EmulatorArgs),
+    Emulator(hubspot_emulator::EmulatorArgs),
     /// Measure hubsync against the limits of the job: on a synthetic PostgreSQL model, the first
     /// sync, a run with no change and a run after 1% changed, against the floor (`COPY` to
     /// nowhere), then a rate-limited run. Prints Markdown tables, writes JSON. See BENCHMARKS.md.
@@ -180,7 +180,7 @@ fn main() -> ExitCode {
             Command::Auth(AuthCommand::Status) => cli::auth_status(&config).await,
             Command::Bench(options) => cli::bench(&options).await,
             Command::Emulator(emulator_args) => {
-                hubsync::emulator::run_cli(emulator_args).await.map_err(|e| CliError::Failed(format!("{e:#}")))
+                hubspot_emulator::run_cli(emulator_args).await.map_err(|e| CliError::Failed(format!("{e:#}")))
             }
         }
     });

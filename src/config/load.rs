@@ -210,6 +210,13 @@ fn check(path: &Path, file: ConfigFile) -> Result<Config, ConfigError> {
                 hint: None,
             });
         }
+        if account.max_in_flight == 0 {
+            problems.push(Problem {
+                key: format!("{key}.max_in_flight"),
+                message: "must be at least 1".into(),
+                hint: None,
+            });
+        }
         if account.search_requests_per_sec == 0 {
             problems.push(Problem {
                 key: format!("{key}.search_requests_per_sec"),

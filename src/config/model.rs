@@ -128,6 +128,9 @@ pub struct HubSpotAccountConfig {
     /// CRM search requests per second (HubSpot allows 5 per account).
     #[serde(default = "default_search_requests_per_sec")]
     pub search_requests_per_sec: u32,
+    /// Requests to this account in flight at once, at most, shared by every sync on it.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
     /// Time allowed for one HTTP request.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
@@ -189,6 +192,9 @@ fn default_daily_limit() -> u64 {
 }
 fn default_search_requests_per_sec() -> u32 {
     hubspot::DEFAULT_SEARCH_REQUESTS_PER_SEC
+}
+fn default_max_in_flight() -> usize {
+    hubspot::DEFAULT_MAX_IN_FLIGHT
 }
 fn default_timeout_secs() -> u64 {
     hubspot::DEFAULT_TIMEOUT_SECS

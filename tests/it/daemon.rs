@@ -306,7 +306,7 @@ async fn bad_schedules_name_their_key_and_trigger_needs_a_daemon() {
     assert!(text(&out.stderr).contains("syncs[0].schedule.cron"), "{}", text(&out.stderr));
 
     h.write_config(&contacts_sync("contacts", "users", "{ interval_secs = 60 }"));
-    let port = common::daemon::free_port();
+    let port = crate::common::daemon::free_port();
     let out = h.cli(&["trigger", "contacts", "--daemon", &format!("http://127.0.0.1:{port}")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("cannot reach the hubsync daemon"), "{}", text(&out.stderr));

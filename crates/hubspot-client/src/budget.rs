@@ -19,6 +19,16 @@
 //! limit leaves the configured one in force, and only the part of HubSpot's `Remaining` that
 //! falls below the configured window's room counts as foreign use. Searches also count against the 10-second window and the
 //! daily count, to be safe, on top of their own per-second bucket.
+//!
+//! The budget also holds the account's cap on requests in flight (`max_in_flight`): `acquire`
+//! hands out a `SendPermit` that holds one slot until the attempt's answer has been read, so
+//! callers on many tasks (and several syncs) can send at once and the rate budget stays the only
+//! throttle. A 429 for the 10-second window pauses the whole account once: the first 429 sets
+//! the pause, and requests sent before it that get a 429 too wait for the same pause instead of
+//! starting their own (`SendPermit::rate_limited`). Nothing is sent during the pause; after it,
+//! one request goes first, and the others follow once it is answered without a 429, so a window
+//! still full costs one more 429, not one per waiting request. Once the daily limit is spent
+//! (a 429 `DAILY`, or HubSpot's daily headers at 0), every waiting caller is woken and refused.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
 use super::settings::ClientSettings;
@@ -108,6 +119,10 @@ pub struct BudgetSnapshot {
     pub search_requests_per_sec: u32,
     /// Total seconds requests spent waiting for the budget.
     pub waited_secs: f64,
+    /// Requests holding an in-flight slot now (sent, or about to be).
+    pub in_flight: usize,
+    /// The account's cap on requests in flight.
+    pub max_in_flight: usize,
 }
 
 /// One HubSpot account's shared request budget. See the module docs.
@@ -116,11 +131,62 @@ pub struct RateBudget {
     account: String,
     state: Mutex<State>,
     waited_micros: AtomicU64,
+    /// One permit per request that may be in flight.
+    slots: Semaphore,
+    max_in_flight: usize,
+    /// Wakes waiters when the gate opens after a pause or the daily limit is spent.
+    changed: Notify,
+}
+
+/// The right to send one attempt of one request: it holds one of the account's in-flight
+/// slots until it is dropped, which the client does once the answer has been read (or the
+/// attempt failed). Tell it what came back with `answered` and, for a 429 of the 10-second
+/// window, `rate_limited`.
+#[derive(Debug)]
+pub struct SendPermit<'a> {
+    budget: &'a RateBudget,
+    _slot: SemaphorePermit<'a>,
+    id: u64,
+    sent_at: Instant,
+}
+
+/// The account's pause after a 429, as one request sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountPause {
+    /// Nothing is sent to the account before this.
+    pub until: Instant,
+    /// True when the request was sent before an earlier 429 had paused the account: its 429
+    /// joins that pause rather than starting (or lengthening) one.
+    pub joined: bool,
+}
+
+/// After a pause, the first request goes alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// No pause to recover from: requests go as the budget allows.
+    Idle,
+    /// The next standard request goes first, alone.
+    Due,
+    /// That request is in flight; the others wait for its answer.
+    InFlight(u64),
+}
+
+/// What `try_take` decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Take {
+    /// Counted as sent, with this id.
+    Sent(u64),
+    /// Try again at this instant (or sooner if woken).
+    Until(Instant),
+    /// Wait until woken: the request sent first after a pause has no answer yet.
+    Gate,
 }
 
 /// One request in the 10-second log.
 #[derive(Debug, Clone, Copy)]
 struct Sent {
+    /// Which permit sent it; 0 for requests of other processes learned from headers.
+    id: u64,
     /// When the budget let it through.
     sent: Instant,
     /// The latest moment HubSpot can have counted it: the send time while it is in flight,
@@ -139,6 +205,15 @@ struct State {
     search_per_sec: u32,
     search_sends: VecDeque<Instant>,
     paused_until: Option<Instant>,
+    /// When the latest pause was declared (the answer time of the 429 that set it): requests
+    /// sent before it that also get a 429 join it.
+    pause_declared_at: Option<Instant>,
+    probe: Probe,
+    /// The last permit id handed out.
+    next_id: u64,
+    /// When the daily limit was found spent: daily headers of requests sent before that are
+    /// stale and do not reopen the day.
+    daily_spent_at: Option<Instant>,
     configured_daily: u64,
     daily_limit: u64,
     daily_used: u64,
@@ -160,6 +235,10 @@ impl RateBudget {
                 search_per_sec: settings.search_requests_per_sec.max(1),
                 search_sends: VecDeque::new(),
                 paused_until: None,
+                pause_declared_at: None,
+                probe: Probe::Idle,
+                next_id: 0,
+                daily_spent_at: None,
                 configured_daily: settings.daily_limit.max(1),
                 daily_limit: settings.daily_limit.max(1),
                 daily_used: 0,
@@ -168,6 +247,9 @@ impl RateBudget {
                 server_remaining: None,
             }),
             waited_micros: AtomicU64::new(0),
+            slots: Semaphore::new(settings.max_in_flight.max(1)),
+            max_in_flight: settings.max_in_flight.max(1),
+            changed: Notify::new(),
         })
     }
 
@@ -181,47 +263,75 @@ impl RateBudget {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Waits until one more request of `class` fits every bucket, then counts it as sent.
-    pub async fn acquire(&self, class: RequestClass) -> Result<(), DailyLimitReached> {
+    /// Waits for an in-flight slot, then until one more request of `class` fits every bucket
+    /// (and the account is not paused), then counts it as sent. The permit holds the slot
+    /// until it is dropped. Refused at once, without waiting, once the daily limit is spent.
+    pub async fn acquire(&self, class: RequestClass) -> Result<SendPermit<'_>, DailyLimitReached> {
+        if let Some(refused) = self.lock().daily_refusal(Instant::now()) {
+            return Err(refused);
+        }
+        let slot = self.slots.acquire().await.expect("the budget never closes its slots");
         let mut waited = Duration::ZERO;
         let result = loop {
+            // Registered before the state is read, so a wake-up in between is not lost.
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             let now = Instant::now();
-            let wait_until = {
-                let mut st = self.lock();
-                match st.try_take(now, class) {
-                    Ok(None) => break Ok(()),
-                    Ok(Some(until)) => until,
-                    Err(e) => break Err(e),
+            let take = self.lock().try_take(now, class);
+            match take {
+                Ok(Take::Sent(id)) => break Ok((id, now)),
+                Err(e) => break Err(e),
+                Ok(Take::Until(until)) => {
+                    tracing::trace!(account = %self.account, wait_ms = (until - now).as_millis() as u64, "Waiting for the HubSpot rate budget.");
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(until) => {}
+                        _ = notified.as_mut() => {}
+                    }
                 }
-            };
-            tracing::trace!(account = %self.account, wait_ms = (wait_until - now).as_millis() as u64, "Waiting for the HubSpot rate budget.");
-            tokio::time::sleep_until(wait_until).await;
+                Ok(Take::Gate) => {
+                    tracing::trace!(account = %self.account, "Waiting for the first request after a pause to be answered.");
+                    notified.await;
+                }
+            }
             waited += Instant::now().saturating_duration_since(now);
         };
         if !waited.is_zero() {
             self.waited_micros.fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
             BudgetWaited { account: &self.account, seconds: waited.as_secs_f64() }.emit();
         }
-        result
+        let (id, sent_at) = result?;
+        Ok(SendPermit { budget: self, _slot: slot, id, sent_at })
+    }
+
+    /// The account's cap on requests in flight.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// Requests holding an in-flight slot now.
+    pub fn in_flight(&self) -> usize {
+        self.max_in_flight - self.slots.available_permits()
     }
 
     /// Learns from an answer: its request counts from now on from the answer's time, and its
     /// rate-limit headers, if any, tighten the budget. `sent_at` is when its request was sent.
+    /// (The client tells its `SendPermit` instead, which knows exactly which request it was.)
     pub fn observe(&self, headers: &RateLimitHeaders, sent_at: Instant) {
         let mut st = self.lock();
         let now = Instant::now();
         st.answered(sent_at, now);
-        if !headers.is_empty() {
-            st.observe(headers, sent_at, now);
+        let spent = !headers.is_empty() && st.observe(headers, sent_at, now);
+        drop(st);
+        if spent {
+            self.changed.notify_waiters();
         }
     }
 
-    /// HubSpot answered 429 for the 10-second window: nobody sends before `until`.
+    /// Nobody sends before `until`; then one request goes first (see the module docs). The
+    /// client pauses through `SendPermit::rate_limited`, which knows when the request was sent.
     pub fn pause_until(&self, until: Instant) {
-        let mut st = self.lock();
-        if st.paused_until.is_none_or(|p| p < until) {
-            st.paused_until = Some(until);
-        }
+        self.lock().declare_pause(until, Instant::now());
     }
 
     /// How long until the oldest request in the window leaves it: when HubSpot's window should
@@ -241,10 +351,10 @@ impl RateBudget {
     }
 
     /// HubSpot answered 429 DAILY: the account is out of requests until the portal's midnight.
+    /// Every caller waiting for the budget is woken and refused.
     pub fn mark_daily_exhausted(&self) {
-        let mut st = self.lock();
-        st.daily_used = st.daily_limit;
-        st.next_daily_probe = Some(Instant::now() + DAILY_PROBE_INTERVAL);
+        self.lock().daily_spent(Instant::now());
+        self.changed.notify_waiters();
     }
 
     /// Requests left in the current window.
@@ -279,6 +389,63 @@ impl RateBudget {
             daily_remaining: st.daily_limit.saturating_sub(st.daily_used),
             search_requests_per_sec: st.search_per_sec,
             waited_secs: self.waited_secs(),
+            in_flight: self.in_flight(),
+            max_in_flight: self.max_in_flight,
+        }
+    }
+}
+
+impl SendPermit<'_> {
+    /// When the request was let through.
+    pub fn sent_at(&self) -> Instant {
+        self.sent_at
+    }
+
+    /// HubSpot answered `status` with these rate-limit headers: the request counts from now on
+    /// from its answer's time, the headers tighten the budget, and, if this was the request
+    /// sent first after a pause and the answer is not a 429, the others may go.
+    pub fn answered(&self, status: u16, headers: &RateLimitHeaders) {
+        let mut st = self.budget.lock();
+        let now = Instant::now();
+        st.answered_id(self.id, now);
+        let mut wake = false;
+        if !headers.is_empty() {
+            wake |= st.observe(headers, self.sent_at, now);
+        }
+        if status != 429 && st.probe == Probe::InFlight(self.id) {
+            st.probe = Probe::Idle;
+            wake = true;
+        }
+        drop(st);
+        if wake {
+            self.budget.changed.notify_waiters();
+        }
+    }
+
+    /// HubSpot answered 429 for the 10-second window, and the retry policy says to wait
+    /// `delay`. If an earlier 429 paused the account after this request was sent, this one
+    /// joins that pause; otherwise it pauses the account for `delay`.
+    pub fn rate_limited(&self, delay: Duration) -> AccountPause {
+        let mut st = self.budget.lock();
+        let now = Instant::now();
+        if let Some(declared) = st.pause_declared_at {
+            if self.sent_at <= declared {
+                return AccountPause { until: st.paused_until.unwrap_or(now).max(now), joined: true };
+            }
+        }
+        st.declare_pause(now + delay, now);
+        AccountPause { until: now + delay, joined: false }
+    }
+}
+
+impl Drop for SendPermit<'_> {
+    /// The request sent first after a pause got no usable answer: the next one goes first.
+    fn drop(&mut self) {
+        let mut st = self.budget.lock();
+        if st.probe == Probe::InFlight(self.id) {
+            st.probe = Probe::Due;
+            drop(st);
+            self.budget.changed.notify_waiters();
         }
     }
 }
@@ -322,8 +489,31 @@ impl State {
         }
     }
 
-    /// Takes one request from every bucket, or says until when to wait.
-    fn try_take(&mut self, now: Instant, class: RequestClass) -> Result<Option<Instant>, DailyLimitReached> {
+    /// The refusal for a request now, if the daily limit is spent and no probe is due.
+    fn daily_refusal(&mut self, now: Instant) -> Option<DailyLimitReached> {
+        self.roll_day();
+        (self.daily_used >= self.daily_limit && self.next_daily_probe.is_some_and(|at| now < at))
+            .then_some(DailyLimitReached { limit: self.daily_limit })
+    }
+
+    /// The daily limit is spent, as HubSpot said at `now`.
+    fn daily_spent(&mut self, now: Instant) {
+        self.daily_used = self.daily_used.max(self.daily_limit);
+        self.next_daily_probe = Some(now + DAILY_PROBE_INTERVAL);
+        self.daily_spent_at = Some(now);
+    }
+
+    /// Nobody sends before `until`, then one standard request goes first.
+    fn declare_pause(&mut self, until: Instant, now: Instant) {
+        if self.paused_until.is_none_or(|p| p < until) {
+            self.paused_until = Some(until);
+        }
+        self.pause_declared_at = Some(now);
+        self.probe = Probe::Due;
+    }
+
+    /// Takes one request from every bucket, or says how long to wait.
+    fn try_take(&mut self, now: Instant, class: RequestClass) -> Result<Take, DailyLimitReached> {
         self.roll_day();
         // Past the daily limit, one request per `DAILY_PROBE_INTERVAL` goes through to learn
         // (from its headers or its 429) whether the portal's day has turned.
@@ -359,18 +549,36 @@ impl State {
             }
         }
         if let Some(until) = wait_until {
-            return Ok(Some(until));
+            return Ok(Take::Until(until));
+        }
+        // Searches do not tell whether the 10-second window has room, so they neither go first
+        // after a pause nor wait for the one that does.
+        if class == RequestClass::Standard && matches!(self.probe, Probe::InFlight(_)) {
+            return Ok(Take::Gate);
         }
         if is_probe {
             self.next_daily_probe = Some(now + DAILY_PROBE_INTERVAL);
         }
         self.paused_until = None;
-        self.sends.push_back(Sent { sent: now, counted_by: now, answered: false });
+        self.next_id += 1;
+        let id = self.next_id;
+        if class == RequestClass::Standard && self.probe == Probe::Due {
+            self.probe = Probe::InFlight(id);
+        }
+        self.sends.push_back(Sent { id, sent: now, counted_by: now, answered: false });
         if class == RequestClass::Search {
             self.search_sends.push_back(now);
         }
         self.daily_used = self.daily_used.saturating_add(1);
-        Ok(None)
+        Ok(Take::Sent(id))
+    }
+
+    /// The request of permit `id` was answered at `now`.
+    fn answered_id(&mut self, id: u64, now: Instant) {
+        if let Some(s) = self.sends.iter_mut().find(|s| s.id == id) {
+            s.counted_by = now.max(s.sent);
+            s.answered = true;
+        }
     }
 
     /// The request sent at `sent_at` was answered at `now`. Requests are told apart by their send
@@ -382,7 +590,9 @@ impl State {
         }
     }
 
-    fn observe(&mut self, h: &RateLimitHeaders, sent_at: Instant, now: Instant) {
+    /// Learns from one answer's headers. True when they show the daily limit spent (waiters
+    /// are then woken to be refused).
+    fn observe(&mut self, h: &RateLimitHeaders, sent_at: Instant, now: Instant) -> bool {
         if let Some(ms) = h.interval_ms {
             // Only believe sane windows; a wrong header must not stall every sync.
             if (1_000..=60_000).contains(&ms) {
@@ -406,9 +616,14 @@ impl State {
         if let (Some(server_max), Some(remaining)) = (h.max, h.remaining) {
             self.server_remaining = Some(remaining);
             let server_used = server_max.saturating_sub(remaining) as usize;
-            // What this process had sent in the window HubSpot counted for this request.
+            // What this process may have had counted in the window HubSpot counted for this
+            // request: everything sent since the window began, up to this answer. With several
+            // requests in flight, one sent after this one can arrive before it; counting only
+            // those sent before it would take such reorderings for other processes' requests
+            // and shrink the window for nothing. The price: while requests overlap, up to the
+            // number in flight of another process's requests go unnoticed until a later answer.
             let from = sent_at.checked_sub(self.interval);
-            let ours = self.sends.iter().filter(|s| s.sent <= sent_at && from.is_none_or(|f| s.sent > f)).count();
+            let ours = self.sends.iter().filter(|s| from.is_none_or(|f| s.sent > f)).count();
             let cap = self.max_per_window as usize;
             // Count just enough foreign requests that our room never exceeds HubSpot's: with
             // HubSpot's Max equal to ours that is everything HubSpot counted beyond our own
@@ -426,20 +641,29 @@ impl State {
                 // the window after it.
                 let at = self.sends.partition_point(|s| s.sent <= sent_at);
                 for _ in 0..extra {
-                    self.sends.insert(at, Sent { sent: sent_at, counted_by: now, answered: true });
+                    self.sends.insert(at, Sent { id: 0, sent: sent_at, counted_by: now, answered: true });
                 }
             }
         }
-        if let (Some(daily), Some(daily_remaining)) = (h.daily, h.daily_remaining) {
+        let mut spent = false;
+        // An answer to a request sent before the limit was found spent is older news.
+        let stale = self.daily_spent_at.is_some_and(|at| sent_at <= at);
+        if let (Some(daily), Some(daily_remaining), false) = (h.daily, h.daily_remaining, stale) {
             if daily > 0 {
                 self.daily_limit = self.configured_daily.min(daily);
                 self.daily_used = daily.saturating_sub(daily_remaining);
                 if self.daily_used < self.daily_limit {
                     self.next_daily_probe = None;
+                    self.daily_spent_at = None;
+                } else if daily_remaining == 0 && self.next_daily_probe.is_none() {
+                    // HubSpot says none are left: the next request would get 429 DAILY.
+                    self.daily_spent(now);
+                    spent = true;
                 }
             }
         }
         self.prune(now);
+        spent
     }
 }
 
@@ -551,7 +775,7 @@ mod tests {
         // The first request past the limit is a probe; the next ones are refused.
         let probe = budget.acquire(RequestClass::Standard).await;
         assert!(probe.is_ok());
-        assert_eq!(budget.acquire(RequestClass::Standard).await, Err(DailyLimitReached { limit: 3 }));
+        assert_eq!(budget.acquire(RequestClass::Standard).await.err(), Some(DailyLimitReached { limit: 3 }));
         assert_eq!(budget.daily_remaining(), 0);
     }
 
@@ -597,6 +821,23 @@ mod tests {
         // The same answer observed twice does not double-count.
         budget.observe(&RateLimitHeaders { max: Some(20), remaining: Some(10), ..Default::default() }, sent);
         assert_eq!(budget.snapshot().used_in_window, 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_later_request_arriving_first_is_not_taken_for_another_process() {
+        let budget = RateBudget::new(&settings(10, 1_000, 4));
+        let a = budget.acquire(RequestClass::Standard).await.unwrap();
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let b = budget.acquire(RequestClass::Standard).await.unwrap();
+        // `b` overtook `a` on the way: HubSpot had counted both when `a` arrived.
+        let headers = RateLimitHeaders { max: Some(10), remaining: Some(8), ..Default::default() };
+        a.answered(200, &headers);
+        b.answered(200, &headers);
+        assert_eq!(budget.snapshot().used_in_window, 2);
+        // A third request finds one more counted than it explains: another process sent it.
+        let c = budget.acquire(RequestClass::Standard).await.unwrap();
+        c.answered(200, &RateLimitHeaders { max: Some(10), remaining: Some(6), ..Default::default() });
+        assert_eq!(budget.snapshot().used_in_window, 4);
     }
 
     #[tokio::test(start_paused = true)]
@@ -651,6 +892,120 @@ mod tests {
         budget.acquire(RequestClass::Standard).await.unwrap();
         tokio::time::advance(Duration::from_secs(4)).await;
         assert_eq!(budget.window_frees_in(), Duration::from_secs(6));
+    }
+
+    fn with_in_flight(max_in_flight: usize) -> ClientSettings {
+        ClientSettings { max_in_flight, ..settings(100, 1_000, 4) }
+    }
+
+    const WAIT: Duration = Duration::from_secs(60);
+
+    #[tokio::test(start_paused = true)]
+    async fn the_in_flight_cap_holds_a_request_until_a_permit_is_dropped() {
+        let budget = RateBudget::new(&with_in_flight(2));
+        let a = budget.acquire(RequestClass::Standard).await.unwrap();
+        let _b = budget.acquire(RequestClass::Search).await.unwrap();
+        assert_eq!(budget.in_flight(), 2);
+        assert!(tokio::time::timeout(WAIT, budget.acquire(RequestClass::Standard)).await.is_err(), "a third waits");
+        drop(a);
+        let start = Instant::now();
+        let _c = budget.acquire(RequestClass::Standard).await.unwrap();
+        assert_eq!(Instant::now(), start, "the freed slot is taken at once");
+        assert_eq!(budget.snapshot().in_flight, 2);
+        assert_eq!(budget.snapshot().max_in_flight, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_pauses_once_and_requests_sent_before_it_join_the_pause() {
+        let budget = RateBudget::new(&with_in_flight(8));
+        let a = budget.acquire(RequestClass::Standard).await.unwrap();
+        let b = budget.acquire(RequestClass::Standard).await.unwrap();
+        tokio::time::advance(Duration::from_millis(300)).await;
+        a.answered(429, &RateLimitHeaders::default());
+        let first = a.rate_limited(Duration::from_secs(5));
+        assert!(!first.joined);
+        tokio::time::advance(Duration::from_millis(10)).await;
+        b.answered(429, &RateLimitHeaders::default());
+        let second = b.rate_limited(Duration::from_secs(7));
+        assert_eq!(second, AccountPause { until: first.until, joined: true }, "no longer, no second pause");
+        drop((a, b));
+        // Nobody goes before the pause ends; then one request goes alone.
+        let probe = budget.acquire(RequestClass::Standard).await.unwrap();
+        assert_eq!(Instant::now(), first.until);
+        let waiter = {
+            let budget = budget.clone();
+            tokio::spawn(async move { budget.acquire(RequestClass::Standard).await.map(|p| p.sent_at()) })
+        };
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(!waiter.is_finished(), "the others wait for the first one's answer");
+        // A search is not held back by the gate.
+        assert!(tokio::time::timeout(WAIT, budget.acquire(RequestClass::Search)).await.is_ok());
+        let answered_at = Instant::now();
+        probe.answered(200, &RateLimitHeaders::default());
+        assert_eq!(waiter.await.unwrap().unwrap(), answered_at);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_for_the_first_request_after_a_pause_pauses_again() {
+        let budget = RateBudget::new(&with_in_flight(8));
+        let a = budget.acquire(RequestClass::Standard).await.unwrap();
+        a.answered(429, &RateLimitHeaders::default());
+        let first = a.rate_limited(Duration::from_secs(2));
+        drop(a);
+        let probe = budget.acquire(RequestClass::Standard).await.unwrap();
+        assert_eq!(Instant::now(), first.until);
+        probe.answered(429, &RateLimitHeaders::default());
+        let again = probe.rate_limited(Duration::from_secs(3));
+        assert!(!again.joined, "sent after the first pause: it starts a new one");
+        drop(probe);
+        let next = budget.acquire(RequestClass::Standard).await.unwrap();
+        assert_eq!(Instant::now(), again.until);
+        // A first request that fails without an answer hands the turn to the next one.
+        drop(next);
+        assert!(tokio::time::timeout(WAIT, budget.acquire(RequestClass::Standard)).await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_daily_limit_wakes_and_refuses_every_waiter() {
+        let budget = RateBudget::new(&ClientSettings { max_in_flight: 1, ..settings(1, 1_000, 4) });
+        let held = budget.acquire(RequestClass::Standard).await.unwrap();
+        let waiting_for_slot = {
+            let budget = budget.clone();
+            tokio::spawn(async move { budget.acquire(RequestClass::Standard).await.err() })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(held);
+        // The waiter now holds the slot and waits for the full window; a third waits for a slot.
+        let waiting_for_window = {
+            let budget = budget.clone();
+            tokio::spawn(async move { budget.acquire(RequestClass::Standard).await.err() })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let spent_at = Instant::now();
+        budget.mark_daily_exhausted();
+        assert!(waiting_for_slot.await.unwrap().is_some());
+        assert!(waiting_for_window.await.unwrap().is_some());
+        assert_eq!(Instant::now(), spent_at, "refused at once, not after the window");
+        assert!(budget.acquire(RequestClass::Standard).await.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn daily_headers_at_zero_stop_requests_and_older_answers_do_not_reopen_the_day() {
+        let budget = RateBudget::new(&with_in_flight(8));
+        let a = budget.acquire(RequestClass::Standard).await.unwrap();
+        let b = budget.acquire(RequestClass::Standard).await.unwrap();
+        let daily =
+            |remaining| RateLimitHeaders { daily: Some(500), daily_remaining: Some(remaining), ..Default::default() };
+        a.answered(200, &daily(0));
+        assert!(budget.acquire(RequestClass::Standard).await.is_err(), "no request is sent to meet a 429 DAILY");
+        // `b` was sent before `a`'s answer: its higher count is older news.
+        b.answered(200, &daily(3));
+        assert!(budget.acquire(RequestClass::Standard).await.is_err());
+        // The probe a quarter of an hour later learns that the day turned.
+        tokio::time::advance(DAILY_PROBE_INTERVAL).await;
+        let probe = budget.acquire(RequestClass::Standard).await.unwrap();
+        probe.answered(200, &daily(499));
+        assert!(budget.acquire(RequestClass::Standard).await.is_ok());
     }
 
     #[test]

@@ -26,7 +26,9 @@ mod settings;
 mod stats;
 mod types;
 
-pub use budget::{BudgetSnapshot, RateBudget, RateLimitHeaders, RequestClass};
+pub use budget::{
+    AccountPause, BudgetSnapshot, DailyLimitReached, RateBudget, RateLimitHeaders, RequestClass, SendPermit,
+};
 pub use client::HubSpotClient;
 pub use errors::{ApiError, HubSpotError};
 pub use oauth::{now_ms, OAuthApp, OAuthError, OAuthSession, OAuthTokens, TokenEndpoint, TokenInfo, TokenStore};
@@ -35,7 +37,8 @@ pub use responses::WriteOp;
 pub use retry::{DontRetry, RetryAction, RetryPolicy, RetryReason};
 pub use settings::{
     ClientSettings, DEFAULT_API_VERSION, DEFAULT_BASE_URL, DEFAULT_DAILY_LIMIT, DEFAULT_LIST_BATCH_SIZE,
-    DEFAULT_MAX_REQUESTS_PER_10S, DEFAULT_RETRY_MAX_ATTEMPTS, DEFAULT_SEARCH_REQUESTS_PER_SEC, DEFAULT_TIMEOUT_SECS,
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_REQUESTS_PER_10S, DEFAULT_RETRY_MAX_ATTEMPTS, DEFAULT_SEARCH_REQUESTS_PER_SEC,
+    DEFAULT_TIMEOUT_SECS,
 };
 pub use stats::{ClientStats, EndpointKind, StatusClass};
 pub use types::{

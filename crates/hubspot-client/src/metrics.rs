@@ -27,6 +27,10 @@ pub struct ClientMetrics {
     pub rate_budget_remaining_requests: IntGaugeVec,
     /// Requests allowed per window now.
     pub rate_budget_limit_requests: IntGaugeVec,
+    /// Requests to the account holding an in-flight slot now.
+    pub rate_budget_in_flight_requests: IntGaugeVec,
+    /// The account's cap on requests in flight (`max_in_flight`).
+    pub rate_budget_max_in_flight_requests: IntGaugeVec,
     /// Requests left today for the account.
     pub daily_quota_remaining_requests: IntGaugeVec,
     /// Requests allowed per day for the account.
@@ -96,6 +100,14 @@ impl ClientMetrics {
             rate_budget_limit_requests: gauge(
                 "rate_budget_limit_requests",
                 "Requests allowed per rate-limit window for the account (configured, or lower if HubSpot says so).",
+            ),
+            rate_budget_in_flight_requests: gauge(
+                "rate_budget_in_flight_requests",
+                "HubSpot requests to the account holding one of its in-flight slots (sent, or waiting for the rate budget).",
+            ),
+            rate_budget_max_in_flight_requests: gauge(
+                "rate_budget_max_in_flight_requests",
+                "The account's cap on HubSpot requests in flight at once (max_in_flight).",
             ),
             daily_quota_remaining_requests: gauge(
                 "daily_quota_remaining_requests",
@@ -173,6 +185,8 @@ impl BudgetObserved<'_> {
         let remaining = s.server_remaining.map_or(s.remaining_in_window, |r| r.min(s.remaining_in_window));
         m.rate_budget_remaining_requests.with_label_values(&[self.account]).set(i64::from(remaining));
         m.rate_budget_limit_requests.with_label_values(&[self.account]).set(i64::from(s.max_per_window));
+        m.rate_budget_in_flight_requests.with_label_values(&[self.account]).set(clamp(s.in_flight as u64));
+        m.rate_budget_max_in_flight_requests.with_label_values(&[self.account]).set(clamp(s.max_in_flight as u64));
         m.daily_quota_remaining_requests.with_label_values(&[self.account]).set(clamp(s.daily_remaining));
         m.daily_quota_limit_requests.with_label_values(&[self.account]).set(clamp(s.daily_limit));
     }

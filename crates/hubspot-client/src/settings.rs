@@ -26,6 +26,8 @@ pub const DEFAULT_SEARCH_REQUESTS_PER_SEC: u32 = 4;
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
 /// Retries after the first attempt of one request.
 pub const DEFAULT_RETRY_MAX_ATTEMPTS: u32 = 6;
+/// Requests to one account in flight at once, at most: see `ClientSettings::max_in_flight`.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
 /// Record ids per list membership request. HubSpot documents no maximum for lists v3; the
 /// legacy v1 endpoint allowed 500 (https://developers.hubspot.com/docs/api/crm/lists), so the
 /// client stays at that.
@@ -57,6 +59,16 @@ pub struct ClientSettings {
     pub retry_max_attempts: u32,
     /// Record ids per list membership add/remove request.
     pub list_batch_size: usize,
+    /// Requests to the account in flight at once, at most, over every sync and client that
+    /// shares its `RateBudget` (the budget holds the cap, from the settings it was built with).
+    /// Every attempt of every request (record, association and list batches, searches, reads)
+    /// holds one slot from just before it is sent until its answer is read. The rate budget
+    /// stays the throttle; this cap only bounds the connections and what one 429 can catch in
+    /// flight. Sustaining R requests per second at L seconds per answer takes R × L in flight
+    /// (Little's law): HubSpot's Pro/Enterprise limit of 190 per 10 s is 19/s, which at 1 s
+    /// answers needs 19. The default, 32, keeps that limit up to 1.6 s answers, and the
+    /// 250-per-10-s limit increase up to 1.28 s.
+    pub max_in_flight: usize,
 }
 
 impl Default for ClientSettings {
@@ -73,6 +85,7 @@ impl Default for ClientSettings {
             timeout_secs: DEFAULT_TIMEOUT_SECS,
             retry_max_attempts: DEFAULT_RETRY_MAX_ATTEMPTS,
             list_batch_size: DEFAULT_LIST_BATCH_SIZE,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }
@@ -119,6 +132,9 @@ impl ClientSettings {
         if self.list_batch_size == 0 {
             problems.push("list_batch_size must be at least 1".to_string());
         }
+        if self.max_in_flight == 0 {
+            problems.push(format!("max_in_flight must be at least 1 (default {DEFAULT_MAX_IN_FLIGHT})"));
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -142,6 +158,9 @@ mod tests {
         assert_eq!(s.timeout(), Duration::from_secs(30));
         assert_eq!(s.retry_max_attempts, 6);
         assert_eq!(s.list_batch_size, 500);
+        assert_eq!(s.max_in_flight, 32);
+        // 190 per 10 s at 1 s per answer needs 19 in flight.
+        assert!(s.max_in_flight >= 19);
         assert!(s.validate().is_ok());
     }
 
@@ -151,9 +170,11 @@ mod tests {
             token: Secret::new(""),
             base_url: "ftp://x".into(),
             max_requests_per_10s: 0,
+            max_in_flight: 0,
             ..ClientSettings::default()
         };
         let msg = s.validate().unwrap_err().to_string();
+        assert!(msg.contains("max_in_flight"), "{msg}");
         assert!(msg.contains("token is empty"), "{msg}");
         assert!(msg.contains("base_url"), "{msg}");
         assert!(msg.contains("max_requests_per_10s"), "{msg}");

@@ -104,6 +104,12 @@ pub struct FaultConfig {
     pub migration_rate: f64,
     /// The next N requests get a `TEN_SECONDLY_ROLLING` 429.
     pub burst_429: u32,
+    /// For this many ms from when the faults are set (`Emulator::set_faults`, or the start),
+    /// every request but searches is answered with a `TEN_SECONDLY_ROLLING` 429 when its
+    /// answer is due (after `latency_ms`), before it touches any state: as when other apps have
+    /// filled the portal's window. Unlike `burst_429`, requests already in flight when it
+    /// starts get one too. Tests only (no command-line option).
+    pub burst_429_ms: u64,
     /// Share of create and upsert requests (single create, batch create, batch upsert) that
     /// are applied and then answered 502 or 504, as when HubSpot's gateway loses the answer
     /// of a write that went through. Drawn after the write, only for successful ones.
@@ -244,6 +250,7 @@ impl From<EmulatorArgs> for EmulatorConfig {
                 burst_429: args.burst_429,
                 error_after_write_rate: args.error_after_write_rate,
                 drop_after_write_rate: args.drop_after_write_rate,
+                ..FaultConfig::default()
             },
             static_tokens: args.tokens,
             oauth_clients: args.oauth_clients,

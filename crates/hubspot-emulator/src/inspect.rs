@@ -24,8 +24,8 @@ pub(crate) fn respond(shared: &Shared, method: &str, path: &str, query: &str) ->
     }
 }
 
-/// The requests numbered `since` and after: method, path, status and arrival time in
-/// microseconds since the emulator started; `next` is the `since` of the next call.
+/// The requests numbered `since` and after: method, path, status, and arrival and answer times
+/// in microseconds since the emulator started; `next` is the `since` of the next call.
 fn journal(shared: &Shared, since: u64) -> Reply {
     let (entries, next) = shared.journal.since(since);
     let entries: Vec<Value> = entries
@@ -36,6 +36,7 @@ fn journal(shared: &Shared, since: u64) -> Reply {
                 "path": e.path,
                 "status": e.status,
                 "received_us": e.received_at.saturating_duration_since(shared.journal.started).as_micros() as u64,
+                "answered_us": e.answered_at.saturating_duration_since(shared.journal.started).as_micros() as u64,
             })
         })
         .collect();

@@ -21,6 +21,35 @@ pub struct JournalEntry {
     pub body: Option<String>,
     /// When the request arrived, for measuring request rates (`hubsync bench`).
     pub received_at: Instant,
+    /// When the emulator finished the answer and handed it to the connection (or dropped the
+    /// connection): from `received_at` to here the request was in flight at the emulator, so
+    /// the entries tell how many were in flight at once ([`peak_in_flight`]).
+    pub answered_at: Instant,
+}
+
+/// The most requests that were in flight at the emulator at one moment: the largest number of
+/// entries whose `received_at..=answered_at` spans share an instant.
+pub fn peak_in_flight(entries: &[JournalEntry]) -> usize {
+    // +1 at each arrival, -1 at each answer; at equal times the arrival comes first, so spans
+    // that only touch count as overlapping (the safe side for a cap).
+    let mut events: Vec<(Instant, i64)> = Vec::with_capacity(entries.len() * 2);
+    for e in entries {
+        events.push((e.received_at, 1));
+        events.push((e.answered_at.max(e.received_at), -1));
+    }
+    events.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    let (mut now, mut peak) = (0i64, 0i64);
+    for (_, step) in events {
+        now += step;
+        peak = peak.max(now);
+    }
+    peak as usize
+}
+
+/// How many of `entries` were in flight at the emulator at `at`: received by then and not yet
+/// answered before it.
+pub fn in_flight_at(entries: &[JournalEntry], at: Instant) -> usize {
+    entries.iter().filter(|e| e.received_at <= at && e.answered_at >= at).count()
 }
 
 /// A bounded log of requests: recording one is a push, and past `capacity` the oldest go.
@@ -97,7 +126,22 @@ mod tests {
             response_bytes: 0,
             body: None,
             received_at: Instant::now(),
+            answered_at: Instant::now(),
         }
+    }
+
+    #[test]
+    fn peak_in_flight_counts_overlapping_spans() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + std::time::Duration::from_millis(n);
+        let span = |from: u64, to: u64| JournalEntry { received_at: ms(from), answered_at: ms(to), ..entry("/x") };
+        // 0-10 and 5-15 overlap; 15-20 touches the second; 30-40 is alone.
+        let entries = [span(0, 10), span(5, 15), span(15, 20), span(30, 40)];
+        assert_eq!(peak_in_flight(&entries), 2);
+        assert_eq!(peak_in_flight(&[span(0, 10), span(1, 9), span(2, 8)]), 3);
+        assert_eq!(peak_in_flight(&[]), 0);
+        assert_eq!(in_flight_at(&entries, ms(15)), 2);
+        assert_eq!(in_flight_at(&entries, ms(25)), 0);
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub use config::{
     parse_oauth_client, parse_static_token, EmulatorArgs, EmulatorConfig, FaultConfig, OAuthClient, StaticToken,
     DEFAULT_MAX_REQUESTS_PER_10S,
 };
-pub use journal::JournalEntry;
+pub use journal::{in_flight_at, peak_in_flight, JournalEntry};
 pub use store::EmRecord;
 
 use journal::Journal;
@@ -343,6 +343,12 @@ impl Emulator {
             .filter(|e| e.method.eq_ignore_ascii_case(method) && e.path.contains(path_contains))
             .filter_map(|e| e.body)
             .collect()
+    }
+
+    /// The most requests that were in flight at the emulator at one moment, over the journal
+    /// (see [`peak_in_flight`]).
+    pub fn peak_in_flight(&self) -> usize {
+        peak_in_flight(&self.shared.journal.entries())
     }
 
     /// Requests answered with this status (`0` = dropped connections).

@@ -80,6 +80,8 @@ struct State {
     search_window: VecDeque<Instant>,
     faults: FaultConfig,
     burst_left: u32,
+    /// Until when `burst_429_ms` answers 429.
+    burst_until: Option<Instant>,
     rng: StdRng,
 }
 
@@ -101,6 +103,7 @@ impl Limits {
                 search_window: VecDeque::new(),
                 faults: config.faults.clone(),
                 burst_left: config.faults.burst_429,
+                burst_until: burst_until(&config.faults),
                 rng: StdRng::seed_from_u64(config.seed ^ 0xfa17),
             }),
             portal_id: config.portal_id,
@@ -114,7 +117,13 @@ impl Limits {
     pub(crate) fn set_faults(&self, faults: FaultConfig) {
         let mut s = self.lock();
         s.burst_left = faults.burst_429;
+        s.burst_until = burst_until(&faults);
         s.faults = faults;
+    }
+
+    /// True while `burst_429_ms` answers every non-search request with a 429.
+    pub(crate) fn in_timed_burst(&self, now: Instant) -> bool {
+        self.lock().burst_until.is_some_and(|until| now < until)
     }
 
     pub(crate) fn set_rate_limit(&self, max_per_10s: Option<u32>) {
@@ -293,6 +302,11 @@ impl Limits {
     }
 }
 
+/// The end of the `burst_429_ms` fault, counted from now.
+fn burst_until(faults: &FaultConfig) -> Option<Instant> {
+    (faults.burst_429_ms > 0).then(|| Instant::now() + Duration::from_millis(faults.burst_429_ms))
+}
+
 /// A stable number standing for an app in `groupName`.
 pub(crate) fn app_number(app: &str) -> u64 {
     app.bytes().fold(1_000_003u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % 10_000_000
@@ -371,6 +385,17 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
         assert_eq!(body["policyName"], "DAILY");
         assert!(l.admit(&Caller { app: "o", oauth: true }, t0).unwrap().is_none());
+    }
+
+    #[test]
+    fn timed_burst_lasts_its_milliseconds() {
+        let l = limits(None, None);
+        assert!(!l.in_timed_burst(Instant::now()));
+        l.set_faults(FaultConfig { burst_429_ms: 50, ..FaultConfig::default() });
+        assert!(l.in_timed_burst(Instant::now()));
+        assert!(!l.in_timed_burst(Instant::now() + Duration::from_millis(60)));
+        l.set_faults(FaultConfig::default());
+        assert!(!l.in_timed_burst(Instant::now()));
     }
 
     #[test]

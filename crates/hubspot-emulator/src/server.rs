@@ -1,7 +1,8 @@
 //! The only I/O of the emulator: the accept loop on 127.0.0.1 and the per-request pipeline.
 //!
 //! Each request goes: read body → faults (latency, dropped connection, 5xx/423/477, burst
-//! 429s: all before any state is touched) → route → token → rate limits → handler →
+//! 429s: all before any state is touched) → route → token → timed 429 burst (decided once the
+//! latency has passed) → rate limits → handler →
 //! after-write faults (creates and upserts only: a 502/504 or a dropped connection after the
 //! write) → rate-limit headers → journal.
 
@@ -157,6 +158,9 @@ fn respond(shared: &Shared, parts: &Parts, body: &[u8]) -> Answered {
     let mut rate_headers = None;
     if let Some(auth) = &auth {
         let caller = Caller { app: &auth.app, oauth: auth.oauth };
+        if !route.is_search() && shared.limits.in_timed_burst(Instant::now()) {
+            return fault_reply(Fault::Burst, &shared.limits, &caller).into();
+        }
         let admitted = if route.is_search() {
             shared.limits.admit_search(&caller, Instant::now()).map(|()| None)
         } else {
@@ -203,6 +207,7 @@ fn record(
         response_bytes,
         body,
         received_at,
+        answered_at: Instant::now(),
     });
 }
 

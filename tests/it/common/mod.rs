@@ -1,6 +1,5 @@
 //! Shared test set-up: a fresh PostgreSQL database per test, the emulator, a config written to a
 //! temp folder, and helpers to run syncs in-process or through the binary.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -2,9 +2,11 @@
 //! request; `batches.rs` chunks batch endpoints; `objects.rs`, `associations.rs` and `lists.rs`
 //! are the endpoints; this file holds the client itself and its metadata calls.
 //!
-//! Every request goes through `execute`: take a slot from the account's `RateBudget`, send,
-//! let the budget learn from the rate-limit headers, count the answer, and carry out the
-//! `RetryAction`. Batch endpoints go through `run_batches`, which chunks, maps answers back to
+//! Every request goes through `execute`: take a `SendPermit` from the account's `RateBudget`
+//! (an in-flight slot and room in every bucket), send, let the permit learn from the answer and
+//! its rate-limit headers, count the attempt, release the slot, and carry out the `RetryAction`.
+//! Every method takes `&self` and may be called from many tasks at once on clones of one client;
+//! the account's budget and in-flight cap are what they share. Batch endpoints go through `run_batches`, which chunks, maps answers back to
 //! inputs with `responses.rs`, and bisects whole-batch failures down to the bad input.
 //!
 //! A batch call returns `Err` only when nothing of it has been acknowledged yet. Once some input
@@ -39,9 +41,12 @@ use transport::{bearer_header, Call};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A client for one HubSpot account. Cheap to clone; clones share counters and the budget.
+/// `with_run_stats` makes a clone that also counts its requests on its own, for one run.
 #[derive(Clone, Debug)]
 pub struct HubSpotClient {
     pub(super) inner: Arc<Inner>,
+    /// The counters of the run this handle belongs to, if any (shared by its clones).
+    pub(super) run: Option<Arc<StatsCounters>>,
 }
 
 #[derive(Debug)]
@@ -94,15 +99,50 @@ impl HubSpotClient {
                 "The client was given the rate budget of another account."
             );
         }
+        if budget.max_in_flight() != settings.max_in_flight {
+            tracing::warn!(
+                account = %settings.account,
+                max_in_flight = settings.max_in_flight,
+                budget_max_in_flight = budget.max_in_flight(),
+                "The client's max_in_flight differs from its rate budget's; the budget's cap applies."
+            );
+        }
         let policy = RetryPolicy::new(settings.retry_max_attempts);
         Ok(HubSpotClient {
             inner: Arc::new(Inner { settings, http, paths, budget, policy, stats: StatsCounters::default(), auth }),
+            run: None,
         })
     }
 
+    /// A clone that counts every attempt it (or a clone of it) makes into counters of its own
+    /// as well as the client's: for one run's exact request counts while other runs use the
+    /// same client. Its `stats()` are those of the run alone; `client_stats()` still gives the
+    /// client's. Calling it on a run's handle starts a new, separate count.
+    pub fn with_run_stats(&self) -> HubSpotClient {
+        HubSpotClient { inner: self.inner.clone(), run: Some(Arc::new(StatsCounters::default())) }
+    }
+
     /// Requests made so far, by endpoint kind and answer class; retries by reason; 429s met.
+    /// Every attempt counts, retries and 429s included. On a handle from `with_run_stats`, the
+    /// run's requests only; otherwise those of every clone of the client.
     pub fn stats(&self) -> ClientStats {
+        match &self.run {
+            Some(run) => run.snapshot(),
+            None => self.inner.stats.snapshot(),
+        }
+    }
+
+    /// Requests made so far through every clone of the client, whatever the run.
+    pub fn client_stats(&self) -> ClientStats {
         self.inner.stats.snapshot()
+    }
+
+    /// Counts into the client's counters and, on a run's handle, the run's.
+    pub(super) fn count(&self, add: impl Fn(&StatsCounters)) {
+        add(&self.inner.stats);
+        if let Some(run) = &self.run {
+            add(run);
+        }
     }
 
     /// The account's shared rate budget.

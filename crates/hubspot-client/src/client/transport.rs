@@ -1,5 +1,5 @@
-//! One request, sent until it is answered: the rate budget, the retry policy, the
-//! authorization header, and the answer checked for access errors.
+//! One request, sent until it is answered: the rate budget and in-flight slot of each attempt,
+//! the retry policy, the authorization header, and the answer checked for access errors.
 
 use std::time::Duration;
 
@@ -12,7 +12,9 @@ use url::Url;
 
 use crate::budget::{DailyLimitReached, RateLimitHeaders, RequestClass};
 use crate::errors::{excerpt, ApiError, HubSpotError};
-use crate::retry::{parse_retry_after, Attempt, DontRetry, Observation, RetryAction, TransportFailure};
+use crate::retry::{
+    parse_retry_after, Attempt, DontRetry, Observation, RetryAction, RetryReason, TransportFailure, WINDOW_WAIT_MAX,
+};
 use crate::stats::{EndpointKind, StatusClass};
 
 use crate::metrics::{HubSpotRequest, RequestRetried};
@@ -97,16 +99,20 @@ impl HubSpotClient {
     }
 
     /// Sends `call` until the retry decision says stop. Returns the final answer (2xx or a
-    /// 4xx the caller reads); 401 and 403 become errors here.
+    /// 4xx the caller reads); 401 and 403 become errors here. Each attempt holds an in-flight
+    /// slot from the budget until its answer is read; waits between attempts hold none.
     pub(super) async fn execute(&self, call: &Call) -> Result<Reply, CallError> {
         let inner = &self.inner;
         let mut retries: u32 = 0;
         let mut refreshed_after_401 = false;
         loop {
             let (auth, bearer) = self.authorization().await.map_err(CallError::Hub)?;
-            if let Err(DailyLimitReached { limit }) = inner.budget.acquire(call.class).await {
-                return Err(CallError::Hub(HubSpotError::DailyLimit { account: self.account().to_string(), limit }));
-            }
+            let permit = match inner.budget.acquire(call.class).await {
+                Ok(permit) => permit,
+                Err(DailyLimitReached { limit }) => {
+                    return Err(CallError::Hub(HubSpotError::DailyLimit { account: self.account().to_string(), limit }))
+                }
+            };
             let sent_at = Instant::now();
             let attempt = self.send_once(call, auth).await;
             HubSpotRequest {
@@ -118,18 +124,19 @@ impl HubSpotClient {
             .emit();
             match &attempt {
                 Ok(answer) => {
-                    inner.budget.observe(&answer.limits, sent_at);
-                    inner.stats.request(call.kind, StatusClass::of(answer.status));
+                    permit.answered(answer.status, &answer.limits);
+                    self.count(|s| s.request(call.kind, StatusClass::of(answer.status)));
                     if answer.status == 429 {
-                        inner.stats.rate_limited();
+                        self.count(|s| s.rate_limited());
                     }
                 }
-                Err(_) => inner.stats.request(call.kind, StatusClass::Transport),
+                Err(_) => self.count(|s| s.request(call.kind, StatusClass::Transport)),
             }
             // An expired OAuth token is refreshed once and the request sent again at once.
             if let (Auth::OAuth(session), Some(used), Ok(answer)) = (&inner.auth, &bearer, &attempt) {
                 if answer.status == 401 && !refreshed_after_401 && is_expired_authentication(&answer.body) {
                     refreshed_after_401 = true;
+                    drop(permit);
                     session.expired(used).await.map_err(CallError::Hub)?;
                     continue;
                 }
@@ -158,21 +165,44 @@ impl HubSpotClient {
                     };
                 }
                 RetryAction::Retry { reason, delay, pause_account } => {
-                    inner.stats.retry(reason);
+                    self.count(|s| s.retry(reason));
                     RequestRetried { account: self.account(), reason }.emit();
-                    tracing::info!(
-                        account = %self.account(),
-                        endpoint = %call.describe(),
-                        reason = reason.as_str(),
-                        last = %last,
-                        retry = retries + 1,
-                        delay_ms = delay.as_millis() as u64,
-                        "HubSpot request failed; retrying after a pause."
-                    );
                     if pause_account {
                         // Every request to the account waits, this one included (in `acquire`).
-                        inner.budget.pause_until(Instant::now() + delay);
+                        // A request sent before another 429 paused the account joins that pause.
+                        let pause = permit.rate_limited(delay);
+                        drop(permit);
+                        let wait_ms = pause.until.saturating_duration_since(Instant::now()).as_millis() as u64;
+                        if pause.joined {
+                            tracing::debug!(
+                                account = %self.account(),
+                                endpoint = %call.describe(),
+                                retry = retries + 1,
+                                wait_ms,
+                                "HubSpot rate limited a request sent before the account was paused; it waits for the same pause."
+                            );
+                        } else {
+                            tracing::info!(
+                                account = %self.account(),
+                                endpoint = %call.describe(),
+                                reason = reason.as_str(),
+                                last = %last,
+                                retry = retries + 1,
+                                delay_ms = wait_ms,
+                                "HubSpot rate limited the account; every request to it waits."
+                            );
+                        }
                     } else {
+                        drop(permit);
+                        tracing::info!(
+                            account = %self.account(),
+                            endpoint = %call.describe(),
+                            reason = reason.as_str(),
+                            last = %last,
+                            retry = retries + 1,
+                            delay_ms = delay.as_millis() as u64,
+                            "HubSpot request failed; retrying after a pause."
+                        );
                         tokio::time::sleep(delay).await;
                     }
                     retries += 1;
@@ -194,6 +224,12 @@ impl HubSpotClient {
                     return Err(CallError::DeliveryUncertain { detail: last });
                 }
                 RetryAction::DontRetry(DontRetry::Exhausted(reason)) => {
+                    if reason == RetryReason::RateLimited {
+                        // This request stops, but the window is still full for every other.
+                        permit.rate_limited(
+                            inner.budget.window_frees_in().clamp(Duration::from_secs(1), WINDOW_WAIT_MAX),
+                        );
+                    }
                     tracing::warn!(
                         account = %self.account(),
                         endpoint = %call.describe(),

@@ -17,45 +17,7 @@ use hubspot_emulator::{Emulator, EmulatorConfig, FaultConfig, StaticToken};
 use hubspot_model::Secret;
 use serde_json::{json, Value};
 
-type TestResult = anyhow::Result<()>;
-
-const TOKEN: &str = "pat-na1-test-token-0000";
-
-fn settings(base_url: &str) -> ClientSettings {
-    ClientSettings {
-        base_url: base_url.to_string(),
-        timeout_secs: 10,
-        ..ClientSettings::new("test", Secret::new(TOKEN))
-    }
-}
-
-fn client_with(settings: ClientSettings) -> HubSpotClient {
-    let budget = RateBudget::new(&settings);
-    HubSpotClient::new(settings, budget).expect("valid settings")
-}
-
-fn client(base_url: &str) -> HubSpotClient {
-    client_with(settings(base_url))
-}
-
-fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-}
-
-fn contact(i: usize) -> WriteInput {
-    WriteInput {
-        trace_id: format!("pk-{i}"),
-        id: Some(format!("user{i}@example.com")),
-        properties: props(&[("firstname", &format!("User {i}"))]),
-    }
-}
-
-fn written_id(o: &WriteOutcome) -> &str {
-    match o {
-        WriteOutcome::Written { id, .. } => id,
-        WriteOutcome::Rejected { code, message, .. } => panic!("expected written, got {code}: {message}"),
-    }
-}
+use crate::support::{client, client_with, contact, props, settings, written_id, TestResult, TOKEN};
 
 #[tokio::test]
 async fn upserts_250_contacts_in_3_requests_and_maps_shuffled_results() -> TestResult {

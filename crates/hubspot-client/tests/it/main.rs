@@ -2,3 +2,5 @@
 //! fault must be exact, a hand-made axum server) over real HTTP.
 
 mod client;
+mod concurrency;
+mod support;
