@@ -23,7 +23,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::daemon::{Refused, Shared, Trigger};
+use super::shared::{Refused, Shared};
+use super::status::Trigger;
 use crate::telemetry;
 
 /// Body of `POST /syncs/{name}/run`.
