@@ -127,7 +127,8 @@ impl StateStore {
     pub fn open(path: &Path) -> Result<StateStore, StateError> {
         let open_error = |message: String| StateError::Open { path: path.to_path_buf(), message };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| open_error(format!("cannot create {}: {e}", dir.display())))?;
+            crate::private_files::create_private_dir(dir)
+                .map_err(|e| open_error(format!("cannot create {}: {e}", dir.display())))?;
         }
         let conn = Connection::open(path).map_err(|e| {
             let text = e.to_string();
@@ -137,6 +138,8 @@ impl StateStore {
                 open_error(text)
             }
         })?;
+        // The file holds every delivered value: owner only (DuckDB creates it with the umask).
+        crate::private_files::restrict_state_file(path);
         let mut store = StateStore { conn, path: path.to_path_buf(), next_seq: 0 };
         store.batch(SCHEMA)?;
         store.next_seq = store.scalar_i64("SELECT coalesce(max(seq), 0) + 1 FROM journal")?;
