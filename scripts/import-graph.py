@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The hubsync crate's layers, lowest first. A module may import only modules of lower layers.
 LAYERS = [
-    ["telemetry", "config"],
+    ["telemetry", "config", "private_files"],
     ["source"],
     ["state", "auth"],
     ["accounts"],

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod private_files;
 pub mod scheduler;
 pub mod source;
 pub mod state;

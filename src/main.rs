@@ -101,7 +101,8 @@ enum Command {
     },
     /// Run the demo: a sample DuckDB warehouse, a local HubSpot emulator, and real syncs.
     Demo {
-        /// Folder for the demo's warehouse, config and state (recreated on every run).
+        /// Folder for the demo's warehouse, config and state: a new or empty folder, or one an
+        /// earlier demo made (marked by its `.hubsync-demo` file), which is recreated.
         #[arg(long, default_value = "hubsync-demo")]
         dir: PathBuf,
         /// Contacts in the sample warehouse.

@@ -6,11 +6,14 @@
 //!
 //! File roles:
 //! - `scopes.rs`: pure: a sync -> the scopes it needs, and the missing-scope message.
-//! - `store.rs`: the credential files under `<state_dir>/credentials/` (mode 0600), the only I/O.
+//! - `store.rs`: the credential files under `<state_dir>/credentials/` (mode 0600).
+//! - `admin_token.rs`: the admin API token the daemon generates in `<state_dir>/admin-token` (0600).
 
+mod admin_token;
 mod scopes;
 mod store;
 
+pub use admin_token::{admin_token_path, load_admin_token, load_or_create_admin_token, ADMIN_TOKEN_FILE};
 pub use scopes::{
     describe_hubspot_error, is_granted, missing_scope_message, missing_scopes, required_scopes, ScopeNeed,
 };

@@ -1,12 +1,13 @@
-//! Stored credentials: one JSON file per account under `<state_dir>/credentials/`, created with
-//! mode 0600 so only the daemon's user can read it.
+//! Stored credentials: one JSON file per account under `<state_dir>/credentials/` (a folder of
+//! mode 0700), written with mode 0600 under a unique temporary name and renamed into place, so
+//! only the daemon's user can read it and two refreshing processes never clobber each other.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::private_files::{create_private_dir, write_private};
 use hubspot_client::OAuthTokens;
 use hubspot_model::Secret;
 
@@ -145,24 +146,14 @@ impl CredentialStore {
     pub fn save(&self, account: &str, credential: &StoredCredential) -> Result<PathBuf, String> {
         let file = FileCredential::from_credential(credential);
         let body = serde_json::to_vec_pretty(&file).map_err(|e| format!("cannot encode the credential: {e}"))?;
-        fs::create_dir_all(&self.dir).map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
+        if let Some(state_dir) = self.dir.parent() {
+            create_private_dir(state_dir).map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+        }
+        create_private_dir(&self.dir).map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
         let path = self.path(account);
-        let tmp = self.dir.join(format!(".{account}.json.tmp"));
-        let _ = fs::remove_file(&tmp);
-        let write = || -> std::io::Result<()> {
-            let mut options = fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            let mut f = options.open(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| format!("cannot write the credential {}: {e}", path.display()))?;
+        // A unique temporary name: two processes refreshing at once each write their own file,
+        // and the last rename wins with a whole file.
+        write_private(&path, &body).map_err(|e| format!("cannot write the credential {}: {e}", path.display()))?;
         Ok(path)
     }
 
@@ -225,5 +216,38 @@ mod tests {
         assert_eq!((loaded.tokens, loaded.hub_id, loaded.scopes), (fresh, Some(7), vec!["oauth".to_string()]));
         assert!(store.delete("main").unwrap());
         assert!(store.load("main").unwrap().is_none());
+    }
+
+    /// Two processes refreshing one login at once each write their own temporary file: every
+    /// save lands whole, none fails, and no temporary file is left behind.
+    #[test]
+    fn concurrent_saves_do_not_clobber_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let store = CredentialStore::new(dir.path());
+                std::thread::spawn(move || {
+                    for j in 0..25 {
+                        let token = Secret::new(format!("pat-{i}-{j}"));
+                        store.save("main", &StoredCredential::Static { token }).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let store = CredentialStore::new(dir.path());
+        let Some(StoredCredential::Static { token }) = store.load("main").unwrap() else { panic!("not static") };
+        assert!(token.expose().starts_with("pat-"));
+        let left: Vec<_> = fs::read_dir(credentials_dir(dir.path())).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("main.json")]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&credentials_dir(dir.path())), 0o700);
+            assert_eq!(mode(dir.path()), 0o700);
+        }
     }
 }

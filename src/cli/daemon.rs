@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::output::Table;
 use super::CliError;
+use crate::auth::load_admin_token;
 use crate::config::{Config, Secret};
 use crate::scheduler::{DaemonError, RunningDaemon};
 
@@ -72,7 +73,8 @@ struct DaemonClient {
 
 impl DaemonClient {
     /// The URL from `--daemon`, else from `daemon.listen` in the config; the token from the
-    /// config, else `HUBSYNC_ADMIN_TOKEN`.
+    /// config, else `HUBSYNC_ADMIN_TOKEN`, else the one the daemon generated in the config's state
+    /// directory (`<state_dir>/admin-token`).
     fn new(config_path: &Path, url: Option<&str>) -> Result<DaemonClient, CliError> {
         let config = match (Config::load(config_path), url) {
             (Ok(config), _) => Some(config),
@@ -99,9 +101,18 @@ impl DaemonClient {
         if url::Url::parse(&base).is_err() {
             return Err(CliError::Config(format!("--daemon: `{base}` is not a URL, e.g. http://127.0.0.1:8484")));
         }
+        let generated = |c: &Config| match load_admin_token(&c.state_dir) {
+            Ok(token) => token,
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot read the daemon's generated admin token.");
+                None
+            }
+        };
         let token = config
-            .and_then(|c| c.daemon.admin_token)
-            .or_else(|| std::env::var("HUBSYNC_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()).map(Secret::new));
+            .as_ref()
+            .and_then(|c| c.daemon.admin_token.clone())
+            .or_else(|| std::env::var("HUBSYNC_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()).map(Secret::new))
+            .or_else(|| config.as_ref().and_then(generated));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -144,7 +155,10 @@ impl DaemonClient {
             text.push_str(&format!(" (defined syncs: {})", names.join(", ")));
         }
         if status == reqwest::StatusCode::UNAUTHORIZED {
-            text.push_str(" (set daemon.admin_token in the config or HUBSYNC_ADMIN_TOKEN)");
+            text.push_str(
+                " (run this command as the daemon's user with its config, so it reads <state_dir>/admin-token, or set \
+                 daemon.admin_token in the config or HUBSYNC_ADMIN_TOKEN)",
+            );
         }
         Err(CliError::Failed(text))
     }

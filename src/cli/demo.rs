@@ -156,9 +156,47 @@ async fn run_all(config: &Config, accounts: &Accounts, emulator: &Emulator, titl
     Ok(())
 }
 
+/// The file that marks a folder as made by `hubsync demo`, which may then recreate it.
+pub const DEMO_MARKER: &str = ".hubsync-demo";
+
+/// Makes sure the demo only ever recreates its own folder: a new or empty one, or one an earlier
+/// demo made (it holds [`DEMO_MARKER`]). Anything else may be a real project, whose config and
+/// `state/` (credentials included) the demo would overwrite.
+fn claim_dir(dir: &Path) -> Result<(), CliError> {
+    let io = |e: std::io::Error| CliError::Failed(format!("demo: cannot prepare {}: {e}", dir.display()));
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            let empty = entries.next().is_none();
+            if !empty && !dir.join(DEMO_MARKER).is_file() {
+                return Err(CliError::Config(format!(
+                    "demo: {} is not empty and was not made by `hubsync demo` (it has no {DEMO_MARKER} file); the \
+                     demo rewrites its folder's config, warehouse and state/, so it leaves this one alone. Pass a \
+                     new or empty folder with --dir",
+                    dir.display()
+                )));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory || dir.is_file() => {
+            return Err(CliError::Config(format!(
+                "demo: {} is a file, not a folder; pass a folder with --dir",
+                dir.display()
+            )))
+        }
+        Err(e) => return Err(io(e)),
+    }
+    std::fs::create_dir_all(dir).map_err(io)?;
+    std::fs::write(
+        dir.join(DEMO_MARKER),
+        "Made by `hubsync demo`, which recreates this folder's config, warehouse and state/ on every run.\n",
+    )
+    .map_err(io)
+}
+
 /// `hubsync demo`.
 pub async fn demo(dir: &Path, contacts: u32) -> Result<(), CliError> {
     let io = |e: std::io::Error| CliError::Failed(format!("demo: cannot prepare {}: {e}", dir.display()));
+    claim_dir(dir)?;
     std::fs::create_dir_all(dir.join("models")).map_err(io)?;
     let _ = std::fs::remove_dir_all(dir.join("state"));
     let warehouse = dir.join("warehouse.duckdb");

@@ -196,12 +196,17 @@ fn check(path: &Path, file: ConfigFile) -> Result<Config, ConfigError> {
     let daemon = check_daemon(&file.daemon, &mut problems);
     for (name, account) in &file.hubspot {
         let key = format!("hubspot.{name}");
-        if url::Url::parse(&account.base_url).is_err() {
-            problems.push(Problem {
+        match url::Url::parse(&account.base_url) {
+            Err(_) => problems.push(Problem {
                 key: format!("{key}.base_url"),
                 message: format!("`{}` is not a URL", account.base_url),
                 hint: Some("for example https://api.hubapi.com or http://127.0.0.1:8080".into()),
-            });
+            }),
+            Ok(url) => {
+                if let Some(problem) = insecure_base_url(&key, &url, account.allow_insecure_http) {
+                    problems.push(problem);
+                }
+            }
         }
         if account.max_requests_per_10s == 0 {
             problems.push(Problem {
@@ -457,6 +462,24 @@ fields = { email = "email" }
     }
 
     #[test]
+    fn plain_http_is_refused_beyond_loopback_unless_allowed() {
+        let with = |url: &str, extra: &str| {
+            parse(
+                &MINIMAL
+                    .replace("token = \"${TOKEN}\"", &format!("token = \"${{TOKEN}}\"\nbase_url = \"{url}\"\n{extra}")),
+            )
+        };
+        for ok in ["https://api.hubapi.com", "http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:8080"] {
+            assert!(with(ok, "").is_ok(), "{ok}");
+        }
+        let err = with("http://192.0.2.10:8080", "").unwrap_err();
+        assert_eq!(err.problems[0].key, "hubspot.main.base_url");
+        assert!(err.problems[0].message.contains("unencrypted"), "{err}");
+        assert!(with("http://hubspot.internal", "").is_err());
+        assert!(with("http://192.0.2.10:8080", "allow_insecure_http = true").is_ok());
+    }
+
+    #[test]
     fn toml_errors_give_line_and_column() {
         let err = parse("[warehouses\n").unwrap_err();
         assert!(err.problems[0].key.starts_with("line 1"), "{err}");
@@ -480,6 +503,29 @@ mod example_tests {
         assert_eq!(config.syncs.len(), 2);
         assert!(config.syncs[0].model_sql.contains("analytics.users"));
     }
+}
+
+/// A plain `http://` base URL sends the token unencrypted: refused unless the host is loopback
+/// or the account sets `allow_insecure_http`. Checked when the config loads, so before any request.
+fn insecure_base_url(key: &str, url: &url::Url, allowed: bool) -> Option<Problem> {
+    if url.scheme() != "http" || allowed {
+        return None;
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    (!loopback).then(|| Problem {
+        key: format!("{key}.base_url"),
+        message: format!(
+            "`{url}` is plain http to a host that is not loopback: the HubSpot token would travel unencrypted"
+        ),
+        hint: Some(format!(
+            "use https://, or, only for an emulator on a network you trust, set {key}.allow_insecure_http = true"
+        )),
+    })
 }
 
 /// `client_id` and `client_secret` come together, and the redirect URL is one `hubsync auth

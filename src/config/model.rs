@@ -42,7 +42,9 @@ pub struct DaemonConfig {
     #[serde(default = "default_max_concurrent_runs")]
     pub max_concurrent_runs: usize,
     /// Bearer token every admin API call must carry (all but `/healthz` and `/readyz`).
-    /// Use `${VAR}`; `hubsync trigger` and `hubsync status --daemon` send it.
+    /// Use `${VAR}`; `hubsync trigger` and `hubsync status --daemon` send it. Unset, the daemon
+    /// generates one in `<state_dir>/admin-token` (mode 0600) that runs and resets need, and
+    /// leaves the read-only routes open (on loopback only).
     pub admin_token: Option<Secret>,
     /// IANA time zone of cron schedules that do not name one, e.g. `Europe/Paris`.
     #[serde(default = "default_timezone")]
@@ -113,8 +115,14 @@ pub struct HubSpotAccountConfig {
     /// environment rather than writing it in the file.
     pub token: Option<Secret>,
     /// API base URL; point it at `hubsync emulator` (e.g. `http://127.0.0.1:8080`) to rehearse.
+    /// Plain `http://` is accepted only to a loopback host, unless `allow_insecure_http` is set.
     #[serde(default = "default_base_url")]
     pub base_url: String,
+    /// Allow a plain `http://` `base_url` to a host other than loopback. The token then travels
+    /// unencrypted, readable by anyone on the path; meant only for an emulator on a trusted
+    /// network. Default `false`.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
     /// HubSpot's date-based API version used in every path.
     #[serde(default = "default_api_version")]
     pub api_version: String,

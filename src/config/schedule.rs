@@ -22,6 +22,10 @@ pub enum Schedule {
     Interval { every: Duration },
 }
 
+/// The longest interval schedule: 366 days. Longer ones are surely a typo, and past some size
+/// they cannot be added to a date at all.
+pub const MAX_INTERVAL_SECS: u64 = 366 * 86_400;
+
 /// Fire times looked at to find the longest gap of a cron schedule.
 const GAP_SAMPLES: usize = 64;
 
@@ -39,10 +43,16 @@ impl Schedule {
         Ok(schedule)
     }
 
-    /// A fixed interval in seconds (at least 1).
+    /// A fixed interval in seconds (at least 1, at most [`MAX_INTERVAL_SECS`]).
     pub fn interval(secs: u64) -> Result<Schedule, String> {
         if secs == 0 {
             return Err("must be at least 1".to_string());
+        }
+        if secs > MAX_INTERVAL_SECS {
+            return Err(format!(
+                "{secs} is more than {MAX_INTERVAL_SECS} seconds (366 days); for rarer runs use a cron schedule such \
+                 as \"0 6 1 1 *\", or no schedule and `hubsync trigger`"
+            ));
         }
         Ok(Schedule::Interval { every: Duration::from_secs(secs) })
     }
@@ -60,10 +70,12 @@ impl Schedule {
                 parsed.after(&after.with_timezone(timezone)).next().map(|t| t.with_timezone(&Utc))
             }
             Schedule::Interval { every } => {
-                let every_ms = (every.as_millis() as i64).max(1);
+                // Checked arithmetic: an interval too long to add to a date has no next fire
+                // time (`None`), it never panics the timer.
+                let every_ms = i64::try_from(every.as_millis()).ok()?.max(1);
                 let since = (after - anchor).num_milliseconds();
                 let periods = if since < 0 { 0 } else { since / every_ms + 1 };
-                Some(anchor + chrono::Duration::milliseconds(periods * every_ms))
+                anchor.checked_add_signed(chrono::TimeDelta::try_milliseconds(periods.checked_mul(every_ms)?)?)
             }
         }
     }
@@ -237,6 +249,21 @@ mod tests {
         assert!(parse_timezone("Mars/Olympus").is_err());
         assert!(Schedule::interval(0).is_err());
         assert!(Schedule::cron("@hourly", Tz::UTC).is_ok());
+    }
+
+    #[test]
+    fn huge_intervals_are_refused_and_cannot_panic_the_timer() {
+        assert!(Schedule::interval(MAX_INTERVAL_SECS).is_ok());
+        let err = Schedule::interval(MAX_INTERVAL_SECS + 1).unwrap_err();
+        assert!(err.contains("366 days"), "{err}");
+        assert!(Schedule::interval(i64::MAX as u64).is_err());
+        // Built directly, past every check: no next fire time, and no panic.
+        let anchor = at("2026-03-02T10:00:00Z");
+        for secs in [u64::MAX, i64::MAX as u64, 1 << 50] {
+            let s = Schedule::Interval { every: Duration::from_secs(secs) };
+            assert_eq!(s.next_after_anchored(anchor, anchor), None, "{secs}");
+            assert_eq!(s.next_after_anchored(at("2030-01-01T00:00:00Z"), anchor), None, "{secs}");
+        }
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The admin HTTP API (axum): health, readiness, metrics, sync status, and ad hoc runs and
-//! resets. With `daemon.admin_token` set, every route but `/healthz` and `/readyz` needs
-//! `Authorization: Bearer <token>`; without one, the daemon only listens on loopback.
+//! resets. Every request passes the `Host` and `Origin` checks of `access.rs`; the routes that
+//! change something (`run`, `reset`) always need `Authorization: Bearer <token>` (the config's
+//! `daemon.admin_token`, else the token the daemon generated in `<state_dir>/admin-token`), and
+//! take JSON bodies only (415 otherwise); with `daemon.admin_token` set, every route but
+//! `/healthz` and `/readyz` needs the token.
 //!
 //! Routes:
 //! - `GET /healthz`: 200 while the process serves.
@@ -23,6 +26,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::access::Access;
 use super::shared::{Refused, Shared};
 use super::status::Trigger;
 use crate::telemetry;
@@ -38,19 +42,23 @@ struct RunBody {
 
 /// The admin API over a daemon's shared state.
 pub fn router(shared: Arc<Shared>) -> Router {
-    let protected = Router::new()
+    let reads = Router::new()
         .route("/metrics", get(metrics_text))
         .route("/syncs", get(list_syncs))
         .route("/syncs/{name}", get(one_sync))
-        .route("/syncs/{name}/run", post(run_sync))
         .route("/syncs/{name}/requests/{id}", get(request_info))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), require_token_for_reads));
+    let writes = Router::new()
+        .route("/syncs/{name}/run", post(run_sync))
         .route("/syncs/{name}/reset", post(reset_sync))
         .route_layer(middleware::from_fn_with_state(shared.clone(), require_token));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .merge(protected)
+        .merge(reads)
+        .merge(writes)
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(shared.clone(), check_host_and_origin))
         .with_state(shared)
 }
 
@@ -76,30 +84,89 @@ fn refused(shared: &Shared, name: &str, why: Refused) -> Response {
     }
 }
 
-/// Compares in constant time, so the token cannot be guessed byte by byte from timings.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+fn header_text<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+    headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"))
 }
 
+/// Refuses requests for another host name (DNS rebinding) or from another origin (a web page).
+async fn check_host_and_origin(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let access: &Access = shared.access();
+    let host = header_text(&headers, header::HOST);
+    if !access.host_allowed(host) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "the Host header names neither this address nor localhost; call the admin API by its IP address or              localhost",
+        );
+    }
+    if !access.origin_allowed(header_text(&headers, header::ORIGIN), host) {
+        return error(StatusCode::FORBIDDEN, "requests from other web pages (a foreign Origin) are refused");
+    }
+    next.run(request).await
+}
+
+fn unauthorized(shared: &Shared) -> Response {
+    let message = if shared.access().reads_need_token() {
+        "a bearer token is required (daemon.admin_token)".to_string()
+    } else {
+        format!(
+            "a bearer token is required: the one the daemon generated in {} (`hubsync trigger` reads it), or set \
+             daemon.admin_token",
+            crate::auth::admin_token_path(&shared.config().state_dir).display()
+        )
+    };
+    let mut response = error(StatusCode::UNAUTHORIZED, message);
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// Mutating routes: always the token.
 async fn require_token(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(token) = &shared.settings().admin_token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        if !given.is_some_and(|g| same(g.as_bytes(), token.expose().as_bytes())) {
-            let mut response = error(StatusCode::UNAUTHORIZED, "a bearer token is required (daemon.admin_token)");
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
-            return response;
-        }
+    if !shared.access().token_matches(header_text(&headers, header::AUTHORIZATION)) {
+        return unauthorized(&shared);
     }
     next.run(request).await
+}
+
+/// Read-only routes: the token only when the config sets one.
+async fn require_token_for_reads(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let access = shared.access();
+    if access.reads_need_token() && !access.token_matches(header_text(&headers, header::AUTHORIZATION)) {
+        return unauthorized(&shared);
+    }
+    next.run(request).await
+}
+
+/// The JSON body of a request, `None` when empty; 415 for any other content type, so a web
+/// form (`text/plain`, `application/x-www-form-urlencoded`) can never reach a handler.
+fn json_body<'a>(headers: &HeaderMap, body: &'a Bytes) -> Result<Option<&'a [u8]>, Response> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let content_type = header_text(headers, header::CONTENT_TYPE).unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+        Ok(Some(body))
+    } else {
+        Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("the body must be JSON, sent with Content-Type: application/json (got `{content_type}`)"),
+        ))
+    }
 }
 
 async fn healthz() -> Response {
@@ -131,14 +198,19 @@ async fn one_sync(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -
     }
 }
 
-async fn run_sync(State(shared): State<Arc<Shared>>, Path(name): Path<String>, body: Bytes) -> Response {
-    let body: RunBody = if body.iter().all(u8::is_ascii_whitespace) {
-        RunBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
+async fn run_sync(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body: RunBody = match json_body(&headers, &body) {
+        Err(response) => return response,
+        Ok(None) => RunBody::default(),
+        Ok(Some(json)) => match serde_json::from_slice(json) {
             Ok(b) => b,
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("the body must be {{\"full\": true|false}}: {e}")),
-        }
+        },
     };
     match shared.request_run(&name, Trigger::Api, body.full) {
         Ok(Some(info)) => (StatusCode::ACCEPTED, Json(info)).into_response(),
@@ -158,7 +230,15 @@ async fn request_info(State(shared): State<Arc<Shared>>, Path((name, id)): Path<
     }
 }
 
-async fn reset_sync(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+async fn reset_sync(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(response) = json_body(&headers, &body) {
+        return response;
+    }
     match shared.reset(&name).await {
         Ok(Ok(stored)) => Json(json!({
             "sync": name,
@@ -175,16 +255,4 @@ async fn reset_sync(State(shared): State<Arc<Shared>>, Path(name): Path<String>)
 
 async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such route; see GET /syncs")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same;
-
-    #[test]
-    fn token_comparison() {
-        assert!(same(b"abc", b"abc"));
-        assert!(!same(b"abc", b"abd"));
-        assert!(!same(b"abc", b"abcd"));
-    }
 }

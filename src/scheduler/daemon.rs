@@ -13,12 +13,29 @@ use chrono::{DateTime, SecondsFormat};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::access::Access;
 use super::metrics::{DaemonStarted, SyncRegistered};
 use super::scheduling::{timer, worker};
 use super::shared::{DaemonError, Shared};
 use super::status::stored_time_unix;
+use crate::auth::{admin_token_path, load_or_create_admin_token};
 use crate::config::{Config, DaemonSettings, Schedule};
 use crate::sync::RunStatus;
+
+/// The admin API's access rules: the config's token, else the one generated in the state
+/// directory (created, mode 0700, on the first start).
+fn admin_access(config: &Config, listen: SocketAddr) -> Result<Access, DaemonError> {
+    if let Some(token) = &config.daemon.admin_token {
+        return Ok(Access::new(listen, token.clone(), true));
+    }
+    let token = load_or_create_admin_token(&config.state_dir)
+        .map_err(|e| DaemonError::Config(format!("{e} (or set daemon.admin_token in {})", config.path.display())))?;
+    tracing::info!(
+        file = %admin_token_path(&config.state_dir).display(),
+        "The admin API's runs and resets need the bearer token in this file (mode 0600)."
+    );
+    Ok(Access::new(listen, token, false))
+}
 
 /// A running daemon: its workers, timers and admin API.
 pub struct RunningDaemon {
@@ -39,7 +56,8 @@ impl RunningDaemon {
                 config.path.display()
             )));
         }
-        let shared = Shared::new(config)?;
+        let access = admin_access(&config, listen)?;
+        let shared = Shared::new(config, access)?;
         for slot in shared.slots.values() {
             shared.refresh_stored(slot).await;
             let mut st = slot.lock();

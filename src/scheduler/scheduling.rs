@@ -125,7 +125,12 @@ pub(super) async fn timer(shared: Arc<Shared>, slot: Arc<Slot>, schedule: Schedu
     let mut after = Utc::now();
     loop {
         let Some(next) = schedule.next_after_anchored(after, anchor) else {
-            tracing::warn!(sync = %name, "The schedule has no more fire times.");
+            slot.lock().next_run_at = None;
+            tracing::error!(
+                sync = %name,
+                schedule = %schedule,
+                "The schedule has no more fire times: the sync is no longer run on schedule (hubsync trigger still runs it)."
+            );
             return;
         };
         slot.lock().next_run_at = Some(next);

@@ -19,10 +19,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::sync::{watch, Notify, Semaphore};
 
+use super::access::Access;
 use super::metrics::ScheduledRunSkipped;
 use super::status::{
-    now_text, read_status, CurrentRun, PendingRun, Phase, RequestInfo, ScheduleInfo, StoredStatus, SyncStatus,
-    Trigger,
+    now_text, read_status, CurrentRun, PendingRun, Phase, RequestInfo, ScheduleInfo, StoredStatus, SyncStatus, Trigger,
 };
 use crate::accounts::Accounts;
 use crate::config::{Config, DaemonSettings, SyncSpec};
@@ -66,6 +66,7 @@ pub struct Shared {
     next_request_id: AtomicU64,
     pub(super) ready: AtomicBool,
     pub(super) started_at: DateTime<Utc>,
+    access: Access,
 }
 
 /// One sync in the daemon.
@@ -90,7 +91,6 @@ pub(super) struct SlotState {
     pub(super) requests: BTreeMap<u64, RequestInfo>,
 }
 
-
 impl Slot {
     pub(super) fn lock(&self) -> MutexGuard<'_, SlotState> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -99,7 +99,7 @@ impl Slot {
 
 impl Shared {
     /// Checks that every sync can run (its account has a token) and builds the clients.
-    pub fn new(config: Config) -> Result<Arc<Shared>, DaemonError> {
+    pub fn new(config: Config, access: Access) -> Result<Arc<Shared>, DaemonError> {
         let accounts = Accounts::build(&config).map_err(|e| DaemonError::Config(e.to_string()))?;
         let mut problems = Vec::new();
         let mut slots = BTreeMap::new();
@@ -137,11 +137,21 @@ impl Shared {
             next_request_id: AtomicU64::new(1),
             ready: AtomicBool::new(false),
             started_at: Utc::now(),
+            access,
         }))
     }
 
     pub fn settings(&self) -> &DaemonSettings {
         &self.config.daemon
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Who may use the admin API.
+    pub fn access(&self) -> &Access {
+        &self.access
     }
 
     /// True once the workers run, until the stop begins.

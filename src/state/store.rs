@@ -50,10 +50,12 @@ impl StateStore {
     /// last journaled batch).
     pub fn open(path: &Path) -> Result<StateStore, StateError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
+            crate::private_files::create_private_dir(dir)
                 .map_err(|e| open_error(path, format!("cannot create {}: {e}", dir.display())))?;
         }
         let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
+        // The file holds every delivered value: owner only (DuckDB creates it with the umask).
+        crate::private_files::restrict_state_file(path);
         let mut store =
             StateStore { reader: StateReader { conn, path: path.to_path_buf() }, next_seq: 0, scratch: false };
         store.batch(SCHEMA)?;

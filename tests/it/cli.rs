@@ -246,3 +246,19 @@ async fn fields_sync_all_full_and_reset_from_the_command_line() {
     assert!(out.status.success());
     assert_eq!(h.emulator.count_requests("POST", "/contacts/batch/"), 8, "the other sync's snapshot is untouched");
 }
+
+/// The README's test command checks what the tests need before running them, and says so.
+#[test]
+fn the_test_script_checks_postgres_and_prometheus_first() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/test.sh");
+    let out = std::process::Command::new(&script).arg("--prerequisites").output().expect("run scripts/test.sh");
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("PostgreSQL answers at"), "{said}");
+    assert!(said.contains("prometheus and promtool are installed"), "{said}");
+    assert!(!said.contains("checking the import graph"), "--prerequisites runs no test: {said}");
+    // And then the tools really are there.
+    for tool in ["prometheus", "promtool"] {
+        crate::common::daemon::require_tool(tool);
+    }
+}

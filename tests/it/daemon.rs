@@ -84,8 +84,11 @@ async fn runs_on_schedule_takes_triggers_and_stops_gracefully_without_losing_any
     assert!(status["next_run_at"].is_string(), "{status}");
     assert_eq!(status["snapshot_rows"], ROWS);
 
-    // A full resync through the admin API: every row is sent again (by id).
-    let (code, accepted) = post_json(&format!("{base}/syncs/contacts/run"), json!({"full": true}), None).await;
+    // A full resync through the admin API: every row is sent again (by id). Runs need the token
+    // the daemon generated in the state directory, as the config sets none.
+    let token = std::fs::read_to_string(h.dir.path().join("state/admin-token")).expect("generated admin token");
+    let (code, accepted) =
+        post_json(&format!("{base}/syncs/contacts/run"), json!({"full": true}), Some(token.trim())).await;
     assert_eq!(code, 202, "{accepted}");
     let id = accepted["request_id"].as_u64().expect("request id");
     let done = wait_request(&base, "contacts", id, Duration::from_secs(60)).await;

@@ -7,6 +7,7 @@ mod cli;
 #[allow(dead_code)]
 mod common;
 mod daemon;
+mod host_safety;
 mod links;
 mod metrics;
 mod sync_core;
