@@ -36,9 +36,10 @@ pub async fn run_sync(
     // future `!Send`, and the daemon runs syncs on spawned tasks.
     let span = tracing::info_span!("run", sync = %sync.name, run_id);
     span.in_scope(|| tracing::info!(full = options.full, trigger = %options.trigger, "Sync run started."));
-    let requests_before = client.stats().total_requests();
+    // This run's own requests, exact even when other syncs share the account's client.
+    let client = &client.with_run_stats();
     let outcome = execute(config, sync, client, options, &mut run).instrument(span.clone()).await;
-    run.counts.requests = client.stats().total_requests().saturating_sub(requests_before);
+    run.counts.requests = client.stats().total_requests();
     // Whatever happened, fold in what HubSpot acknowledged so far.
     let merged = blocking(|| run.merge_journal().and_then(|_| run.drop_work_tables()));
     let (status, error) = match (&outcome, merged) {
