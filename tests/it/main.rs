@@ -6,8 +6,10 @@ mod bench;
 mod cli;
 #[allow(dead_code)]
 mod common;
+mod creates;
 mod daemon;
 mod links;
 mod metrics;
+mod rejections;
 mod sync_core;
 mod sync_resilience;
