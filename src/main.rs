@@ -50,6 +50,10 @@ enum Command {
         /// Send every row, not only the changed ones.
         #[arg(long)]
         full: bool,
+        /// Send again the records HubSpot refused for their values (an invalid e-mail, a value
+        /// too long) although their rows did not change; by default they wait for a change.
+        #[arg(long)]
+        retry_rejected: bool,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -164,7 +168,9 @@ fn main() -> ExitCode {
         match args.command {
             Command::Validate => cli::validate(&config).await,
             Command::Plan { sync, full, json } => cli::plan(&config, &sync, full, json).await,
-            Command::Sync { syncs, all, full, json } => cli::sync(&config, &syncs, all, full, json).await,
+            Command::Sync { syncs, all, full, retry_rejected, json } => {
+                cli::sync(&config, &syncs, all, full, retry_rejected, json).await
+            }
             Command::Status { sync, json, daemon: Some(url), .. } => {
                 cli::daemon_status(&config, &url, sync.as_deref(), json).await
             }

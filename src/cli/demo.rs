@@ -245,7 +245,13 @@ pub async fn demo(dir: &Path, contacts: u32) -> Result<(), CliError> {
     super::output::print_plan(&plan);
 
     run_all(&config, &accounts, &emulator, "run 2: only the changes are sent").await?;
-    run_all(&config, &accounts, &emulator, "run 3: nothing changed; only the rejected records are retried").await?;
+    run_all(
+        &config,
+        &accounts,
+        &emulator,
+        "run 3: nothing changed; the rejected records wait for their rows to change, so nothing is sent",
+    )
+    .await?;
 
     println!("\n== hubsync status contacts ==");
     super::status_of(&config, contacts_sync, 5, false)?;

@@ -128,7 +128,14 @@ pub async fn plan(config_path: &Path, name: &str, full: bool, json: bool) -> Res
 }
 
 /// `hubsync sync <sync>...`: runs the syncs one after another; fails if any run failed.
-pub async fn sync(config_path: &Path, names: &[String], all: bool, full: bool, json: bool) -> Result<(), CliError> {
+pub async fn sync(
+    config_path: &Path,
+    names: &[String],
+    all: bool,
+    full: bool,
+    retry_rejected: bool,
+    json: bool,
+) -> Result<(), CliError> {
     let config = Config::load(config_path)?;
     let specs: Vec<_> = if all {
         config.syncs.iter().collect()
@@ -144,7 +151,7 @@ pub async fn sync(config_path: &Path, names: &[String], all: bool, full: bool, j
     let accounts = Accounts::build(&config)?;
     let mut failed = Vec::new();
     for spec in specs {
-        let options = RunOptions { full, trigger: "cli".into(), stop: None, progress: !json };
+        let options = RunOptions { full, trigger: "cli".into(), stop: None, progress: !json, retry_rejected };
         let summary = sync::run_sync(&config, spec, accounts.client(&spec.hubspot)?, &options).await?;
         if json {
             println!("{}", serde_json::to_string(&summary).unwrap_or_default());
@@ -203,9 +210,10 @@ pub(crate) fn status_of(
     let (invalid, invalid_total) = store.invalid_rows(limit)?;
     let snapshot_rows = store.snapshot_rows()?;
     let (link_failures, link_failures_total) = store.link_failures(limit)?;
+    let pending_creates = store.pending_creates()?.len() as u64;
     if json {
         return Ok(Some(serde_json::json!({
-            "sync": spec.name, "snapshot_rows": snapshot_rows, "runs": runs,
+            "sync": spec.name, "snapshot_rows": snapshot_rows, "runs": runs, "pending_creates": pending_creates,
             "rejected_total": rejected_total, "rejections": rejections,
             "invalid_total": invalid_total, "invalid_rows": invalid,
             "association_failures_total": link_failures_total, "association_failures": link_failures,
@@ -221,6 +229,7 @@ pub(crate) fn status_of(
         invalid_total,
         link_failures: &link_failures,
         link_failures_total,
+        pending_creates,
     });
     Ok(None)
 }

@@ -85,6 +85,20 @@ pub fn print_summary(s: &RunSummary) {
             c.associated, c.association_rejected, c.list_added, c.list_removed
         );
     }
+    if c.held > 0 {
+        println!(
+            "  {} rejected record(s) not sent again: HubSpot refused these very values before; they are sent once \
+             their rows change, or with `hubsync sync {} --retry-rejected`.",
+            c.held, s.sync
+        );
+    }
+    if c.uncertain + c.reconciled > 0 {
+        println!(
+            "  creates: {} got no certain answer (gateway error, timeout or dropped connection), {} reconciled by \
+             search; none was sent twice.",
+            c.uncertain, c.reconciled
+        );
+    }
     if let Some(error) = &s.error {
         println!("  error: {error}");
     }
@@ -95,8 +109,8 @@ pub fn print_summary(s: &RunSummary) {
 
 pub fn print_plan(p: &Plan) {
     println!(
-        "plan for sync `{}`: {} rows, {} unchanged, {} invalid (set aside).",
-        p.sync, p.rows, p.unchanged, p.invalid
+        "plan for sync `{}`: {} rows, {} unchanged, {} invalid (set aside), {} held (refused before for the same values).",
+        p.sync, p.rows, p.unchanged, p.invalid, p.held
     );
     let mut t = Table::new(&["operation", "records", "requests"]);
     let batches = |n: u64| crate::sync::batches(n).to_string();
@@ -146,14 +160,29 @@ pub struct StatusView<'a> {
     pub invalid_total: u64,
     pub link_failures: &'a [LinkFailure],
     pub link_failures_total: u64,
+    /// Creates without a certain answer, reconciled by the next run.
+    pub pending_creates: u64,
 }
 
 pub fn print_status(v: &StatusView<'_>) {
     let StatusView { sync, snapshot_rows, runs, rejections, rejected_total, invalid, invalid_total, .. } = *v;
     println!("sync `{sync}`: {snapshot_rows} records delivered, {rejected_total} rejected, {invalid_total} invalid rows in the last run.");
     let mut t = Table::new(&[
-        "run", "started", "trigger", "status", "rows", "created", "updated", "skipped", "rejected", "invalid",
-        "requests", "error",
+        "run",
+        "started",
+        "trigger",
+        "status",
+        "rows",
+        "created",
+        "updated",
+        "skipped",
+        "rejected",
+        "held",
+        "invalid",
+        "uncertain",
+        "reconciled",
+        "requests",
+        "error",
     ]);
     for r in runs {
         let c = &r.counts;
@@ -167,19 +196,32 @@ pub fn print_status(v: &StatusView<'_>) {
             c.updated.to_string(),
             c.skipped.to_string(),
             c.rejected.to_string(),
+            c.held.to_string(),
             c.invalid.to_string(),
+            c.uncertain.to_string(),
+            c.reconciled.to_string(),
             c.requests.to_string(),
             clip(r.error.as_deref().unwrap_or(""), 60),
         ]);
     }
     t.print();
+    if v.pending_creates > 0 {
+        println!(
+            "{} create(s) got no certain answer; the next run looks them up by search before creating any again.",
+            v.pending_creates
+        );
+    }
     if !rejections.is_empty() {
-        println!("rejected records (retried on every run until HubSpot accepts them):");
-        let mut t = Table::new(&["key", "code", "attempts", "last seen", "reason"]);
+        println!(
+            "rejected records (\"waits for a change\": HubSpot refused the values, sent again once the row changes \
+             or with `hubsync sync --retry-rejected`; \"every run\": a transient failure, retried on every run):"
+        );
+        let mut t = Table::new(&["key", "code", "retried", "attempts", "last seen", "reason"]);
         for r in rejections {
             t.row(vec![
                 r.pk.clone(),
                 r.code.clone(),
+                if r.waits_for_change { "waits for a change" } else { "every run" }.into(),
                 r.attempts.to_string(),
                 r.last_seen.clone(),
                 clip(&r.message, 100),

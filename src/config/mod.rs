@@ -13,7 +13,7 @@ pub use hubspot_model::Secret;
 pub use load::{Config, SyncSpec};
 pub use model::{
     AssociationConfig, ConfigFile, DaemonConfig, HubSpotAccountConfig, ListConfig, MatchConfig, NamedList,
-    ScheduleConfig, SyncConfig, SyncMode, WarehouseConfig,
+    ScheduleConfig, SyncConfig, SyncMode, WarehouseConfig, DEFAULT_SEARCH_INDEX_LAG_SECS,
 };
 pub use problem::{ConfigError, Problem};
 pub use schedule::{parse_timezone, Schedule};

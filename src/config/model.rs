@@ -145,6 +145,11 @@ pub struct HubSpotAccountConfig {
     /// Attempts for one request that meets a retryable failure (429, 5xx, timeout).
     #[serde(default = "default_retry_max_attempts")]
     pub retry_max_attempts: u32,
+    /// How long HubSpot's search index may lag a write, in seconds. A create whose answer was
+    /// lost (a gateway error, a timeout, a dropped connection, a crash) is looked up by search
+    /// only once this long has passed since it was sent, so "not found" means "not created".
+    #[serde(default = "default_search_index_lag_secs")]
+    pub search_index_lag_secs: u64,
     /// Client id of the HubSpot app `hubsync auth login` signs in through (OAuth).
     pub client_id: Option<String>,
     /// That app's client secret; use `${VAR}` to read it from the environment.
@@ -209,6 +214,13 @@ fn default_timeout_secs() -> u64 {
 }
 fn default_retry_max_attempts() -> u32 {
     hubspot::DEFAULT_RETRY_MAX_ATTEMPTS
+}
+/// HubSpot documents that search results may take a few seconds to reflect a write; 10 s is
+/// several times what the emulator's recordings and users report, and costs only a wait in the
+/// rare run that meets an uncertain create.
+pub const DEFAULT_SEARCH_INDEX_LAG_SECS: u64 = 10;
+fn default_search_index_lag_secs() -> u64 {
+    DEFAULT_SEARCH_INDEX_LAG_SECS
 }
 
 /// One sync: a SQL model delivered to one HubSpot object type.

@@ -47,7 +47,7 @@ pub(super) async fn worker(shared: Arc<Shared>, slot: Arc<Slot>) {
             full: run.full,
             trigger: run.trigger.as_str().to_string(),
             stop: Some(shared.stop_runs.clone()),
-            progress: false,
+            ..RunOptions::default()
         };
         SyncRunning { sync: &slot.spec.name, running: true }.emit();
         let result = run_sync(&shared.config, &slot.spec, shared.client(&slot.spec), &options).await;

@@ -169,3 +169,92 @@ impl Run<'_> {
         Ok(self.counts)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::RowKey;
+    use crate::state::StateReader;
+
+    fn staged(store: &mut StateStore, rows: &[(&str, u64)]) {
+        store.create_staging().unwrap();
+        let keys: Vec<RowKey> = rows
+            .iter()
+            .map(|(key, hash)| RowKey {
+                key: Some(key.to_string()),
+                key_hash: crate::source::key_hash(key),
+                hash: *hash,
+            })
+            .collect();
+        store.append_staging(1, &keys).unwrap();
+    }
+
+    #[test]
+    fn a_value_rejection_is_held_until_the_row_hash_changes_and_transient_ones_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = StateStore::open(&dir.path().join("s.duckdb")).unwrap();
+        let mut run = store.begin_run("test", false).unwrap();
+        run.counts.rejected = 2;
+        run.record(&[
+            Entry::Reject { pk: "a".into(), code: "INVALID_EMAIL".into(), message: "bad".into(), hash: Some(1) },
+            Entry::Reject { pk: "b".into(), code: "NO_RESULT".into(), message: "lost".into(), hash: Some(2) },
+        ])
+        .unwrap();
+        run.merge_journal().unwrap();
+        run.finish("succeeded", None).unwrap();
+
+        staged(&mut store, &[("a", 1), ("b", 2)]);
+        let totals = store.diff_keys(false, false).unwrap();
+        assert_eq!((totals.changed, totals.held), (1, 1), "a waits, b is retried");
+        let totals = store.diff_keys(false, true).unwrap();
+        assert_eq!((totals.changed, totals.held), (2, 0), "--retry-rejected sends both");
+        staged(&mut store, &[("a", 9), ("b", 2)]);
+        let totals = store.diff_keys(false, false).unwrap();
+        assert_eq!((totals.changed, totals.held), (2, 0), "a changed, so it is sent");
+        let (list, _) = store.rejections(10).unwrap();
+        let waits: Vec<(String, bool)> = list.into_iter().map(|r| (r.pk, r.waits_for_change)).collect();
+        assert!(waits.contains(&("a".into(), true)) && waits.contains(&("b".into(), false)), "{waits:?}");
+    }
+
+    #[test]
+    fn intents_stay_pending_until_acknowledged_found_or_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.duckdb");
+        {
+            let mut store = StateStore::open(&path).unwrap();
+            let mut run = store.begin_run("test", false).unwrap();
+            let intent =
+                |pk: &str| Entry::Intent { pk: pk.into(), match_value: format!("Firm {pk}"), batch: "b1".into() };
+            run.record(&[intent("1"), intent("2"), intent("3"), intent("4")]).unwrap();
+            run.counts.created = 1;
+            run.record(&[Entry::Ack { pk: "1".into(), hubspot_id: "101".into(), hash: 7, props: "{}".into() }])
+                .unwrap();
+            // The process dies here: no merge, no finish.
+        }
+        let mut store = StateStore::open(&path).unwrap();
+        let runs = store.runs(5).unwrap();
+        assert_eq!(runs[0].status, "interrupted");
+        assert_eq!(runs[0].counts.created, 1, "the interrupted run keeps what it journaled");
+        let pending: Vec<String> = store.pending_creates().unwrap().into_iter().map(|p| p.pk).collect();
+        assert_eq!(pending, ["2", "3", "4"]);
+        let mut run = store.begin_run("test", false).unwrap();
+        run.record(&[Entry::Id { pk: "2".into(), hubspot_id: "102".into() }, Entry::Settle { pk: "3".into() }])
+            .unwrap();
+        run.merge_journal().unwrap();
+        run.finish("succeeded", None).unwrap();
+        let pending: Vec<String> = store.pending_creates().unwrap().into_iter().map(|p| p.pk).collect();
+        assert_eq!(pending, ["4"]);
+        assert_eq!(store.hubspot_id("2").unwrap().as_deref(), Some("102"));
+
+        // A read-only reader sees the same and writes nothing.
+        drop(store);
+        let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let reader = StateReader::open_read_only(&path).unwrap();
+        assert_eq!(reader.pending_creates().unwrap().len(), 1);
+        assert_eq!(reader.runs(5).unwrap().len(), 2);
+        drop(reader);
+        assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), before);
+        assert!(StateReader::open_read_only(&dir.path().join("missing.duckdb")).is_err());
+        assert!(!dir.path().join("missing.duckdb").exists(), "a read never creates the file");
+    }
+}

@@ -1,25 +1,104 @@
 //! Delivery of a run's changed records: each change is routed (`route.rs`) into per-operation
 //! queues that are sent in full batches of 100, lookups first since they feed the write
 //! queues. Every answered batch is journaled in its own transaction before the next is sent.
+//!
+//! Creates (the search-and-create path of a non-unique match property) are not idempotent, so
+//! their intent is journaled before they are sent, and a create whose answer was lost is never
+//! sent again blindly: once HubSpot's search index has caught up (`search_index_lag_secs`) it is
+//! looked up by its match value; found, its id is learned; not found, it is created again.
+//! Intents a crash left behind are reconciled the same way at the start of the next run.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::blocking::blocking;
-use super::metrics::RecordRejected;
+use super::metrics::{CreatesReconciled, CreatesUncertain, RecordRejected};
 use super::object::{check_mappings, object_meta, ObjectMeta};
 use super::options::RunOptions;
 use super::route::{changed_properties, route, snapshot_props, Route, BATCH_SIZE};
 use super::SyncError;
 use crate::config::{SyncMode, SyncSpec};
-use crate::state::{Entry, Run};
-use hubspot_client::{HubSpotClient, WriteInput, WriteOutcome};
+use crate::state::{Entry, PendingCreate, Run};
+use hubspot_client::{outcome_codes, HubSpotClient, WriteInput, WriteOutcome};
 
 /// Changed rows read back from DuckDB at a time.
 const PAGE_ROWS: usize = 5_000;
+/// Rounds of "wait for the index, look up, create what is missing" within one run; creates
+/// still uncertain after them stay journaled and are reconciled by the next run.
+const RECONCILE_ROUNDS: usize = 3;
+/// An intent older than this cannot belong to a request still on its way (a create is never
+/// retried once sent; rate-limit waits are capped at five minutes).
+const STALE_INTENT: Duration = Duration::from_secs(600);
+
+/// Waits until `until`, waking up to check the stop flag. Returns true when asked to stop.
+async fn wait_until(until: Instant, stop: &Option<Arc<AtomicBool>>) -> bool {
+    loop {
+        if stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= until {
+            return false;
+        }
+        tokio::time::sleep((until - now).min(Duration::from_millis(200))).await;
+    }
+}
+
+/// Reconciles the creates a crashed (or stopped) run left uncertain, before anything else is
+/// staged: once the search index has caught up, each is looked up by its match value; found,
+/// its id is learned (the run then updates it by id); not found, it is settled and created
+/// like any new record. Returns true when asked to stop first.
+pub(super) async fn reconcile_pending_creates(
+    client: &HubSpotClient,
+    sync: &SyncSpec,
+    meta: &ObjectMeta,
+    run: &mut Run<'_>,
+    pending: Vec<PendingCreate>,
+    lag: Duration,
+    stop: &Option<Arc<AtomicBool>>,
+) -> Result<bool, SyncError> {
+    // The intent was journaled before its request left, but the request may have waited for the
+    // rate budget, and the process may have died any time after: the write, if any, happened
+    // before this run started, so the full lag from now is safe. Intents older than any
+    // request could have been pending need no wait.
+    let youngest = pending.iter().map(|p| p.age_secs).fold(f64::MAX, f64::min);
+    let wait = if youngest > STALE_INTENT.as_secs_f64() { Duration::ZERO } else { lag };
+    tracing::info!(
+        creates = pending.len(),
+        wait_secs = wait.as_secs_f64(),
+        "Reconciling creates an interrupted run left without an answer, once HubSpot's search has caught up."
+    );
+    if wait_until(Instant::now() + wait, stop).await {
+        return Ok(true);
+    }
+    let (mut found_n, mut missing_n) = (0, 0);
+    for chunk in pending.chunks(BATCH_SIZE) {
+        let mut values: Vec<String> = chunk.iter().map(|p| p.match_value.clone()).collect();
+        values.sort();
+        values.dedup();
+        let ids = ids_by_value(client.search_by_values(&meta.path_name, &sync.match_on.property, values).await?);
+        let mut entries = Vec::with_capacity(chunk.len());
+        for p in chunk {
+            match ids.get(&p.match_value.trim().to_lowercase()) {
+                Some(id) => {
+                    found_n += 1;
+                    entries.push(Entry::Id { pk: p.pk.clone(), hubspot_id: id.clone() });
+                }
+                None => {
+                    missing_n += 1;
+                    entries.push(Entry::Settle { pk: p.pk.clone() });
+                }
+            }
+        }
+        run.counts.reconciled += chunk.len() as u64;
+        blocking(|| run.record(&entries))?;
+    }
+    CreatesReconciled { sync: &sync.name, found: found_n, not_found: missing_n }.emit();
+    Ok(false)
+}
 
 /// Sends the changed records. Returns true when stopped early.
 pub(super) async fn deliver_records(
@@ -29,6 +108,7 @@ pub(super) async fn deliver_records(
     run: &mut Run<'_>,
     props: &[String],
     meta_slot: &mut Option<ObjectMeta>,
+    search_index_lag: Duration,
 ) -> Result<bool, SyncError> {
     let c = &run.counts;
     let changed = c.rows_read - c.invalid - c.held - c.unchanged;
@@ -47,6 +127,8 @@ pub(super) async fn deliver_records(
         match_is_unique: meta.is_unique(&sync.match_on.property),
         queues: Queues::default(),
         stop: options.stop.clone(),
+        search_index_lag,
+        create_batches: 0,
     };
     let mut after = 0i64;
     loop {
@@ -72,7 +154,8 @@ pub(super) async fn deliver_records(
                 Route::Reject(code, message) => {
                     delivery.run.counts.rejected += 1;
                     RecordRejected { sync: &sync.name, code }.emit();
-                    let entry = Entry::Reject { pk: pending.pk, code: code.to_string(), message, hash: None };
+                    let entry =
+                        Entry::Reject { pk: pending.pk, code: code.to_string(), message, hash: Some(pending.hash) };
                     blocking(|| delivery.run.record(&[entry]))?;
                 }
             }
@@ -107,6 +190,7 @@ fn progress_bar(wanted: bool, len: u64) -> indicatif::ProgressBar {
 }
 
 /// A changed row on its way to HubSpot.
+#[derive(Clone)]
 struct Pending {
     pk: String,
     hash: u64,
@@ -124,6 +208,8 @@ struct Queues {
     read: Vec<Pending>,
     search: Vec<Pending>,
     create: Vec<Pending>,
+    /// Creates whose answer was lost, with when the attempt ended: reconciled, never re-sent.
+    uncertain: Vec<(Instant, Pending)>,
 }
 
 struct Delivery<'a, 'r> {
@@ -134,6 +220,9 @@ struct Delivery<'a, 'r> {
     match_is_unique: bool,
     queues: Queues,
     stop: Option<Arc<AtomicBool>>,
+    search_index_lag: Duration,
+    /// Create batches sent so far, to name each in its journaled intent.
+    create_batches: usize,
 }
 
 impl Delivery<'_, '_> {
@@ -194,6 +283,68 @@ impl Delivery<'_, '_> {
         if n > 0 {
             self.send_creates(n).await?;
         }
+        self.reconcile().await
+    }
+
+    /// Settles the creates whose answer was lost: waits until HubSpot's search index shows
+    /// them, looks them up by match value, acknowledges those found (the create happened, with
+    /// these values) and creates the others again, journaling each step. Returns true when
+    /// asked to stop (what is left stays journaled for the next run).
+    async fn reconcile(&mut self) -> Result<bool, SyncError> {
+        let mut round = 0;
+        while !self.queues.uncertain.is_empty() {
+            round += 1;
+            let Some(last) = self.queues.uncertain.iter().map(|(at, _)| *at).max() else { break };
+            let until = last + self.search_index_lag;
+            tracing::info!(
+                creates = self.queues.uncertain.len(),
+                wait_secs = until.saturating_duration_since(Instant::now()).as_secs_f64(),
+                "Waiting for HubSpot's search index before looking up creates whose answer was lost."
+            );
+            if wait_until(until, &self.stop).await {
+                return Ok(true);
+            }
+            let batch: Vec<Pending> = self.queues.uncertain.drain(..).map(|(_, p)| p).collect();
+            let (mut found_n, mut missing) = (0, Vec::new());
+            for chunk in batch.chunks(BATCH_SIZE) {
+                let values = unique_values(chunk);
+                let ids = ids_by_value(
+                    self.client.search_by_values(&self.meta.path_name, &self.sync.match_on.property, values).await?,
+                );
+                let mut entries = Vec::with_capacity(chunk.len());
+                for p in chunk {
+                    match ids.get(&p.match_value.trim().to_lowercase()) {
+                        Some(id) => {
+                            // The create happened, with these values: it is acknowledged.
+                            found_n += 1;
+                            self.run.counts.created += 1;
+                            entries.push(Entry::Ack {
+                                pk: p.pk.clone(),
+                                hubspot_id: id.clone(),
+                                hash: p.hash,
+                                props: p.snapshot.clone(),
+                            });
+                        }
+                        None => {
+                            entries.push(Entry::Settle { pk: p.pk.clone() });
+                            missing.push(p.clone());
+                        }
+                    }
+                }
+                self.run.counts.reconciled += chunk.len() as u64;
+                blocking(|| self.run.record(&entries))?;
+            }
+            CreatesReconciled { sync: &self.sync.name, found: found_n, not_found: missing.len() }.emit();
+            if round >= RECONCILE_ROUNDS {
+                // Settled as not created: the next run creates them.
+                break;
+            }
+            self.queues.create.extend(missing);
+            while !self.queues.create.is_empty() {
+                let n = self.queues.create.len().min(BATCH_SIZE);
+                self.send_creates(n).await?;
+            }
+        }
         Ok(false)
     }
 
@@ -224,23 +375,21 @@ impl Delivery<'_, '_> {
                     entries.push(Entry::Ack { pk: p.pk, hubspot_id: id, hash: p.hash, props: p.snapshot });
                 }
                 WriteOutcome::Rejected { trace_id, code, message } => {
-                    if by_pk.remove(&trace_id).is_none() {
-                        continue;
-                    }
+                    let Some(p) = by_pk.remove(&trace_id) else { continue };
                     self.run.counts.rejected += 1;
                     tracing::debug!(pk = %trace_id, code = %code, "HubSpot rejected a record.");
-                    entries.push(Entry::Reject { pk: trace_id, code, message, hash: None });
+                    entries.push(Entry::Reject { pk: trace_id, code, message, hash: Some(p.hash) });
                 }
             }
         }
         // An input without an outcome was not acknowledged: it stays unsent and is retried.
-        for (pk, _) in by_pk {
+        for (pk, p) in by_pk {
             self.run.counts.rejected += 1;
             entries.push(Entry::Reject {
                 pk,
                 code: "NO_RESULT".into(),
                 message: "HubSpot returned no result for this record; it will be sent again next run".into(),
-                hash: None,
+                hash: Some(p.hash),
             });
         }
         for entry in &entries {
@@ -286,14 +435,52 @@ impl Delivery<'_, '_> {
         self.commit_writes(batch, outcomes, false)
     }
 
+    /// Sends a create batch. Its intent (keys, match values, batch) is committed first, so a
+    /// crash at any later moment leaves it to be reconciled; inputs whose answer was lost are
+    /// set aside for reconciliation instead of being rejected.
     async fn send_creates(&mut self, n: usize) -> Result<(), SyncError> {
         let batch: Vec<Pending> = self.queues.create.drain(..n).collect();
+        self.create_batches += 1;
+        let label = format!("run {} create batch {}", self.run.id(), self.create_batches);
+        let intents: Vec<Entry> = batch
+            .iter()
+            .map(|p| Entry::Intent { pk: p.pk.clone(), match_value: p.match_value.clone(), batch: label.clone() })
+            .collect();
+        blocking(|| self.run.record(&intents))?;
         let inputs = batch
             .iter()
             .map(|p| WriteInput { trace_id: p.pk.clone(), id: None, properties: self.with_match_property(p) })
             .collect();
         let outcomes = self.client.batch_create(&self.meta.path_name, inputs).await?;
-        self.commit_writes(batch, outcomes, true)
+        // Whatever HubSpot wrote, it wrote before this: the index lag counts from here.
+        let answered_at = Instant::now();
+        let mut by_pk: HashMap<String, Pending> = batch.into_iter().map(|p| (p.pk.clone(), p)).collect();
+        let (mut answered, mut settled_outcomes) = (Vec::with_capacity(by_pk.len()), Vec::with_capacity(by_pk.len()));
+        let mut detail = None;
+        for outcome in outcomes {
+            match &outcome {
+                WriteOutcome::Rejected { trace_id, code, message } if code == outcome_codes::DELIVERY_UNCERTAIN => {
+                    if let Some(p) = by_pk.remove(trace_id) {
+                        detail.get_or_insert_with(|| message.clone());
+                        self.queues.uncertain.push((answered_at, p));
+                        self.run.counts.uncertain += 1;
+                    }
+                }
+                WriteOutcome::Rejected { trace_id, .. } | WriteOutcome::Written { trace_id, .. } => {
+                    if let Some(p) = by_pk.remove(trace_id) {
+                        answered.push(p);
+                        settled_outcomes.push(outcome);
+                    }
+                }
+            }
+        }
+        if let Some(detail) = detail {
+            let records = self.queues.uncertain.iter().filter(|(at, _)| *at == answered_at).count();
+            CreatesUncertain { sync: &self.sync.name, records, detail: &detail }.emit();
+        }
+        // Inputs without any outcome are rejected as `NO_RESULT` by `commit_writes`.
+        answered.extend(by_pk.into_values());
+        self.commit_writes(answered, settled_outcomes, true)
     }
 
     async fn send_reads(&mut self, n: usize) -> Result<(), SyncError> {
@@ -315,18 +502,7 @@ impl Delivery<'_, '_> {
     /// (or skips them in create mode) and missing ones to the create queue (or skips them in
     /// update mode).
     fn route_found(&mut self, batch: Vec<Pending>, found: Vec<(String, String)>) -> Result<(), SyncError> {
-        // When several records share a value, the oldest (lowest id) wins, as HubSpot's own
-        // deduplication keeps the oldest record.
-        let mut ids: HashMap<String, String> = HashMap::new();
-        for (value, id) in found {
-            let key = value.trim().to_lowercase();
-            match ids.get(&key) {
-                Some(existing) if id_order(existing) <= id_order(&id) => {}
-                _ => {
-                    ids.insert(key, id);
-                }
-            }
-        }
+        let ids = ids_by_value(found);
         let mut entries = Vec::new();
         for p in batch {
             match ids.get(&p.match_value.trim().to_lowercase()) {
@@ -346,6 +522,22 @@ impl Delivery<'_, '_> {
         blocking(|| self.run.record(&entries))?;
         Ok(())
     }
+}
+
+/// The id found for each value (trimmed, lower case). When several records share a value, the
+/// oldest (lowest id) wins, as HubSpot's own deduplication keeps the oldest record.
+fn ids_by_value(found: Vec<(String, String)>) -> HashMap<String, String> {
+    let mut ids: HashMap<String, String> = HashMap::new();
+    for (value, id) in found {
+        let key = value.trim().to_lowercase();
+        match ids.get(&key) {
+            Some(existing) if id_order(existing) <= id_order(&id) => {}
+            _ => {
+                ids.insert(key, id);
+            }
+        }
+    }
+    ids
 }
 
 fn unique_values(batch: &[Pending]) -> Vec<String> {

@@ -82,7 +82,17 @@ pub struct SyncMetrics {
     pub rejected_records_total: IntCounterVec,
     /// Rows in each sync's snapshot (what HubSpot acknowledged).
     pub snapshot_rows: IntGaugeVec,
+    /// Creates whose answer was lost (gateway error, timeout, dropped connection), by sync.
+    pub uncertain_creates_total: IntCounterVec,
+    /// Uncertain creates settled by a search after the index lag, by sync and outcome
+    /// (`found`: the create had happened, its id is learned; `not_found`: it had not).
+    pub reconciled_creates_total: IntCounterVec,
+    /// Rows not sent because HubSpot refused the same values before, by sync.
+    pub rows_held_total: IntCounterVec,
 }
+
+/// Outcomes of a reconciled create (`outcome` label).
+pub const RECONCILED: [&str; 2] = ["found", "not_found"];
 
 impl SyncMetrics {
     fn new() -> SyncMetrics {
@@ -125,6 +135,21 @@ impl SyncMetrics {
                 "Rows in the sync's snapshot of what HubSpot acknowledged.",
                 &["sync"],
             ),
+            uncertain_creates_total: counter(
+                "uncertain_creates_total",
+                "Creates whose answer was lost (gateway error, timeout, dropped connection); never re-sent blindly.",
+                &["sync"],
+            ),
+            reconciled_creates_total: counter(
+                "reconciled_creates_total",
+                "Uncertain creates settled by a search after the index lag: found (it had happened) or not_found.",
+                &["sync", "outcome"],
+            ),
+            rows_held_total: counter(
+                "rows_held_total",
+                "Rows not sent because HubSpot refused the same values before; sent again once the row changes.",
+                &["sync"],
+            ),
         }
     }
 
@@ -149,6 +174,11 @@ impl SyncMetrics {
         for code in ERROR_CODES {
             self.rejected_records_total.with_label_values(&[sync, code]);
         }
+        self.uncertain_creates_total.with_label_values(&[sync]);
+        for outcome in RECONCILED {
+            self.reconciled_creates_total.with_label_values(&[sync, outcome]);
+        }
+        self.rows_held_total.with_label_values(&[sync]);
         if let Some(ok) = last_run_succeeded {
             self.last_run_succeeded.with_label_values(&[sync]).set(i64::from(ok));
         }
@@ -210,6 +240,7 @@ impl RunFinished<'_> {
         }
         m.rows_read_total.with_label_values(&[sync]).inc_by(c.rows_read);
         m.rows_invalid_total.with_label_values(&[sync]).inc_by(c.invalid);
+        m.rows_held_total.with_label_values(&[sync]).inc_by(c.held);
         for (operation, n) in [
             ("create", c.created),
             ("update", c.updated),
@@ -237,6 +268,49 @@ impl RecordRejected<'_> {
     pub fn emit(&self) {
         tracing::debug!(sync = self.sync, code = self.code, "A record was rejected.");
         metrics().rejected_records_total.with_label_values(&[self.sync, error_code_label(self.code)]).inc();
+    }
+}
+
+/// Creates of one batch got no certain answer; they are reconciled by search, not re-sent.
+pub struct CreatesUncertain<'a> {
+    pub sync: &'a str,
+    pub records: usize,
+    /// What happened to the request (the client's words, no record data).
+    pub detail: &'a str,
+}
+
+impl CreatesUncertain<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(
+            sync = self.sync,
+            records = self.records,
+            detail = self.detail,
+            "Creates may have reached HubSpot without an answer; they are looked up by search before any is sent again."
+        );
+        metrics().uncertain_creates_total.with_label_values(&[self.sync]).inc_by(self.records as u64);
+    }
+}
+
+/// Uncertain creates were looked up after the search index lag.
+pub struct CreatesReconciled<'a> {
+    pub sync: &'a str,
+    /// Found: the create had happened; the record's id is learned.
+    pub found: usize,
+    /// Not found: the create had not happened; the record may be created.
+    pub not_found: usize,
+}
+
+impl CreatesReconciled<'_> {
+    pub fn emit(&self) {
+        tracing::info!(
+            sync = self.sync,
+            found = self.found,
+            not_found = self.not_found,
+            "Uncertain creates reconciled by search."
+        );
+        let m = &metrics().reconciled_creates_total;
+        m.with_label_values(&[self.sync, "found"]).inc_by(self.found as u64);
+        m.with_label_values(&[self.sync, "not_found"]).inc_by(self.not_found as u64);
     }
 }
 

@@ -17,6 +17,9 @@ pub struct RunOptions {
     pub stop: Option<Arc<AtomicBool>>,
     /// Show a progress bar when stderr is a terminal.
     pub progress: bool,
+    /// Send again the records HubSpot refused for their values, although their rows did not
+    /// change (by default they wait for a change; transient failures are always retried).
+    pub retry_rejected: bool,
 }
 
 /// How a run ended.

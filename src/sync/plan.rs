@@ -32,6 +32,8 @@ pub struct Plan {
     pub rows: u64,
     pub invalid: u64,
     pub unchanged: u64,
+    /// Rows HubSpot refused for these very values before: not sent until they change.
+    pub held: u64,
     /// Records with a known HubSpot id, updated by id.
     pub update_by_id: u64,
     /// Records upserted by their unique match property (created or updated).
@@ -75,15 +77,16 @@ async fn plan_with(
     store: &mut StateStore,
     counts: &mut RunCounts,
 ) -> Result<Plan, SyncError> {
-    let props = stage_and_diff(config, sync, store, full, counts).await?.props;
+    let props = stage_and_diff(config, sync, store, full, false, counts).await?.props;
     let mut plan = Plan {
         sync: sync.name.clone(),
         rows: counts.rows_read,
         invalid: counts.invalid,
         unchanged: counts.unchanged,
+        held: counts.held,
         ..Plan::default()
     };
-    if counts.rows_read == counts.invalid + counts.unchanged {
+    if counts.rows_read == counts.invalid + counts.held + counts.unchanged {
         return Ok(plan);
     }
     let meta = resolve_object(client, sync).await?;

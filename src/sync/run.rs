@@ -3,19 +3,19 @@
 //! (`links.rs`), merge the journal into the snapshot, and finish the record, whatever happened.
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
 use super::blocking::blocking;
-use super::deliver::deliver_records;
+use super::deliver::{deliver_records, reconcile_pending_creates};
 use super::links::{deliver_associations, sync_list};
 use super::metrics::RunFinished;
 use super::object::{object_meta, ObjectMeta};
 use super::options::{RunOptions, RunStatus, RunSummary};
 use super::stage::{stage_and_diff, Staged};
 use super::SyncError;
-use crate::config::{Config, SyncSpec};
+use crate::config::{Config, SyncSpec, DEFAULT_SEARCH_INDEX_LAG_SECS};
 use crate::state::{Run, StateStore};
 use hubspot_client::HubSpotClient;
 
@@ -70,15 +70,28 @@ async fn execute(
     options: &RunOptions,
     run: &mut Run<'_>,
 ) -> Result<bool, SyncError> {
+    let mut meta_slot: Option<ObjectMeta> = None;
+    let lag = Duration::from_secs(
+        config.hubspot.get(&sync.hubspot).map_or(DEFAULT_SEARCH_INDEX_LAG_SECS, |a| a.search_index_lag_secs),
+    );
+    // Creates a crash left without an answer are settled before anything is read, so the diff
+    // routes the ones that happened by id and never creates them twice.
+    let pending = blocking(|| run.pending_creates())?;
+    if !pending.is_empty() {
+        let meta = object_meta(&mut meta_slot, client, sync).await?;
+        if reconcile_pending_creates(client, sync, meta, run, pending, lag, &options.stop).await? {
+            return Ok(true);
+        }
+        blocking(|| run.merge_journal())?;
+    }
     let mut counts = run.counts;
-    let staged = stage_and_diff(config, sync, run, options.full, &mut counts).await;
+    let staged = stage_and_diff(config, sync, run, options.full, options.retry_rejected, &mut counts).await;
     run.counts = counts;
     let Staged { props, label_objects } = staged?;
     blocking(|| run.keep_invalid_rows())?;
     let c = &run.counts;
     let changed = c.rows_read - c.invalid - c.held - c.unchanged;
-    let mut meta_slot: Option<ObjectMeta> = None;
-    if changed > 0 && deliver_records(client, sync, options, run, &props, &mut meta_slot).await? {
+    if changed > 0 && deliver_records(client, sync, options, run, &props, &mut meta_slot, lag).await? {
         return Ok(true);
     }
     // Associations and list members need the ids of this run's records.

@@ -64,6 +64,7 @@ pub(crate) async fn stage_and_diff(
     sync: &SyncSpec,
     store: &mut StateStore,
     full: bool,
+    retry_rejected: bool,
     counts: &mut RunCounts,
 ) -> Result<Staged, SyncError> {
     let source = connect_source(config, sync).await?;
@@ -79,7 +80,7 @@ pub(crate) async fn stage_and_diff(
 
     let source = Arc::new(source);
     source.begin_snapshot(&sync.name).await?;
-    let read = read_twice(&source, sync, store, &columns, seed, full, counts).await;
+    let read = read_twice(&source, sync, store, &columns, seed, (full, retry_rejected), counts).await;
     let ended = source.end_snapshot(&sync.name).await;
     let label_objects = read?;
     ended?;
@@ -96,7 +97,7 @@ async fn read_twice(
     store: &mut StateStore,
     columns: &[ColumnInfo],
     seed: u64,
-    full: bool,
+    (full, retry_rejected): (bool, bool),
     counts: &mut RunCounts,
 ) -> Result<Vec<bool>, SyncError> {
     let first_link = columns.len() - sync.associations.len();
@@ -125,7 +126,7 @@ async fn read_twice(
     let read = reader.await.map_err(|e| reader_stopped(sync, e))?;
     written?;
     counts.rows_read = read?;
-    let totals = blocking(|| store.diff_keys(full, false))?;
+    let totals = blocking(|| store.diff_keys(full, retry_rejected))?;
     counts.invalid = totals.invalid;
     counts.held = totals.held;
 

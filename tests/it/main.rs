@@ -6,9 +6,11 @@ mod bench;
 mod cli;
 #[allow(dead_code)]
 mod common;
+mod creates;
 mod daemon;
 mod host_safety;
 mod links;
 mod metrics;
+mod rejections;
 mod sync_core;
 mod sync_resilience;

@@ -73,6 +73,19 @@ async fn sigkill_during_delivery_then_a_new_run_leaves_exactly_the_model() {
     assert_holds_exactly_the_model(&h, 3_000);
     let status = text(&h.cli(&["status", "contacts"]).stdout);
     assert!(status.contains("interrupted"), "the killed run is recorded as interrupted: {status}");
+    // The killed run's record keeps the counts of the batches it journaled.
+    let json: serde_json::Value =
+        serde_json::from_slice(&h.cli(&["status", "contacts", "--json"]).stdout).expect("status --json");
+    let killed = &json[0]["runs"][1];
+    assert_eq!(killed["status"], "interrupted", "{killed}");
+    let journaled = killed["counts"]["created"].as_u64().unwrap_or(0);
+    assert!(journaled > 0 && journaled <= delivered_before_kill as u64, "{killed}");
+    assert_eq!(journaled % 100, 0, "whole batches are journaled: {killed}");
+    assert_eq!(
+        journaled + rerun.counts.created + rerun.counts.updated,
+        3_000,
+        "what the killed run journaled and what the rerun sent make up the model: {killed}"
+    );
 
     h.emulator.clear_journal();
     let third = h.run("contacts").await;

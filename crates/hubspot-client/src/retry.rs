@@ -13,8 +13,10 @@
 //! - 423 Locked: at least 2 s. 477 Migration in progress: `Retry-After` seconds.
 //! - Other 4xx: the answer is final; the caller reads it (400s are bisected by the batch code).
 //! - A request that is not idempotent (batch create) is never sent again once it may have
-//!   reached HubSpot without an answer (timeout, dropped connection, 524): that would create
-//!   duplicates. Connect errors (nothing sent) and 5xx/429 answers are retried.
+//!   reached HubSpot: after a timeout, a dropped connection or any 5xx answer (HubSpot's edge
+//!   answers 502, 503 or 504 after the origin committed the batch, and 524 when the origin did
+//!   not answer in time), sending it again could create the records twice. Only connect errors
+//!   (nothing was sent) and 429 answers (HubSpot did not do the work) are retried.
 
 use std::time::Duration;
 
@@ -236,9 +238,10 @@ impl RetryPolicy {
             Observation::Answer { status: 501, .. } => {
                 return RetryAction::DontRetry(DontRetry::FinalAnswer);
             }
-            // Cloudflare's "no answer from the origin within 100 s": the origin may have done
-            // the work, so a create is not sent again.
-            Observation::Answer { status: 524, .. } if !attempt.idempotent => {
+            // A 5xx may come from the edge after the origin did the work (a gateway error, or
+            // Cloudflare's 524 "no answer from the origin within 100 s"), so a create is not
+            // sent again: the caller reconciles it by search instead.
+            Observation::Answer { status, .. } if !attempt.idempotent && (500..600).contains(&status) => {
                 return RetryAction::DontRetry(DontRetry::DeliveryUncertain);
             }
             Observation::Answer { status, retry_after, .. } if (500..600).contains(&status) => {
@@ -428,14 +431,17 @@ mod tests {
         let mut a = answer(524, None, "");
         a.idempotent = false;
         assert_eq!(p.decide(&a), RetryAction::DontRetry(DontRetry::DeliveryUncertain));
-        // Nothing was sent, or HubSpot answered: a create is retried.
+        // Nothing was sent, or HubSpot refused the work (429): a create is retried.
         assert!(matches!(
             p.decide(&failed(TransportFailure::Connect, false)),
             RetryAction::Retry { reason: RetryReason::Connection, .. }
         ));
-        let mut a = answer(503, None, "");
-        a.idempotent = false;
-        assert!(matches!(p.decide(&a), RetryAction::Retry { .. }));
+        // A 5xx may follow a write that went through: a create is not sent again.
+        for status in [500, 502, 503, 504, 524] {
+            let mut a = answer(status, None, "");
+            a.idempotent = false;
+            assert_eq!(p.decide(&a), RetryAction::DontRetry(DontRetry::DeliveryUncertain), "{status}");
+        }
         let mut a = answer(429, None, TEN_SECONDLY);
         a.idempotent = false;
         assert!(matches!(p.decide(&a), RetryAction::Retry { .. }));

@@ -116,7 +116,7 @@ impl Harness {
         let config = self.config();
         let accounts = Accounts::build(&config).expect("accounts");
         let spec = config.sync(sync).expect("sync exists");
-        let options = RunOptions { full, trigger: "test".into(), stop: None, progress: false };
+        let options = RunOptions { full, trigger: "test".into(), ..RunOptions::default() };
         run_sync(&config, spec, accounts.client(&spec.hubspot).unwrap(), &options).await.expect("run")
     }
 
