@@ -1,6 +1,8 @@
 //! Warehouses: run a sync's model and stream its rows, already turned into HubSpot's text
-//! values, to whoever stages them. `postgres.rs` streams a `COPY`; `duckdb.rs` reads a DuckDB
-//! file. Both convert values in SQL (`kinds.rs` says how), so no row is held whole in memory.
+//! values, to whoever stages them. Each kind of warehouse implements the [`Warehouse`] trait
+//! (`warehouse.rs`) and [`Source`] holds one: `postgres.rs` streams a `COPY`; `duckdb.rs` reads
+//! a DuckDB file. Both convert values in SQL (`kinds.rs` says how), so no row is held whole in
+//! memory.
 //!
 //! A run reads the model twice, inside one snapshot where the warehouse has them (PostgreSQL):
 //! first every row's key and hash (`stream_keys`, cheap: the values are hashed as they arrive and
@@ -12,12 +14,14 @@ mod duckdb;
 mod hash;
 mod kinds;
 mod postgres;
+mod warehouse;
 
 use tokio::sync::mpsc;
 
 use crate::config::WarehouseConfig;
 pub use hash::{key_hash, seed as row_hash_seed, KeySet};
 pub use kinds::{ColumnInfo, ValueKind};
+pub use warehouse::{KeyRead, Warehouse};
 
 /// Rows travel in chunks to keep channel overhead low.
 pub const CHUNK_ROWS: usize = 2048;
@@ -67,29 +71,24 @@ pub enum SourceError {
     MissingColumn { sync: String, column: String, available: String },
 }
 
-/// A connected warehouse.
-pub enum Source {
-    Postgres(postgres::PostgresSource),
-    DuckDb(duckdb::DuckDbSource),
+/// A connected warehouse, whichever kind it is.
+pub struct Source {
+    warehouse: Box<dyn Warehouse>,
 }
 
 impl Source {
     /// Connects to the named warehouse.
     pub async fn connect(name: &str, config: &WarehouseConfig) -> Result<Source, SourceError> {
-        match config {
-            WarehouseConfig::Postgres { url } => {
-                Ok(Source::Postgres(postgres::PostgresSource::connect(name, url).await?))
-            }
-            WarehouseConfig::Duckdb { path } => Ok(Source::DuckDb(duckdb::DuckDbSource::open(name, path)?)),
-        }
+        let warehouse: Box<dyn Warehouse> = match config {
+            WarehouseConfig::Postgres { url } => Box::new(postgres::PostgresSource::connect(name, url).await?),
+            WarehouseConfig::Duckdb { path } => Box::new(duckdb::DuckDbSource::open(name, path)?),
+        };
+        Ok(Source { warehouse })
     }
 
     /// The model's columns and their kinds, without reading its rows.
     pub async fn describe(&self, sync: &str, sql: &str) -> Result<Vec<ColumnInfo>, SourceError> {
-        match self {
-            Source::Postgres(s) => s.describe(sync, sql).await,
-            Source::DuckDb(s) => s.describe(sync, sql).await,
-        }
+        self.warehouse.describe(sync, sql).await
     }
 
     /// Runs the model and sends the `columns` of every row, as HubSpot values, to `tx` in
@@ -101,28 +100,19 @@ impl Source {
         columns: &[ColumnInfo],
         tx: mpsc::Sender<Vec<Row>>,
     ) -> Result<u64, SourceError> {
-        match self {
-            Source::Postgres(s) => s.stream_rows(sync, sql, columns, None, tx).await,
-            Source::DuckDb(s) => s.stream_rows(sync, sql, columns, None, tx).await,
-        }
+        self.warehouse.stream_rows(sync, sql, columns, None, tx).await
     }
 
     /// Starts a snapshot, so both reads of a run see the same rows (PostgreSQL: a
     /// `REPEATABLE READ` transaction). A DuckDB file is opened for each read; a write in between
     /// only means a row is sent with its newer values and found changed once more next run.
     pub async fn begin_snapshot(&self, sync: &str) -> Result<(), SourceError> {
-        match self {
-            Source::Postgres(s) => s.begin_snapshot(sync).await,
-            Source::DuckDb(_) => Ok(()),
-        }
+        self.warehouse.begin_snapshot(sync).await
     }
 
     /// Ends the snapshot.
     pub async fn end_snapshot(&self, sync: &str) -> Result<(), SourceError> {
-        match self {
-            Source::Postgres(s) => s.end_snapshot(sync).await,
-            Source::DuckDb(_) => Ok(()),
-        }
+        self.warehouse.end_snapshot(sync).await
     }
 
     /// The first read: runs the model and sends every row's key and hash to `tx` in chunks.
@@ -137,10 +127,7 @@ impl Source {
         seed: u64,
         tx: mpsc::Sender<KeyChunk>,
     ) -> Result<u64, SourceError> {
-        match self {
-            Source::Postgres(s) => s.stream_keys(sync, sql, columns, first_link, seed, tx).await,
-            Source::DuckDb(s) => s.stream_keys(sync, sql, columns, first_link, seed, tx).await,
-        }
+        self.warehouse.stream_keys(KeyRead { sync, sql, columns, first_link, seed }, tx).await
     }
 
     /// The second read: like [`Source::stream`], but only rows whose key's hash is in `keys`.
@@ -152,23 +139,13 @@ impl Source {
         keys: std::sync::Arc<KeySet>,
         tx: mpsc::Sender<Vec<Row>>,
     ) -> Result<u64, SourceError> {
-        match self {
-            Source::Postgres(s) => s.stream_rows(sync, sql, columns, Some(keys), tx).await,
-            Source::DuckDb(s) => s.stream_rows(sync, sql, columns, Some(keys), tx).await,
-        }
+        self.warehouse.stream_rows(sync, sql, columns, Some(keys), tx).await
     }
 
     /// Runs the model on PostgreSQL as `COPY (model) TO STDOUT` and discards the rows: the
     /// floor `hubsync bench` compares runs with. Returns the bytes received.
     pub async fn copy_to_nowhere(&self, sync: &str, sql: &str) -> Result<u64, SourceError> {
-        match self {
-            Source::Postgres(s) => s.copy_to_nowhere(sync, sql).await,
-            Source::DuckDb(_) => Err(SourceError::Query {
-                sync: sync.to_string(),
-                warehouse: "duckdb".to_string(),
-                message: "the COPY floor is measured on PostgreSQL only".to_string(),
-            }),
-        }
+        self.warehouse.copy_to_nowhere(sync, sql).await
     }
 }
 

@@ -4,12 +4,14 @@
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
 use super::hash::{hash_bytes, key_hash, KeySet};
 use super::kinds::{postgres_expr, postgres_kind, quote_ident, ColumnInfo};
+use super::warehouse::{KeyRead, Warehouse};
 use super::{uses_label_objects, KeyChunk, Row, RowKey, SourceError, CHUNK_ROWS};
 use hubspot_model::Secret;
 
@@ -112,7 +114,9 @@ impl PostgresSource {
         };
         SourceError::Query { sync: sync.to_string(), warehouse: self.name.clone(), message }
     }
+}
 
+impl PostgresSource {
     pub async fn describe(&self, sync: &str, sql: &str) -> Result<Vec<ColumnInfo>, SourceError> {
         let statement =
             self.client.prepare(&format!("SELECT * FROM ({sql}) AS m")).await.map_err(|e| self.query_error(sync, e))?;
@@ -144,15 +148,8 @@ impl PostgresSource {
     /// (rows are matched by it) and so are association cells (checked for `{ value, label }`
     /// objects); the other columns come as PostgreSQL prints them, which shows any change
     /// without paying for the conversions.
-    pub async fn stream_keys(
-        &self,
-        sync: &str,
-        sql: &str,
-        columns: &[ColumnInfo],
-        first_link: usize,
-        seed: u64,
-        tx: mpsc::Sender<KeyChunk>,
-    ) -> Result<u64, SourceError> {
+    pub async fn stream_keys(&self, read: KeyRead<'_>, tx: mpsc::Sender<KeyChunk>) -> Result<u64, SourceError> {
+        let KeyRead { sync, sql, columns, first_link, seed } = read;
         let exprs: Vec<String> = columns
             .iter()
             .enumerate()
@@ -231,6 +228,47 @@ impl PostgresSource {
             bytes += chunk.map_err(|e| self.query_error(sync, e))?.len() as u64;
         }
         Ok(bytes)
+    }
+}
+
+impl Warehouse for PostgresSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn describe<'a>(&'a self, sync: &'a str, sql: &'a str) -> BoxFuture<'a, Result<Vec<ColumnInfo>, SourceError>> {
+        Box::pin(PostgresSource::describe(self, sync, sql))
+    }
+
+    fn begin_snapshot<'a>(&'a self, sync: &'a str) -> BoxFuture<'a, Result<(), SourceError>> {
+        Box::pin(PostgresSource::begin_snapshot(self, sync))
+    }
+
+    fn end_snapshot<'a>(&'a self, sync: &'a str) -> BoxFuture<'a, Result<(), SourceError>> {
+        Box::pin(PostgresSource::end_snapshot(self, sync))
+    }
+
+    fn stream_keys<'a>(
+        &'a self,
+        read: KeyRead<'a>,
+        tx: mpsc::Sender<KeyChunk>,
+    ) -> BoxFuture<'a, Result<u64, SourceError>> {
+        Box::pin(PostgresSource::stream_keys(self, read, tx))
+    }
+
+    fn stream_rows<'a>(
+        &'a self,
+        sync: &'a str,
+        sql: &'a str,
+        columns: &'a [ColumnInfo],
+        keys: Option<Arc<KeySet>>,
+        tx: mpsc::Sender<Vec<Row>>,
+    ) -> BoxFuture<'a, Result<u64, SourceError>> {
+        Box::pin(PostgresSource::stream_rows(self, sync, sql, columns, keys, tx))
+    }
+
+    fn copy_to_nowhere<'a>(&'a self, sync: &'a str, sql: &'a str) -> BoxFuture<'a, Result<u64, SourceError>> {
+        Box::pin(PostgresSource::copy_to_nowhere(self, sync, sql))
     }
 }
 

@@ -11,3 +11,4 @@ mod links;
 mod metrics;
 mod sync_core;
 mod sync_resilience;
+mod warehouses;
