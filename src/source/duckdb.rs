@@ -5,12 +5,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use duckdb::{AccessMode, Connection};
+use duckdb::{AccessMode, Connection, InterruptHandle};
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
+use super::duckdb_file::storage_version_message;
 use super::hash::{hash_values, key_hash, KeySet};
 use super::kinds::{duckdb_expr, duckdb_kind, ColumnInfo};
 use super::warehouse::{KeyRead, Warehouse};
@@ -20,6 +21,8 @@ use super::{uses_label_objects, KeyChunk, Row, RowKey, SourceError, CHUNK_ROWS};
 pub struct DuckDbSource {
     name: String,
     path: PathBuf,
+    /// Interrupts the statement of the connection open now, if any.
+    running: Arc<Mutex<Option<Arc<InterruptHandle>>>>,
 }
 
 impl DuckDbSource {
@@ -30,7 +33,7 @@ impl DuckDbSource {
                 message: format!("the DuckDB file {} does not exist", path.display()),
             });
         }
-        Ok(DuckDbSource { name: name.to_string(), path: path.to_path_buf() })
+        Ok(DuckDbSource { name: name.to_string(), path: path.to_path_buf(), running: Arc::default() })
     }
 
     fn connect(&self) -> Result<Connection, SourceError> {
@@ -39,10 +42,10 @@ impl DuckDbSource {
     }
 
     fn connect_error(&self, e: duckdb::Error) -> SourceError {
-        SourceError::Connect {
-            warehouse: self.name.clone(),
-            message: format!("cannot open {}: {e}", self.path.display()),
-        }
+        let text = e.to_string();
+        let message = storage_version_message(&self.path, &text)
+            .unwrap_or_else(|| format!("cannot open {}: {text}", self.path.display()));
+        SourceError::Connect { warehouse: self.name.clone(), message }
     }
 
     fn query_error(&self, sync: &str, e: duckdb::Error) -> SourceError {
@@ -56,7 +59,15 @@ impl DuckDbSource {
         work: impl FnOnce(&DuckDbSource, Connection) -> Result<T, SourceError> + Send + 'static,
     ) -> Result<T, SourceError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || work(&this, this.connect()?)).await.map_err(|e| SourceError::Query {
+        tokio::task::spawn_blocking(move || {
+            let conn = this.connect()?;
+            *this.running.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.interrupt_handle());
+            let result = work(&this, conn);
+            *this.running.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            result
+        })
+        .await
+        .map_err(|e| SourceError::Query {
             sync: sync.to_string(),
             warehouse: self.name.clone(),
             message: format!("the reading thread stopped: {e}"),
@@ -101,6 +112,12 @@ impl DuckDbSource {
 }
 
 impl DuckDbSource {
+    pub async fn cancel(&self) {
+        if let Some(handle) = self.running.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            handle.interrupt();
+        }
+    }
+
     pub async fn describe(&self, sync: &str, sql: &str) -> Result<Vec<ColumnInfo>, SourceError> {
         let sql = format!("DESCRIBE SELECT * FROM ({sql}) AS m");
         let sync_name = sync.to_string();
@@ -137,7 +154,8 @@ impl DuckDbSource {
             }
             let key = values.first().cloned().flatten();
             let key_hash = key.as_deref().map(key_hash).unwrap_or(0);
-            chunk.keys.push(RowKey { key, key_hash, hash: hash_values(seed, &values, &mut buffer) });
+            // DuckDB's strings are always UTF-8, so nothing is rejected while reading.
+            chunk.keys.push(RowKey { key, key_hash, hash: hash_values(seed, &values, &mut buffer), rejected: None });
             if chunk.keys.len() == CHUNK_ROWS {
                 let full = std::mem::replace(&mut chunk, new_chunk());
                 return tx.blocking_send(full).is_ok();
@@ -186,6 +204,10 @@ impl DuckDbSource {
 impl Warehouse for DuckDbSource {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn cancel(&self) -> BoxFuture<'_, ()> {
+        Box::pin(DuckDbSource::cancel(self))
     }
 
     fn describe<'a>(&'a self, sync: &'a str, sql: &'a str) -> BoxFuture<'a, Result<Vec<ColumnInfo>, SourceError>> {

@@ -70,6 +70,10 @@ pub trait Warehouse: Send + Sync {
         Box::pin(async move { Err(error) })
     }
 
+    /// Asks the warehouse to stop the statement running now (a timeout or a shutdown); returns
+    /// once the request is sent, or could not be.
+    fn cancel(&self) -> BoxFuture<'_, ()>;
+
     /// The warehouse's name in the config.
     fn name(&self) -> &str;
 }

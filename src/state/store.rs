@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use duckdb::{params, Connection, ToSql};
 
-use crate::source::{key_hash, KeySet, Row, RowKey};
+use crate::source::{is_lock_conflict, key_hash, storage_version_message, KeySet, Row, RowKey};
 
 const SCHEMA: &str = include_str!("../../sql/schema.sql");
 const MERGE_JOURNAL_LAST: &str = include_str!("../../sql/merge_journal_last.sql");
@@ -131,8 +131,13 @@ impl StateStore {
         }
         let conn = Connection::open(path).map_err(|e| {
             let text = e.to_string();
-            if text.contains("lock") {
-                open_error(format!("{text}; another hubsync process is running this sync"))
+            if let Some(sentence) = storage_version_message(path, &text) {
+                open_error(sentence)
+            } else if is_lock_conflict(&text) {
+                open_error(format!(
+                    "{text}; another hubsync process is running this sync (or a DuckDB client opened the file \
+                     for writing: open it read-only)"
+                ))
             } else {
                 open_error(text)
             }
@@ -217,9 +222,12 @@ impl StateStore {
     }
 
     /// Replaces the staging table with an empty one: one row per model row, with its number,
-    /// key (`c0`), key hash (`k`) and row hash (`h`).
+    /// key (`c0`), key hash (`k`), row hash (`h`), and why the source rejected it, if it did.
     pub fn create_staging(&mut self) -> Result<(), StateError> {
-        self.batch("CREATE OR REPLACE TABLE staging (rownum BIGINT, c0 VARCHAR, k UBIGINT, h UBIGINT)")
+        self.batch(
+            "CREATE OR REPLACE TABLE staging (rownum BIGINT, c0 VARCHAR, k UBIGINT, h UBIGINT, \
+             reject_code VARCHAR, reject_message VARCHAR)",
+        )
     }
 
     /// Appends the first read's rows to the staging table; `first_rownum` numbers the first.
@@ -228,7 +236,14 @@ impl StateStore {
         for (i, row) in keys.iter().enumerate() {
             let rownum = first_rownum + i as i64;
             appender
-                .append_row(params![rownum, row.key, row.key_hash, row.hash])
+                .append_row(params![
+                    rownum,
+                    row.key,
+                    row.key_hash,
+                    row.hash,
+                    row.rejected.as_ref().map(|r| r.code),
+                    row.rejected.as_ref().map(|r| r.message.as_str())
+                ])
                 .map_err(|e| query_error(&self.path, e))?;
         }
         appender.flush().map_err(|e| query_error(&self.path, e))?;
@@ -260,7 +275,7 @@ impl StateStore {
     }
 
     /// Diffs the staged keys and hashes against the snapshot: sets aside invalid rows (null or
-    /// repeated key) and writes the keys of the rows to send to `changed_keys`. With `full`,
+    /// repeated key, or rejected by the source, e.g. `INVALID_UTF8`) and writes the keys of the rows to send to `changed_keys`. With `full`,
     /// every valid row counts as changed.
     pub fn diff_keys(&mut self, run_id: Option<i64>, full: bool) -> Result<DiffTotals, StateError> {
         self.batch(&format!(
@@ -270,13 +285,18 @@ impl StateStore {
                GROUP BY c0 HAVING count(*) > 1;
              CREATE OR REPLACE TABLE invalid_now AS
                SELECT rownum AS row_number, c0 AS pk,
-                      CASE WHEN c0 IS NULL THEN 'NULL_PRIMARY_KEY' ELSE 'DUPLICATE_PRIMARY_KEY' END AS code,
+                      CASE WHEN c0 IS NULL THEN 'NULL_PRIMARY_KEY'
+                           WHEN c0 IN (SELECT pk FROM dup_keys) THEN 'DUPLICATE_PRIMARY_KEY'
+                           ELSE reject_code END AS code,
                       CASE WHEN c0 IS NULL THEN 'the primary key is null'
-                           ELSE 'the primary key appears in more than one row' END AS message
-               FROM staging WHERE c0 IS NULL OR c0 IN (SELECT pk FROM dup_keys);
+                           WHEN c0 IN (SELECT pk FROM dup_keys) THEN 'the primary key appears in more than one row'
+                           ELSE reject_message END AS message
+               FROM staging
+               WHERE c0 IS NULL OR c0 IN (SELECT pk FROM dup_keys) OR reject_code IS NOT NULL;
              CREATE OR REPLACE TABLE changed_keys AS
                SELECT c.rownum, c.c0 AS pk, c.k, c.h
-               FROM (SELECT * FROM staging WHERE c0 IS NOT NULL AND c0 NOT IN (SELECT pk FROM dup_keys)) c
+               FROM (SELECT * FROM staging
+                     WHERE c0 IS NOT NULL AND reject_code IS NULL AND c0 NOT IN (SELECT pk FROM dup_keys)) c
                LEFT JOIN snapshot s ON s.pk = c.c0
                WHERE {full} OR s.row_hash IS NULL OR s.row_hash <> c.h;"
         ))?;

@@ -73,7 +73,7 @@ async fn plan_with(
     store: &mut StateStore,
     counts: &mut RunCounts,
 ) -> Result<Plan, SyncError> {
-    let props = stage_and_diff(config, sync, store, None, full, counts).await?.props;
+    let props = stage_and_diff(config, sync, store, None, full, counts, None).await?.props;
     let mut plan = Plan {
         sync: sync.name.clone(),
         rows: counts.rows_read,

@@ -21,7 +21,7 @@ use super::object::{check_mappings, resolve_object, ObjectMeta};
 use super::request_builder::{changed_properties, route, snapshot_props, Route};
 use super::SyncError;
 use crate::config::{Config, SyncMode, SyncSpec};
-use crate::source::{row_hash_seed, select_columns, ColumnInfo, Source};
+use crate::source::{row_hash_seed, select_columns, ColumnInfo, Source, SourceError};
 use crate::state::{Entry, RunCounts, StateStore};
 use hubspot_client::{HubSpotClient, WriteInput, WriteOutcome};
 
@@ -107,6 +107,7 @@ pub async fn run_sync(
     let (status, error) = match (&outcome, merged) {
         (Ok(false), Ok(())) => (RunStatus::Succeeded, None),
         (Ok(true), Ok(())) => (RunStatus::Cancelled, Some("stopped before the end by a shutdown".to_string())),
+        (Err(e @ SyncError::Source(SourceError::Cancelled { .. })), _) => (RunStatus::Cancelled, Some(e.to_string())),
         (Err(e), _) => (RunStatus::Failed, Some(e.describe(&sync.name))),
         (Ok(_), Err(e)) => (RunStatus::Failed, Some(e.to_string())),
     };
@@ -178,8 +179,9 @@ pub(crate) async fn stage_and_diff(
     run_id: Option<i64>,
     full: bool,
     counts: &mut RunCounts,
+    stop: Option<Arc<AtomicBool>>,
 ) -> Result<Staged, SyncError> {
-    let source = connect_source(config, sync).await?;
+    let source = connect_source(config, sync).await?.with_stop(stop);
     let described = source.describe(&sync.name, &sync.model_sql).await?;
     let (wanted, props) = staged_columns(sync);
     let mut columns = select_columns(&sync.name, &described, &wanted)?;
@@ -291,7 +293,7 @@ async fn execute(
     counts: &mut RunCounts,
 ) -> Result<bool, SyncError> {
     let Staged { props, label_objects } =
-        stage_and_diff(config, sync, store, Some(run_id), options.full, counts).await?;
+        stage_and_diff(config, sync, store, Some(run_id), options.full, counts, options.stop.clone()).await?;
     let changed = counts.rows_read - counts.invalid - counts.unchanged;
     let mut meta_slot: Option<ObjectMeta> = None;
     if changed > 0 && deliver_records(client, sync, options, store, run_id, counts, &props, &mut meta_slot).await? {

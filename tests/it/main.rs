@@ -11,4 +11,5 @@ mod links;
 mod metrics;
 mod sync_core;
 mod sync_resilience;
+mod warehouse_tls;
 mod warehouses;
