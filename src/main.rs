@@ -40,7 +40,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run syncs once now, in this process.
+    /// Run syncs once now, in this process. SIGTERM or Ctrl-C cancels a running warehouse
+    /// query, or lets the batch in flight finish and commit, and stops; a second one exits at once.
     Sync {
         /// The syncs to run (all of them with --all).
         syncs: Vec<String>,

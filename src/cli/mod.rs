@@ -149,9 +149,15 @@ pub async fn sync(
         names.iter().map(|n| config.require_sync(n)).collect::<Result<_, _>>()?
     };
     let accounts = Accounts::build(&config)?;
+    let stop = stop_on_signal()?;
     let mut failed = Vec::new();
     for spec in specs {
-        let options = RunOptions { full, trigger: "cli".into(), stop: None, progress: !json, retry_rejected };
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            failed.push(format!("{}: not started, the command was stopped by a signal", spec.name));
+            continue;
+        }
+        let options =
+            RunOptions { full, trigger: "cli".into(), stop: Some(stop.clone()), progress: !json, retry_rejected };
         let summary = sync::run_sync(&config, spec, accounts.client(&spec.hubspot)?, &options).await?;
         if json {
             println!("{}", serde_json::to_string(&summary).unwrap_or_default());
@@ -167,6 +173,33 @@ pub async fn sync(
     } else {
         Err(CliError::Failed(format!("sync failed: {}", failed.join("; "))))
     }
+}
+
+/// A flag set by the first SIGTERM or SIGINT: the run in progress cancels its warehouse query,
+/// or finishes the batch in flight and commits it, and stops. A second signal exits at once.
+fn stop_on_signal() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>, CliError> {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    let signal_error = |e: std::io::Error| CliError::Failed(format!("cannot listen for signals: {e}"));
+    let mut term = signal(SignalKind::terminate()).map_err(signal_error)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(signal_error)?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        let first = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        eprintln!("hubsync: {first}: stopping after the batch in flight (send it again to exit at once)");
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        let code = tokio::select! {
+            _ = term.recv() => 143,
+            _ = int.recv() => 130,
+        };
+        eprintln!("hubsync: second signal: exiting now; the next run keeps every acknowledged batch");
+        std::process::exit(code);
+    });
+    Ok(stop)
 }
 
 /// `hubsync status [<sync>]`: reads the state files only (read-only), never HubSpot.

@@ -1,19 +1,14 @@
 //! `${VAR}` and `${VAR:?message}` interpolation over every string of a parsed TOML document.
+//! A sync's `model` follows the model rules of `model_text.rs` instead, so SQL's own `$`s stay.
 
 use toml::Value;
 
-/// One variable that was referenced but is not set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MissingVar {
-    /// Where it was used, e.g. `hubspot.main.token`.
-    pub key: String,
-    pub var: String,
-    /// The `${VAR:?message}` text, if the user wrote one.
-    pub message: Option<String>,
-}
+use super::model_text::interpolate_model;
+use super::problem::MissingVar;
 
 /// Replaces `${VAR}` in every string value with the variable's value, looked up with `lookup`.
-/// `$$` stands for a literal `$`. Returns every missing variable at once.
+/// `$$` stands for a literal `$`, except in a sync's `model`. Returns every missing variable at
+/// once.
 pub fn interpolate(value: &mut Value, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), Vec<MissingVar>> {
     let mut missing = Vec::new();
     walk(value, String::new(), lookup, &mut missing);
@@ -26,6 +21,10 @@ pub fn interpolate(value: &mut Value, lookup: &dyn Fn(&str) -> Option<String>) -
 
 fn walk(value: &mut Value, key: String, lookup: &dyn Fn(&str) -> Option<String>, missing: &mut Vec<MissingVar>) {
     match value {
+        Value::String(s) if s.contains('$') && is_model_key(&key) => match interpolate_model(s, &key, lookup) {
+            Ok(expanded) => *s = expanded,
+            Err(vars) => missing.extend(vars),
+        },
         Value::String(s) if s.contains('$') => *s = expand(s, &key, lookup, missing),
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
@@ -40,6 +39,13 @@ fn walk(value: &mut Value, key: String, lookup: &dyn Fn(&str) -> Option<String>,
         }
         _ => {}
     }
+}
+
+/// Whether `key` is a sync's model, e.g. `syncs[0].model`.
+fn is_model_key(key: &str) -> bool {
+    key.strip_prefix("syncs[")
+        .and_then(|rest| rest.split_once("]."))
+        .is_some_and(|(i, field)| field == "model" && !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn expand(input: &str, key: &str, lookup: &dyn Fn(&str) -> Option<String>, missing: &mut Vec<MissingVar>) -> String {
@@ -96,6 +102,15 @@ mod tests {
         assert_eq!(v["a"].as_str(), Some("pat-1"));
         assert_eq!(v["t"]["url"].as_str(), Some("postgres://db:5432/x?p=$1"));
         assert_eq!(v["t"]["list"][0].as_str(), Some("db"));
+    }
+
+    #[test]
+    fn models_keep_their_dollars() {
+        let mut v: Value =
+            toml::from_str("[[syncs]]\nmodel = \"SELECT $$a$$ FROM ${HOST}.t\"\nname = \"$$x\"").unwrap();
+        interpolate(&mut v, &env).unwrap();
+        assert_eq!(v["syncs"][0]["model"].as_str(), Some("SELECT $$a$$ FROM db.t"));
+        assert_eq!(v["syncs"][0]["name"].as_str(), Some("$x"));
     }
 
     #[test]

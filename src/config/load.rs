@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use super::daemon::{check_daemon, check_schedule, DaemonSettings};
 use super::interpolate::interpolate;
-use super::model::{
-    AssociationConfig, ConfigFile, HubSpotAccountConfig, ListConfig, MatchConfig, SyncMode, WarehouseConfig,
-};
+use super::model::{AssociationConfig, ConfigFile, HubSpotAccountConfig, ListConfig, MatchConfig, SyncMode};
+use super::model_text::{interpolate_model, statement_body};
 use super::problem::{ConfigError, Problem};
+use super::warehouse::WarehouseConfig;
 use hubspot_model::objects;
 
 /// A config that parsed and passed every offline check.
@@ -118,7 +118,7 @@ impl Config {
             let key = if key == "." { String::new() } else { key };
             ConfigError::one(path, &key, e.inner().to_string(), None)
         })?;
-        check(path, file)
+        check(path, file, env)
     }
 }
 
@@ -176,7 +176,7 @@ fn pick(
     }
 }
 
-fn check(path: &Path, file: ConfigFile) -> Result<Config, ConfigError> {
+fn check(path: &Path, file: ConfigFile, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
     let base = std::fs::canonicalize(&base).unwrap_or(base);
@@ -186,10 +186,7 @@ fn check(path: &Path, file: ConfigFile) -> Result<Config, ConfigError> {
         .warehouses
         .into_iter()
         .map(|(name, w)| {
-            let w = match w {
-                WarehouseConfig::Duckdb { path } => WarehouseConfig::Duckdb { path: base.join(path) },
-                other => other,
-            };
+            let w = w.resolve(&base, &format!("warehouses.{name}"), &mut problems);
             (name, w)
         })
         .collect();
@@ -313,7 +310,7 @@ fn check(path: &Path, file: ConfigFile) -> Result<Config, ConfigError> {
             }
             Some(ListConfig::Named(named)) => Some(named.name.trim().to_string()),
         };
-        let (model_sql, model_file) = match read_model(&base, &s.model) {
+        let (model_sql, model_file) = match read_model(&base, &s.model, &format!("{key}.model"), env) {
             Ok(found) => found,
             Err((message, hint)) => {
                 problem("model", message, hint);
@@ -368,24 +365,43 @@ fn check(path: &Path, file: ConfigFile) -> Result<Config, ConfigError> {
     })
 }
 
-/// A model is a file when it is a single `.sql` path, otherwise inline SQL.
-fn read_model(base: &Path, model: &str) -> Result<(String, Option<PathBuf>), (String, Option<String>)> {
+/// A model is a file when it is a single `.sql` path, otherwise inline SQL. Both follow the
+/// rules of `model_text.rs`: `${NAME}` reads the environment (inline models were expanded with
+/// the rest of the file), and a trailing `;` or comment is dropped.
+fn read_model(
+    base: &Path,
+    model: &str,
+    key: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(String, Option<PathBuf>), (String, Option<String>)> {
     let trimmed = model.trim();
-    if trimmed.is_empty() {
+    if statement_body(trimmed).is_empty() {
         return Err(("the model is empty".into(), Some("write SQL, or the path of a .sql file".into())));
     }
     let looks_like_file = trimmed.to_ascii_lowercase().ends_with(".sql") && !trimmed.contains(char::is_whitespace);
     if !looks_like_file {
-        return Ok((trimmed.to_string(), None));
+        return Ok((statement_body(trimmed).to_string(), None));
     }
     let path = base.join(trimmed);
-    match std::fs::read_to_string(&path) {
-        Ok(sql) if sql.trim().is_empty() => Err((format!("model file {} is empty", path.display()), None)),
-        Ok(sql) => Ok((sql.trim().trim_end_matches(';').to_string(), Some(path))),
-        Err(e) => Err((
+    let sql = std::fs::read_to_string(&path).map_err(|e| {
+        (
             format!("cannot read model file {}: {e}", path.display()),
             Some("paths are relative to the config file's folder".into()),
-        )),
+        )
+    })?;
+    let sql = interpolate_model(&sql, key, env).map_err(|missing| {
+        let names: Vec<String> = missing.iter().map(|m| format!("`{}`", m.var)).collect();
+        let hint = missing.iter().find_map(|m| m.message.clone());
+        (
+            format!("model file {} uses environment variable(s) {} that are not set", path.display(), names.join(", ")),
+            Some(hint.unwrap_or_else(|| {
+                "export them before running hubsync, or write `$${NAME}` for a literal `${NAME}`".to_string()
+            })),
+        )
+    })?;
+    match statement_body(&sql) {
+        "" => Err((format!("model file {} is empty", path.display()), None)),
+        body => Ok((body.to_string(), Some(path))),
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::warehouse::WarehouseConfig;
 use super::Secret;
 use hubspot_client as hubspot;
 
@@ -88,23 +89,6 @@ pub struct ScheduleConfig {
 
 fn default_state_dir() -> PathBuf {
     PathBuf::from("state")
-}
-
-/// A warehouse, tagged by `type`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum WarehouseConfig {
-    /// A PostgreSQL database, read with a streaming `COPY`.
-    Postgres {
-        /// Connection URL, e.g. `postgres://user:pass@host:5432/db?sslmode=require`.
-        /// TLS is used when `sslmode` is `require`, `verify-ca` or `verify-full`.
-        url: Secret,
-    },
-    /// A DuckDB database file, opened read-only.
-    Duckdb {
-        /// Path of the `.duckdb` file, relative to the config file's folder.
-        path: PathBuf,
-    },
 }
 
 /// One HubSpot account (portal) and how hard hubsync may use its API.

@@ -46,3 +46,13 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// One variable that was referenced but is not set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingVar {
+    /// Where it was used, e.g. `hubspot.main.token`.
+    pub key: String,
+    pub var: String,
+    /// The `${VAR:?message}` text, if the user wrote one.
+    pub message: Option<String>,
+}

@@ -84,7 +84,7 @@ fn refused(shared: &Shared, name: &str, why: Refused) -> Response {
     }
 }
 
-fn header_text<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"))
 }
 
@@ -153,7 +153,7 @@ async fn require_token_for_reads(
 
 /// The JSON body of a request, `None` when empty; 415 for any other content type, so a web
 /// form (`text/plain`, `application/x-www-form-urlencoded`) can never reach a handler.
-fn json_body<'a>(headers: &HeaderMap, body: &'a Bytes) -> Result<Option<&'a [u8]>, Response> {
+fn json_body<'a>(headers: &HeaderMap, body: &'a Bytes) -> Result<Option<&'a [u8]>, Box<Response>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -162,10 +162,10 @@ fn json_body<'a>(headers: &HeaderMap, body: &'a Bytes) -> Result<Option<&'a [u8]
     if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
         Ok(Some(body))
     } else {
-        Err(error(
+        Err(Box::new(error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("the body must be JSON, sent with Content-Type: application/json (got `{content_type}`)"),
-        ))
+        )))
     }
 }
 
@@ -205,7 +205,7 @@ async fn run_sync(
     body: Bytes,
 ) -> Response {
     let body: RunBody = match json_body(&headers, &body) {
-        Err(response) => return response,
+        Err(response) => return *response,
         Ok(None) => RunBody::default(),
         Ok(Some(json)) => match serde_json::from_slice(json) {
             Ok(b) => b,
@@ -237,7 +237,7 @@ async fn reset_sync(
     body: Bytes,
 ) -> Response {
     if let Err(response) = json_body(&headers, &body) {
-        return response;
+        return *response;
     }
     match shared.reset(&name).await {
         Ok(Ok(stored)) => Json(json!({

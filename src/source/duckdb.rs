@@ -1,20 +1,28 @@
 //! DuckDB warehouse: a `.duckdb` file opened read-only on a blocking thread; values are
-//! converted to HubSpot text in SQL and sent on in chunks.
+//! converted to HubSpot text in SQL and sent on in chunks. Every DuckDB call runs on
+//! `spawn_blocking`'s threads, never on the runtime's own, so any runtime flavour works (a
+//! current-thread runtime has no thread `block_in_place` could hand its tasks to).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use duckdb::{AccessMode, Connection};
+use duckdb::{AccessMode, Connection, InterruptHandle};
+use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
+use super::duckdb_file::storage_version_message;
 use super::hash::{hash_values, key_hash, KeySet};
 use super::kinds::{duckdb_expr, duckdb_kind, ColumnInfo};
+use super::warehouse::{KeyRead, Warehouse};
 use super::{uses_label_objects, KeyChunk, Row, RowKey, SourceError, CHUNK_ROWS};
 
+#[derive(Clone)]
 pub struct DuckDbSource {
     name: String,
     path: PathBuf,
+    /// Interrupts the statement of the connection open now, if any.
+    running: Arc<Mutex<Option<Arc<InterruptHandle>>>>,
 }
 
 impl DuckDbSource {
@@ -25,7 +33,7 @@ impl DuckDbSource {
                 message: format!("the DuckDB file {} does not exist", path.display()),
             });
         }
-        Ok(DuckDbSource { name: name.to_string(), path: path.to_path_buf() })
+        Ok(DuckDbSource { name: name.to_string(), path: path.to_path_buf(), running: Arc::default() })
     }
 
     fn connect(&self) -> Result<Connection, SourceError> {
@@ -34,30 +42,36 @@ impl DuckDbSource {
     }
 
     fn connect_error(&self, e: duckdb::Error) -> SourceError {
-        SourceError::Connect {
-            warehouse: self.name.clone(),
-            message: format!("cannot open {}: {e}", self.path.display()),
-        }
+        let text = e.to_string();
+        let message = storage_version_message(&self.path, &text)
+            .unwrap_or_else(|| format!("cannot open {}: {text}", self.path.display()));
+        SourceError::Connect { warehouse: self.name.clone(), message }
     }
 
     fn query_error(&self, sync: &str, e: duckdb::Error) -> SourceError {
         SourceError::Query { sync: sync.to_string(), warehouse: self.name.clone(), message: e.to_string() }
     }
 
-    pub async fn describe(&self, sync: &str, sql: &str) -> Result<Vec<ColumnInfo>, SourceError> {
-        let conn = self.connect()?;
-        let sql = format!("DESCRIBE SELECT * FROM ({sql}) AS m");
-        tokio::task::block_in_place(|| {
-            let mut statement = conn.prepare(&sql).map_err(|e| self.query_error(sync, e))?;
-            let rows = statement
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                .map_err(|e| self.query_error(sync, e))?;
-            rows.map(|r| {
-                let (name, type_name) = r.map_err(|e| self.query_error(sync, e))?;
-                Ok(ColumnInfo { kind: duckdb_kind(&type_name), name, type_name })
-            })
-            .collect()
+    /// Runs `work` with a fresh read-only connection on a blocking thread.
+    async fn on_blocking_thread<T: Send + 'static>(
+        &self,
+        sync: &str,
+        work: impl FnOnce(&DuckDbSource, Connection) -> Result<T, SourceError> + Send + 'static,
+    ) -> Result<T, SourceError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = this.connect()?;
+            *this.running.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.interrupt_handle());
+            let result = work(&this, conn);
+            *this.running.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            result
         })
+        .await
+        .map_err(|e| SourceError::Query {
+            sync: sync.to_string(),
+            warehouse: self.name.clone(),
+            message: format!("the reading thread stopped: {e}"),
+        })?
     }
 
     /// Runs `query` on a blocking thread and hands every row's values, as text, to `each`, then
@@ -70,10 +84,8 @@ impl DuckDbSource {
         width: usize,
         mut each: impl FnMut(Option<Row>) -> bool + Send + 'static,
     ) -> Result<u64, SourceError> {
-        let conn = self.connect()?;
         let sync_name = sync.to_string();
-        let this = DuckDbSource { name: self.name.clone(), path: self.path.clone() };
-        tokio::task::spawn_blocking(move || -> Result<u64, SourceError> {
+        self.on_blocking_thread(sync, move |this, conn| {
             let mut statement = conn.prepare(&query).map_err(|e| this.query_error(&sync_name, e))?;
             let mut rows = statement.query([]).map_err(|e| this.query_error(&sync_name, e))?;
             let mut count = 0u64;
@@ -91,33 +103,46 @@ impl DuckDbSource {
             Ok(count)
         })
         .await
-        .map_err(|e| SourceError::Query {
-            sync: sync.to_string(),
-            warehouse: self.name.clone(),
-            message: format!("the reading thread stopped: {e}"),
-        })?
     }
 
     fn query(sql: &str, columns: &[ColumnInfo]) -> String {
         let exprs: Vec<String> = columns.iter().map(|c| duckdb_expr(&c.name, c.kind)).collect();
         format!("SELECT {} FROM ({sql}) AS m", exprs.join(", "))
     }
+}
+
+impl DuckDbSource {
+    pub async fn cancel(&self) {
+        if let Some(handle) = self.running.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            handle.interrupt();
+        }
+    }
+
+    pub async fn describe(&self, sync: &str, sql: &str) -> Result<Vec<ColumnInfo>, SourceError> {
+        let sql = format!("DESCRIBE SELECT * FROM ({sql}) AS m");
+        let sync_name = sync.to_string();
+        self.on_blocking_thread(sync, move |this, conn| {
+            let mut statement = conn.prepare(&sql).map_err(|e| this.query_error(&sync_name, e))?;
+            let rows = statement
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(|e| this.query_error(&sync_name, e))?;
+            rows.map(|r| {
+                let (name, type_name) = r.map_err(|e| this.query_error(&sync_name, e))?;
+                Ok(ColumnInfo { kind: duckdb_kind(&type_name), name, type_name })
+            })
+            .collect()
+        })
+        .await
+    }
 
     /// Streams every row's key and the hash of its converted values.
-    pub async fn stream_keys(
-        &self,
-        sync: &str,
-        sql: &str,
-        columns: &[ColumnInfo],
-        first_link: usize,
-        seed: u64,
-        tx: mpsc::Sender<KeyChunk>,
-    ) -> Result<u64, SourceError> {
+    pub async fn stream_keys(&self, read: KeyRead<'_>, tx: mpsc::Sender<KeyChunk>) -> Result<u64, SourceError> {
+        let KeyRead { sync, sql, columns, first_link, seed } = read;
         let links = columns.len().saturating_sub(first_link);
         let new_chunk = move || KeyChunk { keys: Vec::with_capacity(CHUNK_ROWS), label_objects: vec![false; links] };
         let mut chunk = new_chunk();
         let mut buffer = Vec::new();
-        self.read_rows(sync, Self::query(sql, columns), columns.len(), move |values| {
+        self.read_rows(sync, DuckDbSource::query(sql, columns), columns.len(), move |values| {
             let Some(values) = values else {
                 let rest = std::mem::replace(&mut chunk, new_chunk());
                 return rest.keys.is_empty() || tx.blocking_send(rest).is_ok();
@@ -129,7 +154,8 @@ impl DuckDbSource {
             }
             let key = values.first().cloned().flatten();
             let key_hash = key.as_deref().map(key_hash).unwrap_or(0);
-            chunk.keys.push(RowKey { key, key_hash, hash: hash_values(seed, &values, &mut buffer) });
+            // DuckDB's strings are always UTF-8, so nothing is rejected while reading.
+            chunk.keys.push(RowKey { key, key_hash, hash: hash_values(seed, &values, &mut buffer), rejected: None });
             if chunk.keys.len() == CHUNK_ROWS {
                 let full = std::mem::replace(&mut chunk, new_chunk());
                 return tx.blocking_send(full).is_ok();
@@ -152,7 +178,7 @@ impl DuckDbSource {
         let mut batch = Vec::with_capacity(CHUNK_ROWS);
         let sent = Arc::new(AtomicU64::new(0));
         let counter = sent.clone();
-        self.read_rows(sync, Self::query(sql, columns), columns.len(), move |values| {
+        self.read_rows(sync, DuckDbSource::query(sql, columns), columns.len(), move |values| {
             let Some(values) = values else {
                 let rest = std::mem::take(&mut batch);
                 return rest.is_empty() || tx.blocking_send(rest).is_ok();
@@ -172,5 +198,38 @@ impl DuckDbSource {
         })
         .await?;
         Ok(sent.load(Ordering::Relaxed))
+    }
+}
+
+impl Warehouse for DuckDbSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn cancel(&self) -> BoxFuture<'_, ()> {
+        Box::pin(DuckDbSource::cancel(self))
+    }
+
+    fn describe<'a>(&'a self, sync: &'a str, sql: &'a str) -> BoxFuture<'a, Result<Vec<ColumnInfo>, SourceError>> {
+        Box::pin(DuckDbSource::describe(self, sync, sql))
+    }
+
+    fn stream_keys<'a>(
+        &'a self,
+        read: KeyRead<'a>,
+        tx: mpsc::Sender<KeyChunk>,
+    ) -> BoxFuture<'a, Result<u64, SourceError>> {
+        Box::pin(DuckDbSource::stream_keys(self, read, tx))
+    }
+
+    fn stream_rows<'a>(
+        &'a self,
+        sync: &'a str,
+        sql: &'a str,
+        columns: &'a [ColumnInfo],
+        keys: Option<Arc<KeySet>>,
+        tx: mpsc::Sender<Vec<Row>>,
+    ) -> BoxFuture<'a, Result<u64, SourceError>> {
+        Box::pin(DuckDbSource::stream_rows(self, sync, sql, columns, keys, tx))
     }
 }

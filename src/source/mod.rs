@@ -1,6 +1,8 @@
 //! Warehouses: run a sync's model and stream its rows, already turned into HubSpot's text
-//! values, to whoever stages them. `postgres.rs` streams a `COPY`; `duckdb.rs` reads a DuckDB
-//! file. Both convert values in SQL (`kinds.rs` says how), so no row is held whole in memory.
+//! values, to whoever stages them. Each kind of warehouse implements the [`Warehouse`] trait
+//! (`warehouse.rs`) and [`Source`] holds one: `postgres.rs` streams a `COPY`; `duckdb.rs` reads
+//! a DuckDB file. Both convert values in SQL (`kinds.rs` says how), so no row is held whole in
+//! memory.
 //!
 //! A run reads the model twice, inside one snapshot where the warehouse has them (PostgreSQL):
 //! first every row's key and hash (`stream_keys`, cheap: the values are hashed as they arrive and
@@ -9,15 +11,25 @@
 //! the hash.
 
 mod duckdb;
+mod duckdb_file;
 mod hash;
 mod kinds;
 mod postgres;
+mod tls;
+mod warehouse;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use crate::config::WarehouseConfig;
+pub use duckdb_file::{is_lock_conflict, library_version as duckdb_library_version, storage_version_message};
 pub use hash::{key_hash, seed as row_hash_seed, KeySet};
 pub use kinds::{ColumnInfo, ValueKind};
+pub use warehouse::{KeyRead, Warehouse};
 
 /// Rows travel in chunks to keep channel overhead low.
 pub const CHUNK_ROWS: usize = 2048;
@@ -34,6 +46,17 @@ pub struct RowKey {
     pub key_hash: u64,
     /// The row's hash, seeded with [`row_hash_seed`].
     pub hash: u64,
+    /// Why the row cannot be sent, when reading it showed so.
+    pub rejected: Option<RowReject>,
+}
+
+/// A row the warehouse handed over but hubsync cannot send: set aside with a reason code, the
+/// rest of the run goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowReject {
+    /// A closed code, e.g. `INVALID_UTF8`.
+    pub code: &'static str,
+    pub message: String,
 }
 
 /// A chunk of the first read.
@@ -57,39 +80,100 @@ pub fn uses_label_objects(cell: &str) -> bool {
 }
 
 /// What can go wrong reading a warehouse. Messages name the warehouse and say what to check.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SourceError {
     #[error("cannot connect to warehouse `{warehouse}`: {message}")]
     Connect { warehouse: String, message: String },
     #[error("the model of sync `{sync}` failed on warehouse `{warehouse}`: {message}")]
     Query { sync: String, warehouse: String, message: String },
+    #[error(
+        "the model of sync `{sync}` ran longer than query_timeout_secs = {secs} on warehouse `{warehouse}`, so \
+         hubsync cancelled it; make the model faster or raise [warehouses.{warehouse}] query_timeout_secs"
+    )]
+    Timeout { sync: String, warehouse: String, secs: u64 },
+    #[error("the read of sync `{sync}` on warehouse `{warehouse}` was cancelled by a shutdown")]
+    Cancelled { sync: String, warehouse: String },
     #[error("the model of sync `{sync}` has no column `{column}` (its columns: {available})")]
     MissingColumn { sync: String, column: String, available: String },
 }
 
-/// A connected warehouse.
-pub enum Source {
-    Postgres(postgres::PostgresSource),
-    DuckDb(duckdb::DuckDbSource),
+/// A connected warehouse, whichever kind it is. Every statement runs under the warehouse's
+/// `query_timeout_secs` and the run's stop flag: either cancels it on the server, and the
+/// connection is not used again.
+pub struct Source {
+    name: String,
+    warehouse: Box<dyn Warehouse>,
+    query_timeout: Duration,
+    stop: Option<Arc<AtomicBool>>,
+    /// Why the connection is of no more use, once a statement was cancelled.
+    broken: Mutex<Option<SourceError>>,
 }
+
+/// How often a running statement looks at the stop flag.
+const STOP_POLL: Duration = Duration::from_millis(100);
 
 impl Source {
     /// Connects to the named warehouse.
     pub async fn connect(name: &str, config: &WarehouseConfig) -> Result<Source, SourceError> {
-        match config {
-            WarehouseConfig::Postgres { url } => {
-                Ok(Source::Postgres(postgres::PostgresSource::connect(name, url).await?))
-            }
-            WarehouseConfig::Duckdb { path } => Ok(Source::DuckDb(duckdb::DuckDbSource::open(name, path)?)),
+        let warehouse: Box<dyn Warehouse> = match config {
+            WarehouseConfig::Postgres(c) => Box::new(postgres::PostgresSource::connect(name, c).await?),
+            WarehouseConfig::Duckdb(c) => Box::new(duckdb::DuckDbSource::open(name, &c.path)?),
+        };
+        Ok(Source {
+            name: name.to_string(),
+            warehouse,
+            query_timeout: config.query_timeout(),
+            stop: None,
+            broken: Mutex::new(None),
+        })
+    }
+
+    /// Cancels the running statement when `stop` is set (a shutdown).
+    pub fn with_stop(mut self, stop: Option<Arc<AtomicBool>>) -> Source {
+        self.stop = stop;
+        self
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+
+    /// Runs one statement of `sync` under the timeout and the stop flag.
+    async fn guard<T>(
+        &self,
+        sync: &str,
+        statement: impl Future<Output = Result<T, SourceError>>,
+    ) -> Result<T, SourceError> {
+        let cancelled = || SourceError::Cancelled { sync: sync.to_string(), warehouse: self.name.clone() };
+        if let Some(e) = self.broken.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Err(e);
         }
+        if self.stopping() {
+            return Err(cancelled());
+        }
+        let stopped = async {
+            while !self.stopping() {
+                tokio::time::sleep(STOP_POLL).await;
+            }
+        };
+        let error = tokio::select! {
+            result = statement => return result,
+            _ = tokio::time::sleep(self.query_timeout) => SourceError::Timeout {
+                sync: sync.to_string(),
+                warehouse: self.name.clone(),
+                secs: self.query_timeout.as_secs(),
+            },
+            _ = stopped => cancelled(),
+        };
+        tracing::warn!(warehouse = %self.name, sync, error = %error, "Cancelling the warehouse query.");
+        self.warehouse.cancel().await;
+        *self.broken.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.clone());
+        Err(error)
     }
 
     /// The model's columns and their kinds, without reading its rows.
     pub async fn describe(&self, sync: &str, sql: &str) -> Result<Vec<ColumnInfo>, SourceError> {
-        match self {
-            Source::Postgres(s) => s.describe(sync, sql).await,
-            Source::DuckDb(s) => s.describe(sync, sql).await,
-        }
+        self.guard(sync, self.warehouse.describe(sync, sql)).await
     }
 
     /// Runs the model and sends the `columns` of every row, as HubSpot values, to `tx` in
@@ -101,28 +185,19 @@ impl Source {
         columns: &[ColumnInfo],
         tx: mpsc::Sender<Vec<Row>>,
     ) -> Result<u64, SourceError> {
-        match self {
-            Source::Postgres(s) => s.stream_rows(sync, sql, columns, None, tx).await,
-            Source::DuckDb(s) => s.stream_rows(sync, sql, columns, None, tx).await,
-        }
+        self.guard(sync, self.warehouse.stream_rows(sync, sql, columns, None, tx)).await
     }
 
     /// Starts a snapshot, so both reads of a run see the same rows (PostgreSQL: a
     /// `REPEATABLE READ` transaction). A DuckDB file is opened for each read; a write in between
     /// only means a row is sent with its newer values and found changed once more next run.
     pub async fn begin_snapshot(&self, sync: &str) -> Result<(), SourceError> {
-        match self {
-            Source::Postgres(s) => s.begin_snapshot(sync).await,
-            Source::DuckDb(_) => Ok(()),
-        }
+        self.guard(sync, self.warehouse.begin_snapshot(sync)).await
     }
 
     /// Ends the snapshot.
     pub async fn end_snapshot(&self, sync: &str) -> Result<(), SourceError> {
-        match self {
-            Source::Postgres(s) => s.end_snapshot(sync).await,
-            Source::DuckDb(_) => Ok(()),
-        }
+        self.guard(sync, self.warehouse.end_snapshot(sync)).await
     }
 
     /// The first read: runs the model and sends every row's key and hash to `tx` in chunks.
@@ -137,10 +212,7 @@ impl Source {
         seed: u64,
         tx: mpsc::Sender<KeyChunk>,
     ) -> Result<u64, SourceError> {
-        match self {
-            Source::Postgres(s) => s.stream_keys(sync, sql, columns, first_link, seed, tx).await,
-            Source::DuckDb(s) => s.stream_keys(sync, sql, columns, first_link, seed, tx).await,
-        }
+        self.guard(sync, self.warehouse.stream_keys(KeyRead { sync, sql, columns, first_link, seed }, tx)).await
     }
 
     /// The second read: like [`Source::stream`], but only rows whose key's hash is in `keys`.
@@ -149,26 +221,16 @@ impl Source {
         sync: &str,
         sql: &str,
         columns: &[ColumnInfo],
-        keys: std::sync::Arc<KeySet>,
+        keys: Arc<KeySet>,
         tx: mpsc::Sender<Vec<Row>>,
     ) -> Result<u64, SourceError> {
-        match self {
-            Source::Postgres(s) => s.stream_rows(sync, sql, columns, Some(keys), tx).await,
-            Source::DuckDb(s) => s.stream_rows(sync, sql, columns, Some(keys), tx).await,
-        }
+        self.guard(sync, self.warehouse.stream_rows(sync, sql, columns, Some(keys), tx)).await
     }
 
     /// Runs the model on PostgreSQL as `COPY (model) TO STDOUT` and discards the rows: the
     /// floor `hubsync bench` compares runs with. Returns the bytes received.
     pub async fn copy_to_nowhere(&self, sync: &str, sql: &str) -> Result<u64, SourceError> {
-        match self {
-            Source::Postgres(s) => s.copy_to_nowhere(sync, sql).await,
-            Source::DuckDb(_) => Err(SourceError::Query {
-                sync: sync.to_string(),
-                warehouse: "duckdb".to_string(),
-                message: "the COPY floor is measured on PostgreSQL only".to_string(),
-            }),
-        }
+        self.guard(sync, self.warehouse.copy_to_nowhere(sync, sql)).await
     }
 }
 

@@ -1,108 +1,76 @@
 //! PostgreSQL warehouse: the model runs inside `COPY (SELECT <conversions> FROM (model)) TO
 //! STDOUT`, so PostgreSQL does the value conversion and rows stream in text format at the speed
-//! the server hands them over. TLS is negotiated as the URL's `sslmode` asks.
+//! the server hands them over. TLS is negotiated as the URL's `sslmode` asks (`tls.rs`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::StreamExt;
 use tokio::sync::mpsc;
-use tokio_postgres::Client;
+use tokio_postgres::{CancelToken, Client};
 
 use super::hash::{hash_bytes, key_hash, KeySet};
 use super::kinds::{postgres_expr, postgres_kind, quote_ident, ColumnInfo};
-use super::{uses_label_objects, KeyChunk, Row, RowKey, SourceError, CHUNK_ROWS};
-use hubspot_model::Secret;
+use super::tls::{split_url, TlsFiles};
+use super::warehouse::{KeyRead, Warehouse};
+use super::{uses_label_objects, KeyChunk, Row, RowKey, RowReject, SourceError, CHUNK_ROWS};
+use crate::config::PostgresConfig;
 
 pub struct PostgresSource {
     name: String,
     client: Client,
-}
-
-/// TLS as libpq does it: `prefer` (the default) and `require` encrypt without checking the
-/// server's certificate; `verify-ca` and `verify-full` check it against the web PKI roots.
-fn tls_connector(verify: bool) -> tokio_postgres_rustls::MakeRustlsConnect {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions");
-    let config = if verify {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        builder.with_root_certificates(roots).with_no_client_auth()
-    } else {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(EncryptOnly(provider))).with_no_client_auth()
-    };
-    tokio_postgres_rustls::MakeRustlsConnect::new(config)
-}
-
-/// Accepts any server certificate but still checks the handshake signatures: libpq's
-/// `sslmode=require`.
-#[derive(Debug)]
-struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// Splits libpq's `verify-ca`/`verify-full` off the URL (tokio-postgres knows only
-/// disable/prefer/require) and says whether certificates must be verified.
-fn tls_mode(url: &str) -> (String, bool) {
-    for mode in ["verify-full", "verify-ca"] {
-        let needle = format!("sslmode={mode}");
-        if url.contains(&needle) {
-            return (url.replace(&needle, "sslmode=require"), true);
-        }
-    }
-    (url.to_string(), false)
+    /// What a cancel request needs: the server's address, the session's key, TLS.
+    cancel: CancelToken,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    connect_timeout: Duration,
 }
 
 impl PostgresSource {
-    pub async fn connect(name: &str, url: &Secret) -> Result<Self, SourceError> {
-        let (url, verify) = tls_mode(url.expose());
-        let (client, connection) =
-            tokio_postgres::connect(&url, tls_connector(verify)).await.map_err(|e| SourceError::Connect {
-                warehouse: name.to_string(),
-                // tokio-postgres errors never echo the URL, so the password stays out.
-                message: format!("{e}; check the url (host, port, database, user) and that the server is up"),
-            })?;
+    /// Connects within `connect_timeout_secs`: TCP, TLS, start-up and authentication.
+    pub async fn connect(name: &str, config: &PostgresConfig) -> Result<Self, SourceError> {
+        let connect_error = |message: String| SourceError::Connect { warehouse: name.to_string(), message };
+        let (url, mode, url_files) = split_url(config.url.expose());
+        let tls_files = TlsFiles::resolve(
+            &mode,
+            url_files,
+            config.sslrootcert.as_deref(),
+            config.sslcert.as_deref(),
+            config.sslkey.as_deref(),
+        )
+        .map_err(connect_error)?;
+        let tls = tls_files.connector().map_err(connect_error)?;
+        // tokio-postgres errors never echo the URL, so the password stays out.
+        let pg_config: tokio_postgres::Config =
+            url.parse().map_err(|e| connect_error(format!("the url is not a PostgreSQL connection url: {e}")))?;
+        let host = match pg_config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            _ => "localhost".to_string(),
+        };
+        let connect_timeout = config.connect_timeout();
+        let (client, connection) = match tokio::time::timeout(connect_timeout, pg_config.connect(tls.clone())).await {
+            Ok(Ok(connected)) => connected,
+            Ok(Err(e)) => {
+                return Err(connect_error(tls_files.explain(&e, &host).unwrap_or_else(|| {
+                    format!("{e}; check the url (host, port, database, user) and that the server is up")
+                })))
+            }
+            Err(_) => {
+                return Err(connect_error(format!(
+                    "the server did not complete the connection within connect_timeout_secs = {}; check that the \
+                     url's host and port are a PostgreSQL server's and that it is up (or raise connect_timeout_secs)",
+                    connect_timeout.as_secs()
+                )))
+            }
+        };
         let warehouse = name.to_string();
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(warehouse = %warehouse, error = %e, "Warehouse connection closed with an error.");
             }
         });
-        Ok(PostgresSource { name: name.to_string(), client })
+        let cancel = client.cancel_token();
+        Ok(PostgresSource { name: name.to_string(), client, cancel, tls, connect_timeout })
     }
 
     fn query_error(&self, sync: &str, e: tokio_postgres::Error) -> SourceError {
@@ -111,6 +79,17 @@ impl PostgresSource {
             None => e.to_string(),
         };
         SourceError::Query { sync: sync.to_string(), warehouse: self.name.clone(), message }
+    }
+}
+
+impl PostgresSource {
+    /// Sends PostgreSQL's cancel request on a connection of its own, within the connect timeout.
+    pub async fn cancel(&self) {
+        match tokio::time::timeout(self.connect_timeout, self.cancel.cancel_query(self.tls.clone())).await {
+            Ok(Ok(())) => tracing::info!(warehouse = %self.name, "Cancel request sent to the warehouse."),
+            Ok(Err(e)) => tracing::warn!(warehouse = %self.name, error = %e, "The cancel request failed."),
+            Err(_) => tracing::warn!(warehouse = %self.name, "The cancel request timed out."),
+        }
     }
 
     pub async fn describe(&self, sync: &str, sql: &str) -> Result<Vec<ColumnInfo>, SourceError> {
@@ -144,15 +123,8 @@ impl PostgresSource {
     /// (rows are matched by it) and so are association cells (checked for `{ value, label }`
     /// objects); the other columns come as PostgreSQL prints them, which shows any change
     /// without paying for the conversions.
-    pub async fn stream_keys(
-        &self,
-        sync: &str,
-        sql: &str,
-        columns: &[ColumnInfo],
-        first_link: usize,
-        seed: u64,
-        tx: mpsc::Sender<KeyChunk>,
-    ) -> Result<u64, SourceError> {
+    pub async fn stream_keys(&self, read: KeyRead<'_>, tx: mpsc::Sender<KeyChunk>) -> Result<u64, SourceError> {
+        let KeyRead { sync, sql, columns, first_link, seed } = read;
         let exprs: Vec<String> = columns
             .iter()
             .enumerate()
@@ -167,7 +139,8 @@ impl PostgresSource {
         let copy = format!("COPY (SELECT {} FROM ({sql}) AS m) TO STDOUT", exprs.join(", "));
         let stream = self.client.copy_out(copy.as_str()).await.map_err(|e| self.query_error(sync, e))?;
         futures::pin_mut!(stream);
-        let mut parser = KeyParser::new(seed, first_link, columns.len().saturating_sub(first_link));
+        let names = columns.iter().map(|c| c.name.clone()).collect();
+        let mut parser = KeyParser::new(seed, names, first_link);
         let mut rows = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| self.query_error(sync, e))?;
@@ -234,6 +207,51 @@ impl PostgresSource {
     }
 }
 
+impl Warehouse for PostgresSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn cancel(&self) -> BoxFuture<'_, ()> {
+        Box::pin(PostgresSource::cancel(self))
+    }
+
+    fn describe<'a>(&'a self, sync: &'a str, sql: &'a str) -> BoxFuture<'a, Result<Vec<ColumnInfo>, SourceError>> {
+        Box::pin(PostgresSource::describe(self, sync, sql))
+    }
+
+    fn begin_snapshot<'a>(&'a self, sync: &'a str) -> BoxFuture<'a, Result<(), SourceError>> {
+        Box::pin(PostgresSource::begin_snapshot(self, sync))
+    }
+
+    fn end_snapshot<'a>(&'a self, sync: &'a str) -> BoxFuture<'a, Result<(), SourceError>> {
+        Box::pin(PostgresSource::end_snapshot(self, sync))
+    }
+
+    fn stream_keys<'a>(
+        &'a self,
+        read: KeyRead<'a>,
+        tx: mpsc::Sender<KeyChunk>,
+    ) -> BoxFuture<'a, Result<u64, SourceError>> {
+        Box::pin(PostgresSource::stream_keys(self, read, tx))
+    }
+
+    fn stream_rows<'a>(
+        &'a self,
+        sync: &'a str,
+        sql: &'a str,
+        columns: &'a [ColumnInfo],
+        keys: Option<Arc<KeySet>>,
+        tx: mpsc::Sender<Vec<Row>>,
+    ) -> BoxFuture<'a, Result<u64, SourceError>> {
+        Box::pin(PostgresSource::stream_rows(self, sync, sql, columns, keys, tx))
+    }
+
+    fn copy_to_nowhere<'a>(&'a self, sync: &'a str, sql: &'a str) -> BoxFuture<'a, Result<u64, SourceError>> {
+        Box::pin(PostgresSource::copy_to_nowhere(self, sync, sql))
+    }
+}
+
 /// Splits `COPY ... TO STDOUT` output into lines; chunks may end anywhere in a line.
 #[derive(Default)]
 struct Lines {
@@ -285,6 +303,8 @@ fn may_hold_objects(field: &[u8]) -> bool {
 /// cells holding `{ value, label }` objects.
 struct KeyParser {
     seed: u64,
+    /// The column names, for rejections.
+    names: Vec<String>,
     first_link: usize,
     lines: Lines,
     chunk: KeyChunk,
@@ -294,9 +314,11 @@ struct KeyParser {
 }
 
 impl KeyParser {
-    fn new(seed: u64, first_link: usize, links: usize) -> Self {
+    fn new(seed: u64, names: Vec<String>, first_link: usize) -> Self {
+        let links = names.len().saturating_sub(first_link);
         KeyParser {
             seed,
+            names,
             first_link,
             lines: Lines::default(),
             chunk: KeyChunk { keys: Vec::with_capacity(CHUNK_ROWS), label_objects: vec![false; links] },
@@ -325,7 +347,25 @@ impl KeyParser {
                 }
             }
         }
-        self.chunk.keys.push(RowKey { key, key_hash, hash: hash_bytes(self.seed, line) });
+        let rejected = std::str::from_utf8(line).is_err().then(|| self.not_utf8(line));
+        self.chunk.keys.push(RowKey { key, key_hash, hash: hash_bytes(self.seed, line), rejected });
+    }
+
+    /// The rejection of a line holding bytes that are not UTF-8 (a `SQL_ASCII` database lets
+    /// any byte in), naming the first such column.
+    fn not_utf8(&self, line: &[u8]) -> RowReject {
+        let column = line
+            .split(|&b| b == b'\t')
+            .position(|field| std::str::from_utf8(field).is_err())
+            .and_then(|j| self.names.get(j))
+            .map_or("?", String::as_str);
+        RowReject {
+            code: "INVALID_UTF8",
+            message: format!(
+                "column `{column}` holds bytes that are not UTF-8 (the database's encoding may be SQL_ASCII); fix \
+                 the value, or convert it to UTF-8 in the model"
+            ),
+        }
     }
 
     fn take(&mut self) -> KeyChunk {
@@ -374,7 +414,8 @@ impl CopyTextParser {
     fn line(&mut self, line: &[u8]) {
         if let Some(keys) = &self.keys {
             let wanted = parse_field(first_field(line)).is_some_and(|key| keys.contains(key_hash(&key)));
-            if !wanted {
+            // A line that is not UTF-8 was rejected by the first read: never send its values.
+            if !wanted || std::str::from_utf8(line).is_err() {
                 return;
             }
         }
@@ -513,7 +554,7 @@ mod tests {
 
     #[test]
     fn key_parser_hashes_whole_lines_and_spots_label_objects() {
-        let mut p = KeyParser::new(9, 2, 1);
+        let mut p = KeyParser::new(9, vec!["id".into(), "name".into(), "company".into()], 2);
         let mut chunks = p.feed(b"1\tAda\tAcme\n2\tGrace\t");
         chunks.extend(p.feed(b"{\"value\": \"Acme\"}\n\\N\tAlan\t\\N"));
         chunks.push(p.finish());
@@ -528,6 +569,25 @@ mod tests {
     }
 
     #[test]
+    fn lines_that_are_not_utf8_are_rejected_by_column() {
+        let mut p = KeyParser::new(1, vec!["id".into(), "name".into()], 2);
+        let chunks = p.feed(b"1\tAda\n2\tRen\xe9e\n3\tJos\xc3\xa9\n");
+        let keys: Vec<RowKey> = chunks.into_iter().flat_map(|c| c.keys).chain(p.finish().keys).collect();
+        assert_eq!(keys.len(), 3);
+        assert_eq!((keys[0].rejected.clone(), keys[2].rejected.clone()), (None, None));
+        let rejected = keys[1].rejected.clone().expect("the Latin-1 line is rejected");
+        assert_eq!(rejected.code, "INVALID_UTF8");
+        assert!(rejected.message.starts_with("column `name` holds bytes that are not UTF-8"), "{}", rejected.message);
+        assert_eq!(keys[1].key.as_deref(), Some("2"));
+
+        let wanted = Arc::new(KeySet::new(vec![key_hash("1"), key_hash("2")]));
+        let mut rows = CopyTextParser::new(2, Some(wanted));
+        let mut read: Vec<Row> = rows.feed(b"1\tAda\n2\tRen\xe9e\n").into_iter().flatten().collect();
+        read.extend(rows.finish());
+        assert_eq!(read, vec![vec![Some("1".into()), Some("Ada".into())]]);
+    }
+
+    #[test]
     fn memchr_finds_the_first_match_anywhere() {
         let text = b"abcdefghijklmnopqrstuvwxyz\n0123456789\n";
         for needle in [b'a', b'h', b'i', b'p', b'z', b'\n', b'0', b'9'] {
@@ -536,12 +596,6 @@ mod tests {
         assert_eq!(memchr(b'!', text), None);
         assert_eq!(memchr(0x80, &[0x7f, 0x80, 0x81]), Some(1));
         assert_eq!(memchr(b'x', b""), None);
-    }
-
-    #[test]
-    fn verify_modes_become_require_with_verification() {
-        assert_eq!(tls_mode("postgres://h/db?sslmode=verify-full"), ("postgres://h/db?sslmode=require".into(), true));
-        assert_eq!(tls_mode("postgres://h/db?sslmode=require"), ("postgres://h/db?sslmode=require".into(), false));
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub struct StateReader {
 /// Turns DuckDB's open error into words: its file lock means another process has the file.
 pub(super) fn open_error(path: &Path, e: impl std::fmt::Display) -> StateError {
     let text = e.to_string();
+    if let Some(sentence) = crate::source::storage_version_message(path, &text) {
+        return StateError::Open { path: path.to_path_buf(), message: sentence };
+    }
     // DuckDB's own words for a lock held by another process; other errors that merely
     // contain "lock" (a checksum error in a block, say) are reported as they are.
     let message = if text.contains("Could not set lock on file") || text.contains("Conflicting lock is held") {

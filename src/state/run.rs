@@ -184,6 +184,7 @@ mod tests {
                 key: Some(key.to_string()),
                 key_hash: crate::source::key_hash(key),
                 hash: *hash,
+                rejected: None,
             })
             .collect();
         store.append_staging(1, &keys).unwrap();

@@ -99,9 +99,12 @@ impl StateStore {
     }
 
     /// Replaces the staging table with an empty one: one row per model row, with its number,
-    /// key (`c0`), key hash (`k`) and row hash (`h`).
+    /// key (`c0`), key hash (`k`), row hash (`h`), and why the source rejected it, if it did.
     pub fn create_staging(&mut self) -> Result<(), StateError> {
-        self.batch("CREATE OR REPLACE TABLE staging (rownum BIGINT, c0 VARCHAR, k UBIGINT, h UBIGINT)")
+        self.batch(
+            "CREATE OR REPLACE TABLE staging (rownum BIGINT, c0 VARCHAR, k UBIGINT, h UBIGINT, \
+             reject_code VARCHAR, reject_message VARCHAR)",
+        )
     }
 
     /// Appends the first read's rows to the staging table; `first_rownum` numbers the first.
@@ -110,7 +113,14 @@ impl StateStore {
         for (i, row) in keys.iter().enumerate() {
             let rownum = first_rownum + i as i64;
             appender
-                .append_row(params![rownum, row.key, row.key_hash, row.hash])
+                .append_row(params![
+                    rownum,
+                    row.key,
+                    row.key_hash,
+                    row.hash,
+                    row.rejected.as_ref().map(|r| r.code),
+                    row.rejected.as_ref().map(|r| r.message.as_str())
+                ])
                 .map_err(|e| query_error(&self.path, e))?;
         }
         appender.flush().map_err(|e| query_error(&self.path, e))?;
@@ -155,13 +165,18 @@ impl StateStore {
                GROUP BY c0 HAVING count(*) > 1;
              CREATE OR REPLACE TABLE invalid_now AS
                SELECT rownum AS row_number, c0 AS pk,
-                      CASE WHEN c0 IS NULL THEN 'NULL_PRIMARY_KEY' ELSE 'DUPLICATE_PRIMARY_KEY' END AS code,
+                      CASE WHEN c0 IS NULL THEN 'NULL_PRIMARY_KEY'
+                           WHEN c0 IN (SELECT pk FROM dup_keys) THEN 'DUPLICATE_PRIMARY_KEY'
+                           ELSE reject_code END AS code,
                       CASE WHEN c0 IS NULL THEN 'the primary key is null'
-                           ELSE 'the primary key appears in more than one row' END AS message
-               FROM staging WHERE c0 IS NULL OR c0 IN (SELECT pk FROM dup_keys);
+                           WHEN c0 IN (SELECT pk FROM dup_keys) THEN 'the primary key appears in more than one row'
+                           ELSE reject_message END AS message
+               FROM staging
+               WHERE c0 IS NULL OR c0 IN (SELECT pk FROM dup_keys) OR reject_code IS NOT NULL;
              CREATE OR REPLACE TABLE changed_all AS
                SELECT c.rownum, c.c0 AS pk, c.k, c.h
-               FROM (SELECT * FROM staging WHERE c0 IS NOT NULL AND c0 NOT IN (SELECT pk FROM dup_keys)) c
+               FROM (SELECT * FROM staging
+                     WHERE c0 IS NOT NULL AND reject_code IS NULL AND c0 NOT IN (SELECT pk FROM dup_keys)) c
                LEFT JOIN snapshot s ON s.pk = c.c0
                WHERE {full} OR s.row_hash IS NULL OR s.row_hash <> c.h;
              CREATE OR REPLACE TABLE held_keys AS

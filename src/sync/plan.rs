@@ -77,7 +77,7 @@ async fn plan_with(
     store: &mut StateStore,
     counts: &mut RunCounts,
 ) -> Result<Plan, SyncError> {
-    let props = stage_and_diff(config, sync, store, full, false, counts).await?.props;
+    let props = stage_and_diff(config, sync, store, full, false, counts, None).await?.props;
     let mut plan = Plan {
         sync: sync.name.clone(),
         rows: counts.rows_read,

@@ -16,6 +16,7 @@ use super::options::{RunOptions, RunStatus, RunSummary};
 use super::stage::{stage_and_diff, Staged};
 use super::SyncError;
 use crate::config::{Config, SyncSpec, DEFAULT_SEARCH_INDEX_LAG_SECS};
+use crate::source::SourceError;
 use crate::state::{Run, StateStore};
 use hubspot_client::HubSpotClient;
 
@@ -45,6 +46,7 @@ pub async fn run_sync(
     let (status, error) = match (&outcome, merged) {
         (Ok(false), Ok(())) => (RunStatus::Succeeded, None),
         (Ok(true), Ok(())) => (RunStatus::Cancelled, Some("stopped before the end by a shutdown".to_string())),
+        (Err(e @ SyncError::Source(SourceError::Cancelled { .. })), _) => (RunStatus::Cancelled, Some(e.to_string())),
         (Err(e), _) => (RunStatus::Failed, Some(e.describe(&sync.name))),
         (Ok(_), Err(e)) => (RunStatus::Failed, Some(e.to_string())),
     };
@@ -85,7 +87,9 @@ async fn execute(
         blocking(|| run.merge_journal())?;
     }
     let mut counts = run.counts;
-    let staged = stage_and_diff(config, sync, run, options.full, options.retry_rejected, &mut counts).await;
+    let staged =
+        stage_and_diff(config, sync, run, options.full, options.retry_rejected, &mut counts, options.stop.clone())
+            .await;
     run.counts = counts;
     let Staged { props, label_objects } = staged?;
     blocking(|| run.keep_invalid_rows())?;

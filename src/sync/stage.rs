@@ -2,6 +2,7 @@
 //! hash stream into DuckDB, the diff is SQL, and only the changed rows' values are read again
 //! into `changes`, which delivery and `plan` read back a page at a time.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -66,8 +67,10 @@ pub(crate) async fn stage_and_diff(
     full: bool,
     retry_rejected: bool,
     counts: &mut RunCounts,
+    stop: Option<Arc<AtomicBool>>,
 ) -> Result<Staged, SyncError> {
-    let source = connect_source(config, sync).await?;
+    // `stop` cancels the warehouse query on a shutdown.
+    let source = connect_source(config, sync).await?.with_stop(stop);
     let described = source.describe(&sync.name, &sync.model_sql).await?;
     let (wanted, props) = staged_columns(sync);
     let mut columns = select_columns(&sync.name, &described, &wanted)?;

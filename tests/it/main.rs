@@ -14,3 +14,5 @@ mod metrics;
 mod rejections;
 mod sync_core;
 mod sync_resilience;
+mod warehouse_tls;
+mod warehouses;

@@ -7,7 +7,7 @@ use std::time::Instant;
 use tokio_postgres::NoTls;
 
 use super::super::CliError;
-use crate::config::{Secret, WarehouseConfig};
+use crate::config::{PostgresConfig, WarehouseConfig};
 use crate::source::Source;
 
 /// The contacts table's model: ten columns of mixed types (the key, text, integer, numeric,
@@ -187,7 +187,7 @@ pub struct Floor {
 /// The floor: `COPY (model) TO STDOUT` through hubsync's own PostgreSQL client (same
 /// connection code and TLS negotiation as a sync), the bytes thrown away.
 pub async fn measure_floor(url: &str, model: &str) -> Result<Floor, CliError> {
-    let config = WarehouseConfig::Postgres { url: Secret::new(url) };
+    let config = WarehouseConfig::Postgres(PostgresConfig::from_url(url));
     let source = Source::connect("bench", &config).await.map_err(|e| CliError::Failed(format!("bench: {e}")))?;
     let started = Instant::now();
     let bytes =
