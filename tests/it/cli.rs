@@ -144,6 +144,8 @@ fn listed_commands(help: &str) -> Vec<String> {
         .skip_while(|l| !l.starts_with("Commands:"))
         .skip(1)
         .take_while(|l| l.starts_with("  "))
+        // A wrapped description continues on a more indented line, which names no command.
+        .filter(|l| !l.starts_with("   "))
         .filter_map(|l| {
             let mut words = l.split_whitespace();
             let name = words.next()?;
