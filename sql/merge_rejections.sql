@@ -2,11 +2,13 @@
 -- merge_in_place.sql, in the same transaction.
 
 -- The latest outcome per key decides: an acknowledgement clears a rejection, a rejection
--- adds one or counts another attempt.
+-- adds one or counts another attempt (with the row hash it refused, and whether it waits for
+-- the row to change).
 CREATE OR REPLACE TABLE rejections_next AS
 WITH last AS (
     SELECT pk, arg_max(kind, seq) AS kind, arg_max(run_id, seq) AS run_id,
-           arg_max(code, seq) AS code, arg_max(message, seq) AS message, max(recorded_at) AS at
+           arg_max(code, seq) AS code, arg_max(message, seq) AS message, max(recorded_at) AS at,
+           arg_max_null(row_hash, seq) AS row_hash, arg_max_null(on_change, seq) AS on_change
     FROM journal
     WHERE kind IN ('ack', 'reject')
     GROUP BY pk
@@ -14,11 +16,29 @@ WITH last AS (
 SELECT r.* FROM rejections r ANTI JOIN last ON r.pk = last.pk
 UNION ALL
 SELECT last.pk, last.run_id, last.code, last.message,
-       coalesce(r.attempts, 0) + 1, coalesce(r.first_seen, last.at), last.at
+       coalesce(r.attempts, 0) + 1, coalesce(r.first_seen, last.at), last.at,
+       last.row_hash, coalesce(last.on_change, false)
 FROM last LEFT JOIN rejections r ON r.pk = last.pk
 WHERE last.kind = 'reject';
 
 DROP TABLE rejections;
 ALTER TABLE rejections_next RENAME TO rejections;
+
+-- Pending creates: a key whose latest intent, ack, id or settle entry is an intent is still
+-- pending; any later ack, id or settle settles it.
+CREATE OR REPLACE TABLE pending_creates_next AS
+WITH last AS (
+    SELECT pk, arg_max(kind, seq) AS kind, arg_max(match_value, seq) AS match_value,
+           arg_max(code, seq) AS batch, arg_max(run_id, seq) AS run_id, max(recorded_at) AS sent_at
+    FROM journal
+    WHERE kind IN ('intent', 'ack', 'id', 'settle')
+    GROUP BY pk
+)
+SELECT p.* FROM pending_creates p ANTI JOIN last ON p.pk = last.pk
+UNION ALL
+SELECT pk, match_value, batch, run_id, sent_at FROM last WHERE kind = 'intent';
+
+DROP TABLE pending_creates;
+ALTER TABLE pending_creates_next RENAME TO pending_creates;
 
 DELETE FROM journal;

@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS journal (
     recorded_at TIMESTAMP
 );
 
--- Records HubSpot refused, with its reason; retried on every run until accepted.
+-- Records HubSpot refused, with its reason. A refusal of the values themselves (`on_change`)
+-- waits until the row's hash differs from `row_hash`; others are retried on every run.
 CREATE TABLE IF NOT EXISTS rejections (
     pk VARCHAR,
     run_id BIGINT,
@@ -118,3 +119,24 @@ CREATE TABLE IF NOT EXISTS meta (
     key VARCHAR,
     value VARCHAR
 );
+
+-- Creates sent on the search-and-create path (a non-unique match property) that no answer
+-- settled yet: the intent is journaled before the request leaves. A pending create is looked
+-- up by its match value once the search index has caught up, before it may be created again.
+CREATE TABLE IF NOT EXISTS pending_creates (
+    pk VARCHAR,
+    match_value VARCHAR,
+    batch VARCHAR,
+    run_id BIGINT,
+    sent_at TIMESTAMP
+);
+
+-- Columns added after the first release; a file written before gets them on its first
+-- writable open (read-only commands cope without them).
+ALTER TABLE journal ADD COLUMN IF NOT EXISTS match_value VARCHAR;
+ALTER TABLE journal ADD COLUMN IF NOT EXISTS on_change BOOLEAN;
+ALTER TABLE rejections ADD COLUMN IF NOT EXISTS row_hash UBIGINT;
+ALTER TABLE rejections ADD COLUMN IF NOT EXISTS on_change BOOLEAN;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS held BIGINT;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS uncertain BIGINT;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS reconciled BIGINT;

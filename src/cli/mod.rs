@@ -16,7 +16,7 @@ pub use daemon::{daemon_status, run, trigger};
 pub use demo::demo;
 
 use crate::config::{Config, ConfigError};
-use crate::state::StateStore;
+use crate::state::{StateReader, StateStore};
 use crate::sync::{self, RunOptions, RunStatus, Severity};
 use output::{print_plan, print_status, print_summary, StatusView, Table};
 
@@ -162,7 +162,7 @@ pub async fn sync(config_path: &Path, names: &[String], all: bool, full: bool, j
     }
 }
 
-/// `hubsync status [<sync>]`: reads the state files only, never HubSpot.
+/// `hubsync status [<sync>]`: reads the state files only (read-only), never HubSpot.
 pub fn status(config_path: &Path, name: Option<&str>, limit: usize, json: bool) -> Result<(), CliError> {
     let config = Config::load(config_path)?;
     let specs: Vec<_> = match name {
@@ -195,7 +195,9 @@ pub(crate) fn status_of(
         }
         return Ok(None);
     }
-    let store = StateStore::open(&path)?;
+    // Read-only: a status never creates, migrates or merges the file, so it cannot disturb a
+    // run (and works on a file a newer hubsync wrote).
+    let store = StateReader::open_read_only(&path)?;
     let runs = store.runs(limit)?;
     let (rejections, rejected_total) = store.rejections(limit)?;
     let (invalid, invalid_total) = store.invalid_rows(limit)?;

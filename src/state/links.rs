@@ -3,7 +3,9 @@
 
 use duckdb::params;
 
-use super::store::{query_error, StateError, StateStore};
+use super::read::StateReader;
+use super::store::StateStore;
+use super::types::{query_error, StateError};
 
 /// One association a row asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,11 +41,38 @@ pub struct LinkFailure {
 /// A row's association cells, read for parsing.
 pub type LinkInputRow = (i64, String, Vec<Option<String>>);
 
-impl StateStore {
-    fn q(&self) -> impl Fn(duckdb::Error) -> StateError + '_ {
+impl StateReader {
+    pub(super) fn q(&self) -> impl Fn(duckdb::Error) -> StateError + '_ {
         move |e| self.err(e)
     }
 
+    /// Failed associations of the last run, and their total.
+    pub fn link_failures(&self, limit: usize) -> Result<(Vec<LinkFailure>, u64), StateError> {
+        let total = self.scalar_i64("SELECT count(*) FROM association_rejections")? as u64;
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT assoc, from_pk, to_value, labels, code, message FROM association_rejections
+                 ORDER BY from_pk, to_value LIMIT ?",
+            )
+            .map_err(self.q())?;
+        let rows = statement
+            .query_map(params![limit as i64], |r| {
+                Ok(LinkFailure {
+                    assoc: r.get(0)?,
+                    from_pk: r.get(1)?,
+                    to_value: r.get(2)?,
+                    labels: r.get(3)?,
+                    code: r.get(4)?,
+                    message: r.get(5)?,
+                })
+            })
+            .map_err(self.q())?;
+        Ok((rows.collect::<Result<Vec<_>, _>>().map_err(self.q())?, total))
+    }
+}
+
+impl StateStore {
     /// Rows whose association cells must be read this run: changed rows, and rows with an
     /// association that failed before (the second read brought both). `first` is the index of
     /// the first cell in `staging_rows`.
@@ -129,17 +158,17 @@ impl StateStore {
         if found.is_empty() {
             return Ok(());
         }
-        let tx = self.conn.transaction().map_err(|e| query_error(&self.path, e))?;
+        let tx = self.reader.conn.transaction().map_err(|e| query_error(&self.reader.path, e))?;
         {
-            let mut appender = tx.appender("lookup_ids").map_err(|e| query_error(&self.path, e))?;
+            let mut appender = tx.appender("lookup_ids").map_err(|e| query_error(&self.reader.path, e))?;
             for (value, id) in found {
                 appender
                     .append_row(params![object, property, value.trim().to_lowercase(), id])
-                    .map_err(|e| query_error(&self.path, e))?;
+                    .map_err(|e| query_error(&self.reader.path, e))?;
             }
-            appender.flush().map_err(|e| query_error(&self.path, e))?;
+            appender.flush().map_err(|e| query_error(&self.reader.path, e))?;
         }
-        tx.commit().map_err(|e| query_error(&self.path, e))
+        tx.commit().map_err(|e| query_error(&self.reader.path, e))
     }
 
     /// Builds the table of associations to deliver now; returns how many.
@@ -191,17 +220,17 @@ impl StateStore {
             return Ok(());
         }
         let now = chrono::Utc::now().naive_utc();
-        let tx = self.conn.transaction().map_err(|e| query_error(&self.path, e))?;
+        let tx = self.reader.conn.transaction().map_err(|e| query_error(&self.reader.path, e))?;
         {
-            let mut appender = tx.appender("associations").map_err(|e| query_error(&self.path, e))?;
+            let mut appender = tx.appender("associations").map_err(|e| query_error(&self.reader.path, e))?;
             for (l, from_id, to_id) in delivered {
                 appender
                     .append_row(params![l.assoc, l.from_pk, l.to_value, l.labels, from_id, to_id, now])
-                    .map_err(|e| query_error(&self.path, e))?;
+                    .map_err(|e| query_error(&self.reader.path, e))?;
             }
-            appender.flush().map_err(|e| query_error(&self.path, e))?;
+            appender.flush().map_err(|e| query_error(&self.reader.path, e))?;
         }
-        tx.commit().map_err(|e| query_error(&self.path, e))
+        tx.commit().map_err(|e| query_error(&self.reader.path, e))
     }
 
     /// Replaces the failed associations with this run's, counting attempts per association.
@@ -230,31 +259,6 @@ impl StateStore {
              COMMIT;
              DROP TABLE IF EXISTS link_failures_now;",
         )
-    }
-
-    /// Failed associations of the last run, and their total.
-    pub fn link_failures(&self, limit: usize) -> Result<(Vec<LinkFailure>, u64), StateError> {
-        let total = self.scalar_i64("SELECT count(*) FROM association_rejections")? as u64;
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT assoc, from_pk, to_value, labels, code, message FROM association_rejections
-                 ORDER BY from_pk, to_value LIMIT ?",
-            )
-            .map_err(self.q())?;
-        let rows = statement
-            .query_map(params![limit as i64], |r| {
-                Ok(LinkFailure {
-                    assoc: r.get(0)?,
-                    from_pk: r.get(1)?,
-                    to_value: r.get(2)?,
-                    labels: r.get(3)?,
-                    code: r.get(4)?,
-                    message: r.get(5)?,
-                })
-            })
-            .map_err(self.q())?;
-        Ok((rows.collect::<Result<Vec<_>, _>>().map_err(self.q())?, total))
     }
 
     pub fn meta_get(&self, key: &str) -> Result<Option<String>, StateError> {
@@ -341,15 +345,15 @@ impl StateStore {
     /// Records members HubSpot added, in one transaction.
     pub fn record_list_added(&mut self, list_id: &str, members: &[(String, String)]) -> Result<(), StateError> {
         let now = chrono::Utc::now().naive_utc();
-        let tx = self.conn.transaction().map_err(|e| query_error(&self.path, e))?;
+        let tx = self.reader.conn.transaction().map_err(|e| query_error(&self.reader.path, e))?;
         {
-            let mut appender = tx.appender("list_members").map_err(|e| query_error(&self.path, e))?;
+            let mut appender = tx.appender("list_members").map_err(|e| query_error(&self.reader.path, e))?;
             for (pk, id) in members {
-                appender.append_row(params![list_id, pk, id, now]).map_err(|e| query_error(&self.path, e))?;
+                appender.append_row(params![list_id, pk, id, now]).map_err(|e| query_error(&self.reader.path, e))?;
             }
-            appender.flush().map_err(|e| query_error(&self.path, e))?;
+            appender.flush().map_err(|e| query_error(&self.reader.path, e))?;
         }
-        tx.commit().map_err(|e| query_error(&self.path, e))
+        tx.commit().map_err(|e| query_error(&self.reader.path, e))
     }
 
     /// Forgets members HubSpot removed.

@@ -1,11 +1,16 @@
-//! The DuckDB state store of one sync: staging, diff, journal of acknowledgements, merge, runs.
-//! One store is owned by one task at a time; DuckDB's file lock keeps a second process out.
+//! The writable DuckDB state store of one sync: the work tables of a run (staging, diff,
+//! changes), the journal of acknowledgements and its merge. A store is opened by a run (which
+//! then goes through [`StateStore::begin_run`], see `run.rs`), by `hubsync reset`, or as a
+//! scratch copy for `hubsync plan` that reads the file and never writes it. One store is owned
+//! by one task at a time; DuckDB's file lock keeps a second process out.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
 
 use duckdb::{params, Connection, ToSql};
 
+use super::read::{open_error, StateReader};
+use super::types::{query_error, ChangeRow, DiffTotals, StateError};
 use crate::source::{key_hash, KeySet, Row, RowKey};
 
 const SCHEMA: &str = include_str!("../../sql/schema.sql");
@@ -17,130 +22,42 @@ const MERGE_REJECTIONS: &str = include_str!("../../sql/merge_rejections.sql");
 /// a bigger one rewrites the snapshot (cheaper than replacing most of its rows one by one).
 const IN_PLACE_RATIO: i64 = 8;
 
-/// What can go wrong with a state file.
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("cannot open the state file {path}: {message}")]
-    Open { path: PathBuf, message: String },
-    #[error("state file {path}: {message}")]
-    Query { path: PathBuf, message: String },
-}
-
-/// A failed statement on the state file at `path`.
-pub(super) fn query_error(path: &Path, e: impl std::fmt::Display) -> StateError {
-    StateError::Query { path: path.to_path_buf(), message: e.to_string() }
-}
-
-/// One changed (or new) row, as the diff found it.
-#[derive(Debug, Clone)]
-pub struct ChangeRow {
-    pub n: i64,
-    pub pk: String,
-    pub match_value: Option<String>,
-    pub hash: u64,
-    pub hubspot_id: Option<String>,
-    /// Property values HubSpot last acknowledged, or `None` if nothing was delivered yet.
-    pub old_props: Option<BTreeMap<String, Option<String>>>,
-    /// Current values, in the order of the sync's properties.
-    pub values: Vec<Option<String>>,
-    /// Association cells, in the order of the sync's associations.
-    pub links: Vec<Option<String>>,
-}
-
-/// Totals of a diff.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DiffTotals {
-    pub rows: u64,
-    pub invalid: u64,
-    pub changed: u64,
-}
-
-/// One thing to remember about a record, written in the same transaction as its batch's
-/// acknowledgement.
-#[derive(Debug, Clone)]
-pub enum Entry {
-    /// HubSpot acknowledged these values for this record.
-    Ack { pk: String, hubspot_id: String, hash: u64, props: String },
-    /// The record's HubSpot id was learned (from a search or a read), nothing delivered.
-    Id { pk: String, hubspot_id: String },
-    /// HubSpot refused the record, or it could not be sent.
-    Reject { pk: String, code: String, message: String },
-}
-
-/// Counts of one run, as stored in `runs`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RunCounts {
-    pub rows_read: u64,
-    pub invalid: u64,
-    pub unchanged: u64,
-    pub created: u64,
-    pub updated: u64,
-    pub skipped: u64,
-    pub rejected: u64,
-    pub associated: u64,
-    pub association_rejected: u64,
-    pub list_added: u64,
-    pub list_removed: u64,
-    pub requests: u64,
-}
-
-/// One stored run.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RunRecord {
-    pub run_id: i64,
-    pub trigger: String,
-    pub full_resync: bool,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    pub status: String,
-    pub counts: RunCounts,
-    pub error: Option<String>,
-}
-
-/// One currently rejected record.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Rejection {
-    pub pk: String,
-    pub code: String,
-    pub message: String,
-    pub attempts: i64,
-    pub last_seen: String,
-}
-
-/// One row set aside before sending.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct InvalidRow {
-    pub row_number: i64,
-    pub pk: Option<String>,
-    pub code: String,
-    pub message: String,
-}
-
+/// A state file opened for writing (or a scratch copy of one, for `plan`). Reads go through
+/// the [`StateReader`] it derefs to.
 pub struct StateStore {
-    pub(super) conn: Connection,
-    pub(super) path: PathBuf,
-    next_seq: i64,
+    pub(super) reader: StateReader,
+    pub(super) next_seq: i64,
+    /// A scratch store (`plan`): the file is attached read-only, work tables live in memory.
+    scratch: bool,
+}
+
+impl Deref for StateStore {
+    type Target = StateReader;
+    fn deref(&self) -> &StateReader {
+        &self.reader
+    }
+}
+
+impl DerefMut for StateStore {
+    fn deref_mut(&mut self) -> &mut StateReader {
+        &mut self.reader
+    }
 }
 
 impl StateStore {
-    /// Opens (or creates) a state file, and merges what a crashed run left in the journal.
+    /// Opens (or creates) a state file, brings its schema up to date, merges what a crashed
+    /// run left in the journal, and marks that run interrupted (its counts are those of its
+    /// last journaled batch).
     pub fn open(path: &Path) -> Result<StateStore, StateError> {
-        let open_error = |message: String| StateError::Open { path: path.to_path_buf(), message };
         if let Some(dir) = path.parent() {
             crate::private_files::create_private_dir(dir)
-                .map_err(|e| open_error(format!("cannot create {}: {e}", dir.display())))?;
+                .map_err(|e| open_error(path, format!("cannot create {}: {e}", dir.display())))?;
         }
-        let conn = Connection::open(path).map_err(|e| {
-            let text = e.to_string();
-            if text.contains("lock") {
-                open_error(format!("{text}; another hubsync process is running this sync"))
-            } else {
-                open_error(text)
-            }
-        })?;
+        let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
         // The file holds every delivered value: owner only (DuckDB creates it with the umask).
         crate::private_files::restrict_state_file(path);
-        let mut store = StateStore { conn, path: path.to_path_buf(), next_seq: 0 };
+        let mut store =
+            StateStore { reader: StateReader { conn, path: path.to_path_buf() }, next_seq: 0, scratch: false };
         store.batch(SCHEMA)?;
         store.next_seq = store.scalar_i64("SELECT coalesce(max(seq), 0) + 1 FROM journal")?;
         if store.merge_journal()? {
@@ -153,70 +70,32 @@ impl StateStore {
         Ok(store)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub(super) fn err(&self, e: impl std::fmt::Display) -> StateError {
-        StateError::Query { path: self.path.clone(), message: e.to_string() }
-    }
-
-    pub(super) fn batch(&self, sql: &str) -> Result<(), StateError> {
-        self.conn.execute_batch(sql).map_err(|e| self.err(e))
-    }
-
-    pub(super) fn scalar_i64(&self, sql: &str) -> Result<i64, StateError> {
-        self.conn.query_row(sql, [], |r| r.get(0)).map_err(|e| self.err(e))
-    }
-
-    /// Starts a run record and returns its id.
-    pub fn begin_run(&mut self, trigger: &str, full: bool) -> Result<i64, StateError> {
-        let run_id = self.scalar_i64("SELECT coalesce(max(run_id), 0) + 1 FROM runs")?;
-        self.conn
-            .execute(
-                "INSERT INTO runs (run_id, trigger, full_resync, started_at, status) \
-                 VALUES (?, ?, ?, now()::TIMESTAMP, 'running')",
-                params![run_id, trigger, full],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(run_id)
-    }
-
-    /// Closes a run record.
-    pub fn finish_run(
-        &mut self,
-        run_id: i64,
-        status: &str,
-        counts: &RunCounts,
-        error: Option<&str>,
-    ) -> Result<(), StateError> {
-        let c = counts;
-        self.conn
-            .execute(
-                "UPDATE runs SET finished_at = now()::TIMESTAMP, status = ?, rows_read = ?, invalid = ?, \
-                 unchanged = ?, created = ?, updated = ?, skipped = ?, rejected = ?, associated = ?, \
-                 association_rejected = ?, list_added = ?, list_removed = ?, requests = ?, error = ? \
-                 WHERE run_id = ?",
-                params![
-                    status,
-                    c.rows_read as i64,
-                    c.invalid as i64,
-                    c.unchanged as i64,
-                    c.created as i64,
-                    c.updated as i64,
-                    c.skipped as i64,
-                    c.rejected as i64,
-                    c.associated as i64,
-                    c.association_rejected as i64,
-                    c.list_added as i64,
-                    c.list_removed as i64,
-                    c.requests as i64,
-                    error,
-                    run_id
-                ],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
+    /// A scratch store for `hubsync plan`: an in-memory database with the state file attached
+    /// read-only (when it exists) behind the work tables, so a plan stages and diffs exactly as a
+    /// run does without writing the file. A journal left by a crash is not merged (it is, by
+    /// the next run).
+    pub fn open_scratch(path: &Path) -> Result<StateStore, StateError> {
+        let conn = Connection::open_in_memory().map_err(|e| open_error(path, e))?;
+        let store = StateStore { reader: StateReader { conn, path: path.to_path_buf() }, next_seq: 0, scratch: true };
+        if path.exists() {
+            let file = path.display().to_string().replace('\'', "''");
+            store
+                .conn
+                .execute_batch(&format!(
+                    "ATTACH '{file}' AS saved (READ_ONLY); SET search_path = 'memory.main,saved.main';"
+                ))
+                .map_err(|e| open_error(path, e))?;
+            // A file written by an older hubsync lacks the newer rejection columns.
+            if !store.has_column("rejections", "on_change") {
+                store.batch(
+                    "CREATE VIEW memory.main.rejections AS \
+                     SELECT *, NULL::UBIGINT AS row_hash, false AS on_change FROM saved.main.rejections",
+                )?;
+            }
+        } else {
+            store.batch(SCHEMA)?;
+        }
+        Ok(store)
     }
 
     /// Replaces the staging table with an empty one: one row per model row, with its number,
@@ -263,9 +142,12 @@ impl StateStore {
     }
 
     /// Diffs the staged keys and hashes against the snapshot: sets aside invalid rows (null or
-    /// repeated key) and writes the keys of the rows to send to `changed_keys`. With `full`,
-    /// every valid row counts as changed.
-    pub fn diff_keys(&mut self, run_id: Option<i64>, full: bool) -> Result<DiffTotals, StateError> {
+    /// repeated key) in `invalid_now` and writes the keys of the rows to send to `changed_keys`.
+    /// With `full`, every valid row counts as changed. A row HubSpot refused for these very
+    /// values (a rejection that waits for a change, with the same row hash) is held back unless
+    /// `retry_rejected` (or `full`).
+    pub fn diff_keys(&mut self, full: bool, retry_rejected: bool) -> Result<DiffTotals, StateError> {
+        let hold = !(full || retry_rejected);
         self.batch(&format!(
             "CREATE OR REPLACE TABLE dup_keys AS
                SELECT c0 AS pk FROM staging
@@ -277,22 +159,24 @@ impl StateStore {
                       CASE WHEN c0 IS NULL THEN 'the primary key is null'
                            ELSE 'the primary key appears in more than one row' END AS message
                FROM staging WHERE c0 IS NULL OR c0 IN (SELECT pk FROM dup_keys);
-             CREATE OR REPLACE TABLE changed_keys AS
+             CREATE OR REPLACE TABLE changed_all AS
                SELECT c.rownum, c.c0 AS pk, c.k, c.h
                FROM (SELECT * FROM staging WHERE c0 IS NOT NULL AND c0 NOT IN (SELECT pk FROM dup_keys)) c
                LEFT JOIN snapshot s ON s.pk = c.c0
-               WHERE {full} OR s.row_hash IS NULL OR s.row_hash <> c.h;"
+               WHERE {full} OR s.row_hash IS NULL OR s.row_hash <> c.h;
+             CREATE OR REPLACE TABLE held_keys AS
+               SELECT c.pk FROM changed_all c
+               JOIN rejections r ON r.pk = c.pk AND r.on_change AND r.row_hash = c.h
+               WHERE {hold};
+             CREATE OR REPLACE TABLE changed_keys AS
+               SELECT * FROM changed_all WHERE pk NOT IN (SELECT pk FROM held_keys);
+             DROP TABLE changed_all;"
         ))?;
-        if let Some(run_id) = run_id {
-            self.batch(&format!(
-                "BEGIN; DELETE FROM invalid_rows; \
-                 INSERT INTO invalid_rows SELECT {run_id}, row_number, pk, code, message FROM invalid_now; COMMIT;"
-            ))?;
-        }
         let rows = self.scalar_i64("SELECT count(*) FROM staging")? as u64;
         let invalid = self.scalar_i64("SELECT count(*) FROM invalid_now")? as u64;
         let changed = self.scalar_i64("SELECT count(*) FROM changed_keys")? as u64;
-        Ok(DiffTotals { rows, invalid, changed })
+        let held = self.scalar_i64("SELECT count(*) FROM held_keys")? as u64;
+        Ok(DiffTotals { rows, invalid, changed, held })
     }
 
     /// The key hashes of the rows whose values the second read must bring: the changed rows,
@@ -385,42 +269,13 @@ impl StateStore {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
-    /// Writes entries in one transaction: called once per acknowledged HubSpot batch, so the
-    /// snapshot can only ever advance by what HubSpot accepted.
-    pub fn record(&mut self, run_id: i64, entries: &[Entry]) -> Result<(), StateError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let tx = self.conn.transaction().map_err(|e| query_error(&self.path, e))?;
-        {
-            let mut appender = tx.appender("journal").map_err(|e| query_error(&self.path, e))?;
-            let now = chrono::Utc::now().naive_utc();
-            for (i, entry) in entries.iter().enumerate() {
-                let seq = self.next_seq + i as i64;
-                let none: Option<String> = None;
-                let no_hash: Option<u64> = None;
-                let result =
-                    match entry {
-                        Entry::Ack { pk, hubspot_id, hash, props } => appender
-                            .append_row(params![seq, run_id, "ack", pk, hubspot_id, hash, props, none, none, now]),
-                        Entry::Id { pk, hubspot_id } => appender
-                            .append_row(params![seq, run_id, "id", pk, hubspot_id, no_hash, none, none, none, now]),
-                        Entry::Reject { pk, code, message } => appender
-                            .append_row(params![seq, run_id, "reject", pk, none, no_hash, none, code, message, now]),
-                    };
-                result.map_err(|e| query_error(&self.path, e))?;
-            }
-            appender.flush().map_err(|e| query_error(&self.path, e))?;
-        }
-        tx.commit().map_err(|e| query_error(&self.path, e))?;
-        self.next_seq += entries.len() as i64;
-        Ok(())
-    }
-
     /// Folds the journal into the snapshot and the rejections, in one transaction. An empty
     /// journal costs one count, not a rewrite of the snapshot; a small one replaces only its
     /// keys' rows. Returns whether anything merged.
     pub fn merge_journal(&mut self) -> Result<bool, StateError> {
+        if self.scratch {
+            return Ok(false);
+        }
         let entries = self.scalar_i64("SELECT count(*) FROM journal")?;
         if entries == 0 {
             return Ok(false);
@@ -436,11 +291,13 @@ impl StateStore {
         Ok(true)
     }
 
-    /// Drops the run's working tables. The big ones are temporary (never written to the file),
-    /// so a process that stops without dropping them leaves nothing behind either.
+    /// Drops the run's working tables. They are ordinary tables in the state file (DuckDB
+    /// spills them to disk, so a big model does not have to fit in memory); a process that
+    /// stops before dropping them leaves them in the file until the next run replaces them
+    /// (every one is made with `CREATE OR REPLACE`) and drops them at its end.
     pub fn drop_work_tables(&mut self) -> Result<(), StateError> {
         self.batch(
-            "DROP TABLE IF EXISTS staging; DROP TABLE IF EXISTS changes; DROP TABLE IF EXISTS dup_keys; \
+            "DROP TABLE IF EXISTS held_keys; DROP TABLE IF EXISTS staging; DROP TABLE IF EXISTS changes; DROP TABLE IF EXISTS dup_keys; \
              DROP TABLE IF EXISTS invalid_now; DROP TABLE IF EXISTS link_candidates; DROP TABLE IF EXISTS link_targets; \
              DROP TABLE IF EXISTS pending_links; DROP TABLE IF EXISTS staging_rows; DROP TABLE IF EXISTS changed_keys; \
              DROP TABLE IF EXISTS link_inputs; DROP TABLE IF EXISTS list_adds; DROP TABLE IF EXISTS list_removes;",
@@ -451,107 +308,5 @@ impl StateStore {
     pub fn reset_snapshot(&mut self) -> Result<(), StateError> {
         self.merge_journal()?;
         self.batch("UPDATE snapshot SET row_hash = NULL, props = NULL, delivered_at = NULL")
-    }
-
-    pub fn snapshot_rows(&self) -> Result<u64, StateError> {
-        Ok(self.scalar_i64("SELECT count(*) FROM snapshot WHERE row_hash IS NOT NULL")? as u64)
-    }
-
-    pub fn known_ids(&self) -> Result<u64, StateError> {
-        Ok(self.scalar_i64("SELECT count(*) FROM snapshot WHERE hubspot_id IS NOT NULL")? as u64)
-    }
-
-    /// The HubSpot id learned for a key, if any.
-    pub fn hubspot_id(&self, pk: &str) -> Result<Option<String>, StateError> {
-        let mut statement =
-            self.conn.prepare("SELECT hubspot_id FROM snapshot WHERE pk = ?").map_err(|e| self.err(e))?;
-        let mut rows = statement.query(params![pk]).map_err(|e| self.err(e))?;
-        match rows.next().map_err(|e| self.err(e))? {
-            Some(row) => row.get(0).map_err(|e| self.err(e)),
-            None => Ok(None),
-        }
-    }
-
-    /// The latest runs, newest first.
-    pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StateError> {
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT run_id, trigger, full_resync, strftime(started_at, '%Y-%m-%d %H:%M:%S'), \
-                 strftime(finished_at, '%Y-%m-%d %H:%M:%S'), status, rows_read, invalid, unchanged, created, \
-                 updated, skipped, rejected, requests, error, associated, association_rejected, list_added, \
-                 list_removed FROM runs ORDER BY run_id DESC LIMIT ?",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = statement
-            .query_map(params![limit as i64], |r| {
-                let n = |i: usize| -> duckdb::Result<u64> { Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0) as u64) };
-                Ok(RunRecord {
-                    run_id: r.get(0)?,
-                    trigger: r.get(1)?,
-                    full_resync: r.get(2)?,
-                    started_at: r.get(3)?,
-                    finished_at: r.get(4)?,
-                    status: r.get(5)?,
-                    counts: RunCounts {
-                        rows_read: n(6)?,
-                        invalid: n(7)?,
-                        unchanged: n(8)?,
-                        created: n(9)?,
-                        updated: n(10)?,
-                        skipped: n(11)?,
-                        rejected: n(12)?,
-                        requests: n(13)?,
-                        associated: n(15)?,
-                        association_rejected: n(16)?,
-                        list_added: n(17)?,
-                        list_removed: n(18)?,
-                    },
-                    error: r.get(14)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
-    }
-
-    /// Records currently rejected, most recent first, and their total.
-    pub fn rejections(&self, limit: usize) -> Result<(Vec<Rejection>, u64), StateError> {
-        let total = self.scalar_i64("SELECT count(*) FROM rejections")? as u64;
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT pk, code, message, attempts, strftime(last_seen, '%Y-%m-%d %H:%M:%S') FROM rejections \
-                 ORDER BY last_seen DESC, pk LIMIT ?",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = statement
-            .query_map(params![limit as i64], |r| {
-                Ok(Rejection {
-                    pk: r.get(0)?,
-                    code: r.get(1)?,
-                    message: r.get(2)?,
-                    attempts: r.get::<_, i32>(3)? as i64,
-                    last_seen: r.get(4)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        let list = rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))?;
-        Ok((list, total))
-    }
-
-    /// Rows of the last run that were set aside, and their total.
-    pub fn invalid_rows(&self, limit: usize) -> Result<(Vec<InvalidRow>, u64), StateError> {
-        let total = self.scalar_i64("SELECT count(*) FROM invalid_rows")? as u64;
-        let mut statement = self
-            .conn
-            .prepare("SELECT row_number, pk, code, message FROM invalid_rows ORDER BY row_number LIMIT ?")
-            .map_err(|e| self.err(e))?;
-        let rows = statement
-            .query_map(params![limit as i64], |r| {
-                Ok(InvalidRow { row_number: r.get(0)?, pk: r.get(1)?, code: r.get(2)?, message: r.get(3)? })
-            })
-            .map_err(|e| self.err(e))?;
-        let list = rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))?;
-        Ok((list, total))
     }
 }

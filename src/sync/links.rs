@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
-use super::object::{resolve_object_name, ObjectMeta};
-use super::runner::{blocking, object_meta};
+use super::blocking::blocking;
+use super::object::{object_meta, resolve_object_name, ObjectMeta};
 use super::SyncError;
 use crate::config::{AssociationConfig, SyncSpec};
-use crate::state::{LinkCandidate, LinkFailure, RunCounts, StateStore};
+use crate::state::{LinkCandidate, LinkFailure, Run, StateStore};
 use hubspot_client::{AssocOutcome, AssociationInput, AssociationLabel, HubSpotClient};
 use hubspot_model::objects;
 
@@ -242,15 +242,14 @@ pub async fn deliver_associations(
     client: &HubSpotClient,
     sync: &SyncSpec,
     from: &ObjectMeta,
-    store: &mut StateStore,
+    run: &mut Run<'_>,
     first_cell: usize,
     label_objects: &[bool],
-    counts: &mut RunCounts,
 ) -> Result<(), SyncError> {
     let rules = resolve_rules(client, sync, from).await?;
     let targets: Vec<(String, String, String)> =
         rules.iter().map(|r| (r.key.clone(), r.target.type_id.clone(), r.rule.match_property.clone())).collect();
-    blocking(|| store.begin_links(&targets))?;
+    blocking(|| run.begin_links(&targets))?;
     let schema: Vec<bool> = (0..rules.len()).map(|j| label_objects.get(j).copied().unwrap_or(false)).collect();
 
     let mut failures: Vec<LinkFailure> = Vec::new();
@@ -262,10 +261,10 @@ pub async fn deliver_associations(
         code: code.to_string(),
         message,
     };
-    blocking(|| store.prepare_link_inputs(first_cell, rules.len()))?;
+    blocking(|| run.prepare_link_inputs(first_cell, rules.len()))?;
     let mut after = 0i64;
     loop {
-        let rows = blocking(|| store.link_input_page(after, PAGE_ROWS, rules.len()))?;
+        let rows = blocking(|| run.link_input_page(after, PAGE_ROWS, rules.len()))?;
         let Some(last) = rows.last() else { break };
         after = last.0;
         let mut candidates = Vec::new();
@@ -311,18 +310,18 @@ pub async fn deliver_associations(
                 }
             }
         }
-        blocking(|| store.append_link_candidates(&candidates))?;
+        blocking(|| run.append_link_candidates(&candidates))?;
     }
     for rule in &rules {
-        look_up_targets(client, store, rule).await?;
+        look_up_targets(client, run, rule).await?;
     }
-    blocking(|| store.prepare_pending_links())?;
+    blocking(|| run.prepare_pending_links())?;
 
     let by_key: HashMap<&str, &ResolvedRule> = rules.iter().map(|r| (r.key.as_str(), r)).collect();
     let mut buffers: BTreeMap<String, Vec<(LinkCandidate, AssociationInput)>> = BTreeMap::new();
     let mut after = 0i64;
     loop {
-        let page = blocking(|| store.pending_links_page(after, PAGE_ROWS))?;
+        let page = blocking(|| run.pending_links_page(after, PAGE_ROWS))?;
         let Some(last) = page.last() else { break };
         after = last.n;
         for pending in page {
@@ -354,17 +353,17 @@ pub async fn deliver_associations(
             buffer.push((pending.link, input));
             if buffer.len() >= ASSOCIATION_BATCH_SIZE {
                 let batch = std::mem::take(buffer);
-                send_links(client, from, rule, batch, store, counts, &mut failures).await?;
+                send_links(client, from, rule, batch, run, &mut failures).await?;
             }
         }
     }
     for (key, batch) in buffers {
         if let (Some(rule), false) = (by_key.get(key.as_str()), batch.is_empty()) {
-            send_links(client, from, rule, batch, store, counts, &mut failures).await?;
+            send_links(client, from, rule, batch, run, &mut failures).await?;
         }
     }
-    counts.association_rejected = failures.len() as u64;
-    blocking(|| store.replace_link_failures(&failures))?;
+    run.counts.association_rejected = failures.len() as u64;
+    blocking(|| run.replace_link_failures(&failures))?;
     Ok(())
 }
 
@@ -373,8 +372,7 @@ async fn send_links(
     from: &ObjectMeta,
     rule: &ResolvedRule,
     batch: Vec<(LinkCandidate, AssociationInput)>,
-    store: &mut StateStore,
-    counts: &mut RunCounts,
+    run: &mut Run<'_>,
     failures: &mut Vec<LinkFailure>,
 ) -> Result<(), SyncError> {
     let inputs: Vec<AssociationInput> = batch.iter().map(|(_, input)| input.clone()).collect();
@@ -403,8 +401,8 @@ async fn send_links(
             }
         }
     }
-    counts.associated += delivered.len() as u64;
-    blocking(|| store.record_links(&delivered))?;
+    run.counts.associated += delivered.len() as u64;
+    blocking(|| run.record_links(&delivered).and_then(|_| run.save_counts()))?;
     Ok(())
 }
 
@@ -415,11 +413,10 @@ pub async fn sync_list(
     sync: &SyncSpec,
     list_name: &str,
     meta_slot: &mut Option<ObjectMeta>,
-    store: &mut StateStore,
-    counts: &mut RunCounts,
+    run: &mut Run<'_>,
 ) -> Result<(), SyncError> {
     let meta_key = format!("list:{list_name}");
-    let list_id = match blocking(|| store.meta_get(&meta_key))? {
+    let list_id = match blocking(|| run.meta_get(&meta_key))? {
         Some(id) => id,
         None => {
             let object = object_meta(meta_slot, client, sync).await?;
@@ -437,40 +434,40 @@ pub async fn sync_list(
                     ),
                 });
             }
-            blocking(|| store.meta_set(&meta_key, &list.list_id))?;
+            blocking(|| run.meta_set(&meta_key, &list.list_id))?;
             list.list_id
         }
     };
     // With nothing to send this run, every valid row of the model was delivered before, so has
     // an id; if its keys are also those the list was last made equal to, the list is right
     // already, and the two joins that would find no change are skipped.
-    let (fingerprint, valid_rows) = blocking(|| store.model_fingerprint())?;
+    let (fingerprint, valid_rows) = blocking(|| run.model_fingerprint())?;
     let fingerprint_key = format!("list-fingerprint:{list_id}");
-    if blocking(|| store.changes_count())? == 0
-        && blocking(|| store.meta_get(&fingerprint_key))?.as_deref() == Some(fingerprint.as_str())
+    if blocking(|| run.changes_count())? == 0
+        && blocking(|| run.meta_get(&fingerprint_key))?.as_deref() == Some(fingerprint.as_str())
     {
         return Ok(());
     }
-    let (adds, removes) = blocking(|| store.prepare_list_changes(&list_id))?;
+    let (adds, removes) = blocking(|| run.prepare_list_changes(&list_id))?;
     // Read a batch at a time, so memory does not grow with the list.
     for offset in (0..removes).step_by(LIST_BATCH_SIZE) {
-        let chunk = blocking(|| store.list_changes_page(true, offset, LIST_BATCH_SIZE))?;
+        let chunk = blocking(|| run.list_changes_page(true, offset, LIST_BATCH_SIZE))?;
         client.list_remove(&list_id, chunk.iter().map(|(_, id)| id.clone()).collect()).await?;
-        blocking(|| store.record_list_removed(&list_id, &chunk))?;
-        counts.list_removed += chunk.len() as u64;
+        blocking(|| run.record_list_removed(&list_id, &chunk))?;
+        run.counts.list_removed += chunk.len() as u64;
     }
     for offset in (0..adds).step_by(LIST_BATCH_SIZE) {
-        let chunk = blocking(|| store.list_changes_page(false, offset, LIST_BATCH_SIZE))?;
+        let chunk = blocking(|| run.list_changes_page(false, offset, LIST_BATCH_SIZE))?;
         client.list_add(&list_id, chunk.iter().map(|(_, id)| id.clone()).collect()).await?;
-        blocking(|| store.record_list_added(&list_id, &chunk))?;
-        counts.list_added += chunk.len() as u64;
+        blocking(|| run.record_list_added(&list_id, &chunk))?;
+        run.counts.list_added += chunk.len() as u64;
     }
     // The list now holds the model's rows that have an id; when that is every valid row, the
     // next run can tell from the fingerprint alone that nothing changed.
-    if blocking(|| store.list_member_count(&list_id))? == valid_rows {
-        blocking(|| store.meta_set(&fingerprint_key, &fingerprint))?;
+    if blocking(|| run.list_member_count(&list_id))? == valid_rows {
+        blocking(|| run.meta_set(&fingerprint_key, &fingerprint))?;
     } else {
-        blocking(|| store.meta_delete(&fingerprint_key))?;
+        blocking(|| run.meta_delete(&fingerprint_key))?;
     }
     Ok(())
 }

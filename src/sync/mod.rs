@@ -1,20 +1,29 @@
-//! The sync runner: source -> diff -> plan -> deliver -> commit (`runner.rs`), the pure
-//! routing and property decisions (`request_builder.rs`), object resolution (`object.rs`),
-//! and the read-only views of a sync: `plan.rs` and `validate.rs`.
+//! The sync runner: source -> diff -> plan -> deliver -> commit. The run lifecycle (`run.rs`)
+//! stages and diffs the model (`stage.rs`), delivers the records (`deliver.rs`) and then
+//! associations and list members (`links.rs`); `route.rs` holds the pure routing and property
+//! decisions, `object.rs` the object resolution, `options.rs` what a run is asked and answers,
+//! `blocking.rs` how DuckDB work runs from async code; `plan.rs` and `validate.rs` are the
+//! read-only views of a sync.
 
+mod blocking;
+mod deliver;
 mod links;
 pub mod metrics;
 mod object;
+mod options;
 mod plan;
-mod request_builder;
-mod runner;
+mod route;
+mod run;
+mod stage;
 mod validate;
 
 pub use links::{parse_link_cell, LinkValue, ASSOCIATION_BATCH_SIZE, LIST_BATCH_SIZE};
 pub use object::{check_mappings, resolve_object, resolve_object_name, ObjectMeta};
+pub use options::{RunOptions, RunStatus, RunSummary};
 pub(crate) use plan::batches;
 pub use plan::{plan_sync, Plan};
-pub use runner::{run_sync, RunOptions, RunStatus, RunSummary, BATCH_SIZE};
+pub use route::BATCH_SIZE;
+pub use run::run_sync;
 pub use validate::{validate_sync, Finding, Severity};
 
 use crate::source::SourceError;

@@ -103,3 +103,19 @@ pub fn check_mappings(sync: &SyncSpec, meta: &ObjectMeta) -> Vec<(String, String
     }
     problems
 }
+
+/// Resolves the sync's object once, when first needed.
+pub(crate) async fn object_meta<'m>(
+    slot: &'m mut Option<ObjectMeta>,
+    client: &HubSpotClient,
+    sync: &SyncSpec,
+) -> Result<&'m ObjectMeta, SyncError> {
+    if slot.is_none() {
+        *slot = Some(resolve_object(client, sync).await?);
+    }
+    slot.as_ref().ok_or_else(|| SyncError::Config {
+        sync: sync.name.clone(),
+        key: format!("{}.object", sync.key),
+        message: "the object type could not be resolved".into(),
+    })
+}

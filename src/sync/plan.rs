@@ -1,11 +1,13 @@
 //! `hubsync plan`: what a run would send, without sending it. The model is staged and diffed
-//! exactly as a run does; the changes are routed but not delivered, and nothing is committed.
+//! exactly as a run does, in a scratch store that reads the state file and never writes it;
+//! the changes are routed but not delivered.
 
 use std::collections::BTreeMap;
 
+use super::blocking::blocking;
 use super::object::{check_mappings, resolve_object};
-use super::request_builder::{changed_properties, route, Route};
-use super::runner::{blocking, stage_and_diff, BATCH_SIZE};
+use super::route::{changed_properties, route, Route, BATCH_SIZE};
+use super::stage::stage_and_diff;
 use super::SyncError;
 use crate::config::{Config, SyncMode, SyncSpec};
 use crate::state::{RunCounts, StateStore};
@@ -58,7 +60,7 @@ pub async fn plan_sync(
     full: bool,
 ) -> Result<Plan, SyncError> {
     let path = config.state_path(sync);
-    let mut store = blocking(|| StateStore::open(&path))?;
+    let mut store = blocking(|| StateStore::open_scratch(&path))?;
     let mut counts = RunCounts::default();
     let result = plan_with(config, sync, client, full, &mut store, &mut counts).await;
     blocking(|| store.drop_work_tables())?;
@@ -73,7 +75,7 @@ async fn plan_with(
     store: &mut StateStore,
     counts: &mut RunCounts,
 ) -> Result<Plan, SyncError> {
-    let props = stage_and_diff(config, sync, store, None, full, counts).await?.props;
+    let props = stage_and_diff(config, sync, store, full, counts).await?.props;
     let mut plan = Plan {
         sync: sync.name.clone(),
         rows: counts.rows_read,

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use super::links::{parse_link_cell, resolve_rules};
 use super::object::{check_mappings, resolve_object};
-use super::runner::connect_source;
+use super::stage::connect_source;
 use super::SyncError;
 use crate::config::{Config, SyncMode, SyncSpec};
 use crate::source::{select_columns, ColumnInfo, ValueKind};

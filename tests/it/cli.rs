@@ -144,7 +144,7 @@ fn listed_commands(help: &str) -> Vec<String> {
         .skip_while(|l| !l.starts_with("Commands:"))
         .skip(1)
         .take_while(|l| l.starts_with("  "))
-        // A wrapped description continues on a more indented line, which names no command.
+        // A wrapped description continues on a line indented deeper than the names.
         .filter(|l| !l.starts_with("   "))
         .filter_map(|l| {
             let mut words = l.split_whitespace();

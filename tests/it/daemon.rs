@@ -220,6 +220,18 @@ async fn two_syncs_on_one_account_share_its_rate_limit() {
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(0.0);
     assert!(waited > 1.0, "requests waited on the shared budget ({waited} s):\n{metrics}");
+    // Each run counts its own requests, not the other's: together they are every request the
+    // emulator received.
+    let all = get_json(&format!("{base}/syncs")).await;
+    let per_run: Vec<u64> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["runs"][0]["counts"]["requests"].as_u64().expect("requests of the last run"))
+        .collect();
+    assert_eq!(per_run.len(), 2);
+    assert!(per_run.iter().all(|n| *n >= 7), "each run made its own 6 upserts and metadata reads: {per_run:?}");
+    assert_eq!(per_run.iter().sum::<u64>() as usize, h.emulator.journal().len(), "{per_run:?}");
 }
 
 async fn authed_get(base: &str, path: &str) -> Value {

@@ -278,9 +278,10 @@ async fn state_directory_and_files_are_private() {
     assert_eq!(mode(&state), 0o700, "the state directory is tightened");
     let db = state.join("contacts.duckdb");
     assert_eq!(mode(&db), 0o600, "the state file");
-    // A state file written by an older hubsync (0644) is tightened when next opened.
+    // A state file written by an older hubsync (0644) is tightened when next opened to write
+    // (`status` opens it read-only and changes nothing).
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
-    assert!(h.cli(&["status", "contacts"]).status.success());
+    assert!(h.cli(&["sync", "contacts"]).status.success());
     assert_eq!(mode(&db), 0o600, "an old state file is tightened");
     for entry in std::fs::read_dir(&state).unwrap() {
         let path = entry.unwrap().path();

@@ -1,6 +1,6 @@
 //! Who is calling and what they may do: bearer tokens (static private-app / service-key
 //! tokens, or OAuth access tokens the emulator issued), their scopes, and the scopes each
-//! endpoint needs (hubspot-api.md §6).
+//! endpoint needs (HubSpot docs: OAuth and scopes; sources in docs/emulator.md).
 
 use axum::http::HeaderMap;
 use serde_json::json;
@@ -44,7 +44,7 @@ pub(crate) struct Auth {
 }
 
 impl Auth {
-    /// 403 `MISSING_SCOPES` unless the token holds one of `any_of` (hubspot-api.md §1.7).
+    /// 403 `MISSING_SCOPES` unless the token holds one of `any_of` (HubSpot docs: error handling; sources in docs/emulator.md).
     pub(crate) fn require(&self, any_of: &[String]) -> HsResult<()> {
         if any_of.is_empty() || self.scopes.has_any(any_of) {
             return Ok(());

@@ -6,8 +6,7 @@ use std::fmt;
 use hubspot_model::Secret;
 
 /// The burst limit the emulator enforces unless told otherwise: 100 requests per app per
-/// rolling 10 seconds, what a Free or Starter portal gives a private app (hubspot-api.md
-/// §5.1). Real portals always have one, so the emulator does too; tests raise it or turn it
+/// rolling 10 seconds, what a Free or Starter portal gives a private app (HubSpot docs: usage guidelines; sources in docs/emulator.md). Real portals always have one, so the emulator does too; tests raise it or turn it
 /// off (`max_requests_per_10s: None`, `--max-requests-per-10s 0`).
 pub const DEFAULT_MAX_REQUESTS_PER_10S: u32 = 100;
 

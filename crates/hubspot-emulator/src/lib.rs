@@ -4,7 +4,7 @@
 //! It serves the CRM objects, search, properties, schemas, associations v4, lists v3 and
 //! OAuth endpoints on both path families (dated `/crm/objects/2026-03/...` and legacy
 //! `/crm/v3/...`, `/crm/v4/...`), and behaves as HubSpot documents and as recorded real
-//! traffic shows (docs/hubspot-api.md): shuffled batch results, 207 partial results keyed by
+//! traffic shows (HubSpot docs and recorded real answers, docs/emulator.md): shuffled batch results, 207 partial results keyed by
 //! `objectWriteTraceId`, HubSpot's error bodies, scopes, rate limits and their headers, search
 //! index lag, and injected faults. Tests start it in-process on a random port and read what
 //! it holds, and the journal of requests it received, through [`Emulator`].

@@ -1,4 +1,4 @@
-//! Rate limits and injected faults (hubspot-api.md §5, §1.7 status codes).
+//! Rate limits and injected faults (HubSpot docs: usage guidelines, error handling; sources in docs/emulator.md).
 //!
 //! - The burst limit is a rolling 10-second window per app (`TEN_SECONDLY_ROLLING`).
 //! - The daily limit counts per account and day (UTC) and applies to non-OAuth tokens only;
@@ -285,7 +285,7 @@ impl Limits {
         Ok(())
     }
 
-    /// The burst 429 body as observed (hubspot-api.md §5.2).
+    /// The burst 429 body as observed (HubSpot docs: usage guidelines; sources in docs/emulator.md).
     pub(crate) fn ten_secondly_reply(&self, caller: &Caller<'_>) -> Reply {
         let kind = if caller.oauth { "oauth-app" } else { "private_app" };
         Reply::json(

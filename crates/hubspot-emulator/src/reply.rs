@@ -52,8 +52,7 @@ impl Reply {
         self
     }
 
-    /// The page HubSpot serves for a path or a record it does not know (hubspot-api.md §9:
-    /// `text/html` with `x-hubspot-notfound: true`, not JSON).
+    /// The page HubSpot serves for a path or a record it does not know (recorded real HubSpot answers, docs/emulator.md; /// `text/html` with `x-hubspot-notfound: true`, not JSON).
     pub(crate) fn not_found_page() -> Reply {
         Reply::html(
             404,
@@ -73,7 +72,7 @@ impl Reply {
         Reply::error(400, "VALIDATION_ERROR", message)
     }
 
-    /// The 400 for a body that does not parse (hubspot-api.md §1.7: no `category`).
+    /// The 400 for a body that does not parse (HubSpot docs: error handling; sources in docs/emulator.md; no `category`).
     pub(crate) fn invalid_json(err: &serde_json::Error) -> Reply {
         let text = err.to_string();
         let reason = match text.rfind(" at line ") {

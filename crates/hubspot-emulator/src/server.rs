@@ -134,7 +134,7 @@ fn respond(shared: &Shared, parts: &Parts, body: &[u8]) -> Answered {
     let path = parts.uri.path();
     let Some(route) = Route::parse(&parts.method, path) else {
         // HubSpot counts and answers an unknown path like any other call: with the
-        // rate-limit headers (hubspot-api.md §9.1, HTML 404s included).
+        // rate-limit headers (recorded real HubSpot answers, docs/emulator.md).
         let mut reply = Reply::not_found_page();
         if let Some(app) = bearer(&parts.headers) {
             if let Ok(Some(h)) = shared.limits.admit(&Caller { app, oauth: false }, Instant::now()) {

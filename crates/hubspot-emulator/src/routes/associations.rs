@@ -1,4 +1,4 @@
-//! Associations v4 (hubspot-api.md §3): single PUT/DELETE/GET on a record, the batch
+//! Associations v4 (HubSpot docs: associations v4; sources in docs/emulator.md): single PUT/DELETE/GET on a record, the batch
 //! endpoints, and the labels API.
 
 use serde::Deserialize;

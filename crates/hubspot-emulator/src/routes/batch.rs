@@ -1,6 +1,6 @@
 //! CRM objects in batches: create, read, update, upsert and archive, up to 100 inputs each,
 //! with HubSpot's whole-batch 400s, per-input 207s keyed by `objectWriteTraceId`, and
-//! shuffled results (hubspot-api.md §1.2–§1.5, §9).
+//! shuffled results (HubSpot docs: CRM objects, recorded real answers; sources in docs/emulator.md).
 
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Lists v3 (hubspot-api.md §4, §9): create, get by id or name, search, delete, and the
+//! Lists v3 (HubSpot docs: lists v3, recorded real answers; sources in docs/emulator.md): create, get by id or name, search, delete, and the
 //! membership endpoints with HubSpot's own field names (`recordsIdsAdded`).
 
 use serde::Deserialize;

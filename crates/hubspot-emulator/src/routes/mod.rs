@@ -192,7 +192,7 @@ impl Route {
     }
 
     /// Whether the answer carries `X-HubSpot-RateLimit-*` headers: every one but search and
-    /// the association labels read, as recorded (hubspot-api.md §9.1). The labels read still
+    /// the association labels read, as recorded (recorded real HubSpot answers, docs/emulator.md). The labels read still
     /// counts against the window.
     pub(crate) fn sends_rate_headers(&self) -> bool {
         !matches!(self, Route::Search { .. } | Route::LabelsList { .. })

@@ -1,4 +1,4 @@
-//! OAuth 2.0 (hubspot-api.md §6.2): `/oauth/authorize` redirects straight back with a code
+//! OAuth 2.0 (HubSpot docs: OAuth and scopes; sources in docs/emulator.md): `/oauth/authorize` redirects straight back with a code
 //! (there is no user to ask), `/oauth/v1/token` (and v3, dated) exchanges codes and refresh
 //! tokens, and the introspection endpoints describe tokens.
 

@@ -1,5 +1,5 @@
 //! CRM objects, one record at a time: paged listing, get, create, update and archive
-//! (hubspot-api.md §1.2, §1.5, §1.7, §9). The batch endpoints are in `batch.rs`.
+//! (HubSpot docs: CRM objects, error handling, recorded real answers; sources in docs/emulator.md). The batch endpoints are in `batch.rs`.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -69,7 +69,7 @@ pub(crate) fn get(ctx: &Ctx<'_>, name: &str, id: &str) -> HsResult<Reply> {
             if !t.is_unique_key(p) {
                 return Err(non_unique(&t.type_id, p));
             }
-            // A missing record by idProperty is an HTML 404 (hubspot-api.md §9).
+            // A missing record by idProperty is an HTML 404 (recorded real HubSpot answers, docs/emulator.md).
             t.find_unique(p, id).and_then(|rid| t.live(rid)).ok_or_else(Reply::not_found_page)?
         }
         None => id
@@ -78,7 +78,7 @@ pub(crate) fn get(ctx: &Ctx<'_>, name: &str, id: &str) -> HsResult<Reply> {
             .ok()
             .and_then(|rid| t.records.get(&rid))
             .filter(|r| r.archived == archived)
-            // A merged-away record id reads the survivor (hubspot-api.md §9.1).
+            // A merged-away record id reads the survivor (recorded real HubSpot answers, docs/emulator.md).
             .or_else(|| merged_survivor(t, id).filter(|_| !archived).and_then(|rid| t.live(rid)))
             .ok_or_else(|| object_not_found(id))?,
     };
@@ -124,7 +124,7 @@ pub(crate) fn update(ctx: &Ctx<'_>, name: &str, id: &str) -> HsResult<Reply> {
             return Err(non_unique(&t.type_id, p));
         }
     }
-    // A merged-away record id updates the survivor (hubspot-api.md §9.1).
+    // A merged-away record id updates the survivor (recorded real HubSpot answers, docs/emulator.md).
     let by_record_id = id_property.is_none_or(|p| p == "hs_object_id");
     let rid = t
         .resolve_id(id, id_property)
@@ -167,7 +167,7 @@ struct MergeBody {
 
 /// Merges `objectIdToMerge` into `primaryObjectId` (contacts and companies) and answers 200
 /// with the surviving record. From then on the merged-away id reads and PATCHes the survivor
-/// and batch updates leave it out (hubspot-api.md §1.2, §9.1).
+/// and batch updates leave it out (HubSpot docs: CRM objects, recorded real answers; sources in docs/emulator.md).
 pub(crate) fn merge(ctx: &Ctx<'_>, name: &str) -> HsResult<Reply> {
     let body: MergeBody = parse_body(ctx.body)?;
     let mut guard = ctx.store();

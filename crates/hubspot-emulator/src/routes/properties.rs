@@ -1,4 +1,4 @@
-//! The properties API and the custom object schemas API (hubspot-api.md §2).
+//! The properties API and the custom object schemas API (HubSpot docs: properties; sources in docs/emulator.md).
 
 use std::collections::BTreeSet;
 
@@ -30,7 +30,7 @@ fn property_not_found(name: &str, object_type: &str) -> Reply {
         .reply()
 }
 
-/// The 409 for a duplicate property name, as recorded (hubspot-api.md §9.1).
+/// The 409 for a duplicate property name, as recorded (recorded real HubSpot answers, docs/emulator.md).
 fn already_exists(name: &str) -> Reply {
     HsError::new(409, format!("A property named '{name}' already exists."))
         .category("OBJECT_ALREADY_EXISTS")

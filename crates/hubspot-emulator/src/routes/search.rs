@@ -1,4 +1,4 @@
-//! CRM search (hubspot-api.md §1.6): filter groups ORed, filters inside a group ANDed, one
+//! CRM search (HubSpot docs: search; sources in docs/emulator.md): filter groups ORed, filters inside a group ANDed, one
 //! sort, `after` as an offset, HubSpot's limits (groups, filters, 200 per page, 10,000
 //! results, 3,000-character bodies), and the index lag: a record written less than
 //! `search_index_lag_ms` ago is searched as it was before the write.

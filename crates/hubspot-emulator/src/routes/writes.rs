@@ -1,6 +1,6 @@
 //! What single and batch record writes share: the write input, HubSpot's validation and
 //! not-found errors, unique-value conflicts, inline associations, and archiving a record
-//! (hubspot-api.md §1.3–§1.7, §9.1).
+//! (HubSpot docs: batch limits, error handling, recorded real answers; sources in docs/emulator.md).
 
 use std::borrow::Cow;
 
@@ -76,7 +76,7 @@ pub(crate) fn validation_reply(errors: &[PropError], portal_id: u64) -> Reply {
     HsError::new(400, validation_message(errors, portal_id)).errors(json!(details)).category("VALIDATION_ERROR").reply()
 }
 
-/// One input's validation failure inside a 207 (hubspot-api.md §9).
+/// One input's validation failure inside a 207 (recorded real HubSpot answers, docs/emulator.md).
 pub(crate) fn trace_error(errors: &[PropError], portal_id: u64, trace: &str) -> Value {
     json!({
         "status": "error",
@@ -153,8 +153,7 @@ pub(crate) struct PlannedLink {
     type_id: u32,
 }
 
-/// The 400 for inline associations naming a record that does not exist (hubspot-api.md
-/// §9.1; the recorded answer says `INVALID_FROM_OBJECT` for the missing target).
+/// The 400 for inline associations naming a record that does not exist (recorded real HubSpot answers, docs/emulator.md; the recorded answer says `INVALID_FROM_OBJECT` for the missing target).
 pub(crate) fn invalid_associations(to_type_id: &str, to_id: &str) -> Reply {
     HsError::new(400, "one or more associations are not valid")
         .category("BAD_REQUEST")

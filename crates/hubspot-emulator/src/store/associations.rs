@@ -1,7 +1,7 @@
 //! Associations v4 data: the association types (labels) defined between each pair of object
 //! types, and the links between records.
 //!
-//! As in HubSpot (hubspot-api.md §3): every link has an inverse (contact→company 279 comes
+//! As in HubSpot (HubSpot docs: associations v4; sources in docs/emulator.md): every link has an inverse (contact→company 279 comes
 //! with company→contact 280); a labeled link always carries the pair's unlabeled default type
 //! beside it; removing the default type removes every type between the two records.
 

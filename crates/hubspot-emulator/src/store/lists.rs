@@ -1,4 +1,4 @@
-//! Lists v3 data (hubspot-api.md §4): lists with globally unique names (case-insensitive),
+//! Lists v3 data (HubSpot docs: lists v3; sources in docs/emulator.md): lists with globally unique names (case-insensitive),
 //! their processing type, and their members with the time each joined.
 
 use std::collections::{BTreeMap, HashMap};
@@ -43,7 +43,7 @@ impl List {
     }
 
     /// The list as `GET /lists/{id}` and the lookup by name return it (inside
-    /// `{"list": ...}`), with `size`; create answers without it (hubspot-api.md §9.1).
+    /// `{"list": ...}`), with `size`; create answers without it (recorded real HubSpot answers, docs/emulator.md).
     pub(crate) fn to_json_with_size(&self) -> Value {
         let mut v = self.to_json();
         v["size"] = json!(self.members.len());
@@ -51,7 +51,7 @@ impl List {
     }
 
     /// The list as create returns it (inside `{"list": ...}`): no `size`, no
-    /// `additionalProperties` (hubspot-api.md §9.1).
+    /// `additionalProperties` (recorded real HubSpot answers, docs/emulator.md).
     pub(crate) fn to_json(&self) -> Value {
         let mut v = json!({
             "listId": self.id.to_string(),

@@ -18,7 +18,7 @@ use crate::clock;
 pub(crate) struct ObjectType {
     pub type_id: String,
     /// `https://app.hubspot.com/contacts/{portal}/record/{type_id}/`: a record's `url` is this
-    /// plus its id (hubspot-api.md §9.1).
+    /// plus its id (recorded real HubSpot answers, docs/emulator.md).
     url_prefix: String,
     /// The plural API name (`contacts`), or a custom object's name.
     pub name: String,
@@ -240,7 +240,7 @@ impl ObjectType {
     /// stores them). `current` is the record being updated.
     ///
     /// A `null` for a property the portal does not have is ignored, as HubSpot does
-    /// (hubspot-api.md §9.1); a `null` for a known one clears it, like `""`.
+    /// (recorded real HubSpot answers, docs/emulator.md); a `null` for a known one clears it, like `""`.
     pub(crate) fn check(&self, input: PropInput<'_>, current: Option<&Record>) -> Result<Changes, Vec<PropError>> {
         let mut changes = Vec::with_capacity(input.len());
         let mut errors = Vec::new();
@@ -312,7 +312,7 @@ impl ObjectType {
         })
     }
 
-    /// Sets the read-only properties HubSpot maintains on every record (hubspot-api.md §9.1):
+    /// Sets the read-only properties HubSpot maintains on every record (recorded real HubSpot answers, docs/emulator.md):
     /// ids, dates and source on create, the modify date on every write, and the values
     /// derived from others. Only properties the type defines are set.
     fn maintain(&self, props: &mut BTreeMap<Arc<str>, String>, id: u64, now: i64, created: bool) {
@@ -428,7 +428,7 @@ impl ObjectType {
         true
     }
 
-    /// Merges record `merged` into `primary` (hubspot-api.md §1.2 merge): the survivor keeps
+    /// Merges record `merged` into `primary` (HubSpot docs: CRM objects; sources in docs/emulator.md): the survivor keeps
     /// its values, takes the merged-away record's values for properties it has no value
     /// for, and lists the merged-away id in `hs_merged_object_ids` (contacts: also in
     /// `hs_all_contact_vids`). The merged-away record is gone; its id stands for the survivor
@@ -536,7 +536,7 @@ impl ObjectType {
     }
 }
 
-/// The read-only values HubSpot maintains on a record after a write (hubspot-api.md §9.1):
+/// The read-only values HubSpot maintains on a record after a write (recorded real HubSpot answers, docs/emulator.md):
 /// `(name, value)`, `None` to clear. `props` holds the record's values after the write.
 /// Names the type does not define are skipped by the caller.
 fn system_values(

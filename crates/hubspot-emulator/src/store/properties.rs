@@ -1,6 +1,6 @@
 //! Property definitions: what one is, the JSON the properties API returns for one, the check
 //! of a new definition, and the check of a written value against its definition
-//! (hubspot-api.md §1.7 error codes, §2.1 value formats). The standard objects' default
+//! (HubSpot docs: error handling, properties; sources in docs/emulator.md). The standard objects' default
 //! properties (data) are in `property_defaults.rs`.
 
 use std::borrow::Cow;
@@ -290,7 +290,7 @@ impl PropertyDef {
 }
 
 /// A number property given a non-number: `INVALID_INTEGER`, "... was not a valid number."
-/// (hubspot-api.md §9.1; dates and datetimes keep `INVALID_LONG`).
+/// (recorded real HubSpot answers, docs/emulator.md; dates and datetimes keep `INVALID_LONG`).
 fn invalid_number(raw: &str) -> ValueError {
     ValueError { code: "INVALID_INTEGER", message: format!("{raw} was not a valid number.") }
 }

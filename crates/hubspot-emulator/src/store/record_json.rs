@@ -12,7 +12,7 @@ pub(crate) enum Selection<'a> {
     /// Every property the record has.
     AllSet,
     /// Every property the record has, plus these names as `null` when unset: a write answer
-    /// echoes the known properties the input wrote as `null` (hubspot-api.md §9.1).
+    /// echoes the known properties the input wrote as `null` (recorded real HubSpot answers, docs/emulator.md).
     Written(&'a [Arc<str>]),
     /// These names; an unset one reads as `null`.
     Named(&'a [Arc<str>]),

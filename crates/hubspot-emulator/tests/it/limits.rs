@@ -1,5 +1,5 @@
 //! Rate limits, injected faults and the request journal over real HTTP
-//! (docs/hubspot-api.md §1.7 status codes, §5).
+//! (HubSpot docs: error handling, usage guidelines; sources in docs/emulator.md).
 
 use std::time::{Duration, Instant};
 

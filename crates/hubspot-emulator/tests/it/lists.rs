@@ -1,5 +1,5 @@
 //! Lists v3 over real HTTP: create, unique names, get by name, search, memberships with
-//! HubSpot's field names, DYNAMIC lists refusing writes (docs/hubspot-api.md §4, §9).
+//! HubSpot's field names, DYNAMIC lists refusing writes (HubSpot docs: lists v3, recorded real answers; sources in docs/emulator.md).
 
 use crate::support::{assert_error, start, start_with, Api};
 use serde_json::{json, Value};

@@ -1,5 +1,5 @@
 //! Authentication over real HTTP: the OAuth flow, token introspection, static tokens with
-//! scopes, and HubSpot's 401/403 bodies (docs/hubspot-api.md §1.7, §6).
+//! scopes, and HubSpot's 401/403 bodies (HubSpot docs: error handling, OAuth and scopes; sources in docs/emulator.md).
 
 use std::time::Duration;
 

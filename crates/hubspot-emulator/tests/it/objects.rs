@@ -1,5 +1,5 @@
 //! CRM objects over real HTTP: single and batch endpoints, both path families, HubSpot's
-//! status codes and error bodies (docs/hubspot-api.md §1, §9).
+//! status codes and error bodies (HubSpot docs: CRM objects, recorded real answers; sources in docs/emulator.md).
 
 use crate::support::{assert_error, contact_upserts, start, Api};
 use reqwest::Method;

@@ -1,4 +1,4 @@
-//! The properties API and custom object schemas over real HTTP (docs/hubspot-api.md §2).
+//! The properties API and custom object schemas over real HTTP (HubSpot docs: properties; sources in docs/emulator.md).
 
 use crate::support::{assert_error, start, Api};
 use serde_json::{json, Value};
@@ -34,7 +34,7 @@ async fn standard_objects_come_with_hubspots_default_properties() {
         assert_eq!(p["modificationMetadata"]["readOnlyValue"], true, "{name}");
         assert_eq!(p["hubspotDefined"], true);
     }
-    // Contacts have `lastmodifieddate` only (hubspot-api.md §9.1).
+    // Contacts have `lastmodifieddate` only (recorded real HubSpot answers, docs/emulator.md).
     assert!(contacts["results"].as_array().unwrap().iter().all(|p| p["name"] != "hs_lastmodifieddate"));
     assert_eq!(find(&contacts, "createdate")["type"], "datetime");
 

@@ -1,4 +1,4 @@
-//! Issue 16: the emulator answers as recorded real HubSpot does (docs/hubspot-api.md §9.1).
+//! Issue 16: the emulator answers as recorded real HubSpot does (recorded real HubSpot answers, docs/emulator.md).
 //! One test per recorded fact, each checking the exact status, headers and body shape.
 
 use crate::support::{assert_error, start, start_with, Api};

@@ -1,6 +1,6 @@
 //! Issues 12 and 13: archiving records and associations, merging records, deleting lists,
 //! upserting a unique value again after an archive, and faults that strike after a write
-//! was applied (docs/hubspot-api.md §1.2, §3.1, §4, §1.7; docs/emulator.md).
+//! was applied (HubSpot docs: CRM objects, associations v4, lists v3, error handling; sources in docs/emulator.md).
 
 use crate::support::{assert_error, contact_upserts, start, start_with, Api};
 use hubspot_emulator::FaultConfig;

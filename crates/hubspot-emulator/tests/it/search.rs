@@ -1,5 +1,5 @@
 //! CRM search over real HTTP: operators, groups, paging, HubSpot's limits, the per-second
-//! search limit and the index lag (docs/hubspot-api.md §1.6, §5).
+//! search limit and the index lag (HubSpot docs: search, usage guidelines; sources in docs/emulator.md).
 
 use std::time::Duration;
 

@@ -1,10 +1,14 @@
-//! Pure decisions about one changed row: which properties to send, and which way it goes to
-//! HubSpot (update by id, upsert by a unique property, or look up first). No I/O here.
+//! Routing: pure decisions about one changed row: which properties to send, and which way it
+//! goes to HubSpot (update by id, upsert by a unique property, or look up first). No I/O here;
+//! the requests themselves are built by the HubSpot client.
 
 use std::collections::BTreeMap;
 
 use crate::config::SyncMode;
 use crate::state::ChangeRow;
+
+/// HubSpot's limit of inputs per object batch request.
+pub const BATCH_SIZE: usize = hubspot_client::OBJECT_BATCH_LIMIT;
 
 /// The properties a changed row must send. New records send their non-null values; known
 /// records send only values that differ from what HubSpot acknowledged, with `""` clearing a

@@ -1,0 +1,171 @@
+//! One run's hold on the state file. A [`Run`] is only made by [`StateStore::begin_run`], which
+//! writes its `running` record; it carries the run's id and counts, so the journal entries and
+//! the run record always name the right run, and the counts advance in the same transaction as
+//! the acknowledgements they count. A run that is never finished (a crash) keeps the counts of
+//! its last journaled batch and is marked `interrupted` by the next open.
+
+use std::ops::{Deref, DerefMut};
+
+use duckdb::params;
+
+use super::store::StateStore;
+use super::types::{query_error, Entry, RunCounts, StateError};
+
+/// A run in progress on a state store. Derefs to the store for the staging and delivery work.
+pub struct Run<'s> {
+    store: &'s mut StateStore,
+    id: i64,
+    /// What the run did so far; written to its record with every journaled batch.
+    pub counts: RunCounts,
+}
+
+impl Deref for Run<'_> {
+    type Target = StateStore;
+    fn deref(&self) -> &StateStore {
+        self.store
+    }
+}
+
+impl DerefMut for Run<'_> {
+    fn deref_mut(&mut self) -> &mut StateStore {
+        self.store
+    }
+}
+
+const UPDATE_COUNTS: &str = "UPDATE runs SET rows_read = ?, invalid = ?, unchanged = ?, created = ?, updated = ?, \
+     skipped = ?, rejected = ?, associated = ?, association_rejected = ?, list_added = ?, list_removed = ?, \
+     requests = ?, held = ?, uncertain = ?, reconciled = ? WHERE run_id = ?";
+
+fn update_counts(conn: &duckdb::Connection, run_id: i64, c: &RunCounts) -> duckdb::Result<usize> {
+    conn.execute(
+        UPDATE_COUNTS,
+        params![
+            c.rows_read as i64,
+            c.invalid as i64,
+            c.unchanged as i64,
+            c.created as i64,
+            c.updated as i64,
+            c.skipped as i64,
+            c.rejected as i64,
+            c.associated as i64,
+            c.association_rejected as i64,
+            c.list_added as i64,
+            c.list_removed as i64,
+            c.requests as i64,
+            c.held as i64,
+            c.uncertain as i64,
+            c.reconciled as i64,
+            run_id
+        ],
+    )
+}
+
+impl StateStore {
+    /// Starts a run record (`running`) and returns the run.
+    pub fn begin_run(&mut self, trigger: &str, full: bool) -> Result<Run<'_>, StateError> {
+        let id = self.scalar_i64("SELECT coalesce(max(run_id), 0) + 1 FROM runs")?;
+        self.conn
+            .execute(
+                "INSERT INTO runs (run_id, trigger, full_resync, started_at, status) \
+                 VALUES (?, ?, ?, now()::TIMESTAMP, 'running')",
+                params![id, trigger, full],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(Run { store: self, id, counts: RunCounts::default() })
+    }
+}
+
+impl Run<'_> {
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// Keeps the rows the diff set aside (`invalid_now`) as this run's invalid rows.
+    pub fn keep_invalid_rows(&mut self) -> Result<(), StateError> {
+        let id = self.id;
+        self.batch(&format!(
+            "BEGIN; DELETE FROM invalid_rows; \
+             INSERT INTO invalid_rows SELECT {id}, row_number, pk, code, message FROM invalid_now; COMMIT;"
+        ))
+    }
+
+    /// Journals entries and the run's counts in one transaction: called once per HubSpot batch
+    /// (after its answer, or, for a create's intent, before it is sent), so the snapshot and the
+    /// run record only ever advance by what was acknowledged.
+    pub fn record(&mut self, entries: &[Entry]) -> Result<(), StateError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let (run_id, counts, first_seq) = (self.id, self.counts, self.store.next_seq);
+        let reader = &mut self.store.reader;
+        let path = reader.path.clone();
+        let tx = reader.conn.transaction().map_err(|e| query_error(&path, e))?;
+        {
+            let mut appender = tx.appender("journal").map_err(|e| query_error(&path, e))?;
+            let now = chrono::Utc::now().naive_utc();
+            let none: Option<String> = None;
+            let no_hash: Option<u64> = None;
+            let no_flag: Option<bool> = None;
+            for (i, entry) in entries.iter().enumerate() {
+                let seq = first_seq + i as i64;
+                let result = match entry {
+                    Entry::Ack { pk, hubspot_id, hash, props } => appender.append_row(params![
+                        seq, run_id, "ack", pk, hubspot_id, hash, props, none, none, now, none, no_flag
+                    ]),
+                    Entry::Id { pk, hubspot_id } => appender.append_row(params![
+                        seq, run_id, "id", pk, hubspot_id, no_hash, none, none, none, now, none, no_flag
+                    ]),
+                    Entry::Reject { pk, code, message, hash } => {
+                        let waits = super::types::waits_for_change(code) && hash.is_some();
+                        appender.append_row(params![
+                            seq, run_id, "reject", pk, none, hash, none, code, message, now, none, waits
+                        ])
+                    }
+                    Entry::Intent { pk, match_value, batch } => appender.append_row(params![
+                        seq,
+                        run_id,
+                        "intent",
+                        pk,
+                        none,
+                        no_hash,
+                        none,
+                        batch,
+                        none,
+                        now,
+                        match_value,
+                        no_flag
+                    ]),
+                    Entry::Settle { pk } => appender.append_row(params![
+                        seq, run_id, "settle", pk, none, no_hash, none, none, none, now, none, no_flag
+                    ]),
+                };
+                result.map_err(|e| query_error(&path, e))?;
+            }
+            appender.flush().map_err(|e| query_error(&path, e))?;
+        }
+        update_counts(&tx, run_id, &counts).map_err(|e| query_error(&path, e))?;
+        tx.commit().map_err(|e| query_error(&path, e))?;
+        self.store.next_seq += entries.len() as i64;
+        Ok(())
+    }
+
+    /// Writes the run's counts to its record (after work that journals nothing, such as links).
+    pub fn save_counts(&mut self) -> Result<(), StateError> {
+        update_counts(&self.store.conn, self.id, &self.counts).map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Closes the run record with its outcome and final counts.
+    pub fn finish(self, status: &str, error: Option<&str>) -> Result<RunCounts, StateError> {
+        let path = self.store.path.clone();
+        update_counts(&self.store.conn, self.id, &self.counts).map_err(|e| query_error(&path, e))?;
+        self.store
+            .conn
+            .execute(
+                "UPDATE runs SET finished_at = now()::TIMESTAMP, status = ?, error = ? WHERE run_id = ?",
+                params![status, error, self.id],
+            )
+            .map_err(|e| query_error(&path, e))?;
+        Ok(self.counts)
+    }
+}

@@ -1,0 +1,364 @@
+//! Delivery of a run's changed records: each change is routed (`route.rs`) into per-operation
+//! queues that are sent in full batches of 100, lookups first since they feed the write
+//! queues. Every answered batch is journaled in its own transaction before the next is sent.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::blocking::blocking;
+use super::metrics::RecordRejected;
+use super::object::{check_mappings, object_meta, ObjectMeta};
+use super::options::RunOptions;
+use super::route::{changed_properties, route, snapshot_props, Route, BATCH_SIZE};
+use super::SyncError;
+use crate::config::{SyncMode, SyncSpec};
+use crate::state::{Entry, Run};
+use hubspot_client::{HubSpotClient, WriteInput, WriteOutcome};
+
+/// Changed rows read back from DuckDB at a time.
+const PAGE_ROWS: usize = 5_000;
+
+/// Sends the changed records. Returns true when stopped early.
+pub(super) async fn deliver_records(
+    client: &HubSpotClient,
+    sync: &SyncSpec,
+    options: &RunOptions,
+    run: &mut Run<'_>,
+    props: &[String],
+    meta_slot: &mut Option<ObjectMeta>,
+) -> Result<bool, SyncError> {
+    let c = &run.counts;
+    let changed = c.rows_read - c.invalid - c.held - c.unchanged;
+    let meta = object_meta(meta_slot, client, sync).await?;
+    let problems = check_mappings(sync, meta);
+    if let Some((key, message)) = problems.into_iter().next() {
+        return Err(SyncError::Config { sync: sync.name.clone(), key, message });
+    }
+    let links = sync.associations.len();
+    let progress = progress_bar(options.progress, changed);
+    let mut delivery = Delivery {
+        client,
+        meta,
+        sync,
+        run,
+        match_is_unique: meta.is_unique(&sync.match_on.property),
+        queues: Queues::default(),
+        stop: options.stop.clone(),
+    };
+    let mut after = 0i64;
+    loop {
+        let page = blocking(|| delivery.run.changes_page(after, PAGE_ROWS, props, links))?;
+        let Some(last) = page.last() else { break };
+        after = last.n;
+        for row in page {
+            let send = changed_properties(props, &row, options.full);
+            let snapshot = snapshot_props(props, &row.values);
+            let pending = Pending {
+                pk: row.pk.clone(),
+                hash: row.hash,
+                snapshot,
+                send,
+                match_value: row.match_value.clone().unwrap_or_default(),
+            };
+            match route(&row, sync.mode, delivery.match_is_unique, &sync.match_on.column) {
+                Route::Update { id } => delivery.queues.update.push((id, pending)),
+                Route::Upsert => delivery.queues.upsert.push(pending),
+                Route::ReadByProperty => delivery.queues.read.push(pending),
+                Route::Search => delivery.queues.search.push(pending),
+                Route::Skip => delivery.run.counts.skipped += 1,
+                Route::Reject(code, message) => {
+                    delivery.run.counts.rejected += 1;
+                    RecordRejected { sync: &sync.name, code }.emit();
+                    let entry = Entry::Reject { pk: pending.pk, code: code.to_string(), message, hash: None };
+                    blocking(|| delivery.run.record(&[entry]))?;
+                }
+            }
+            if delivery.send_full_batches().await? {
+                progress.abandon();
+                return Ok(true);
+            }
+            progress.set_position(
+                delivery.run.counts.created
+                    + delivery.run.counts.updated
+                    + delivery.run.counts.skipped
+                    + delivery.run.counts.rejected,
+            );
+        }
+    }
+    let stopped = delivery.send_rest().await?;
+    progress.finish_and_clear();
+    Ok(stopped)
+}
+
+fn progress_bar(wanted: bool, len: u64) -> indicatif::ProgressBar {
+    if !wanted || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} records ({per_sec}, {eta} left)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// A changed row on its way to HubSpot.
+struct Pending {
+    pk: String,
+    hash: u64,
+    /// The row's full property values, stored once acknowledged.
+    snapshot: String,
+    /// The properties to send.
+    send: BTreeMap<String, String>,
+    match_value: String,
+}
+
+#[derive(Default)]
+struct Queues {
+    update: Vec<(String, Pending)>,
+    upsert: Vec<Pending>,
+    read: Vec<Pending>,
+    search: Vec<Pending>,
+    create: Vec<Pending>,
+}
+
+struct Delivery<'a, 'r> {
+    client: &'a HubSpotClient,
+    meta: &'a ObjectMeta,
+    sync: &'a SyncSpec,
+    run: &'a mut Run<'r>,
+    match_is_unique: bool,
+    queues: Queues,
+    stop: Option<Arc<AtomicBool>>,
+}
+
+impl Delivery<'_, '_> {
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+
+    /// Sends every queue that holds a full batch. Returns true when asked to stop.
+    async fn send_full_batches(&mut self) -> Result<bool, SyncError> {
+        loop {
+            if self.stopping() {
+                return Ok(true);
+            }
+            let q = &self.queues;
+            if q.read.len() >= BATCH_SIZE {
+                self.send_reads(BATCH_SIZE).await?;
+            } else if q.search.len() >= BATCH_SIZE {
+                self.send_searches(BATCH_SIZE).await?;
+            } else if q.update.len() >= BATCH_SIZE {
+                self.send_updates(BATCH_SIZE).await?;
+            } else if q.upsert.len() >= BATCH_SIZE {
+                self.send_upserts(BATCH_SIZE).await?;
+            } else if q.create.len() >= BATCH_SIZE {
+                self.send_creates(BATCH_SIZE).await?;
+            } else {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Sends everything left, lookups first since they feed the write queues.
+    async fn send_rest(&mut self) -> Result<bool, SyncError> {
+        while !self.queues.read.is_empty() || !self.queues.search.is_empty() {
+            if self.send_full_batches().await? {
+                return Ok(true);
+            }
+            let n = self.queues.read.len().min(BATCH_SIZE);
+            if n > 0 {
+                self.send_reads(n).await?;
+            }
+            let n = self.queues.search.len().min(BATCH_SIZE);
+            if n > 0 {
+                self.send_searches(n).await?;
+            }
+        }
+        if self.send_full_batches().await? {
+            return Ok(true);
+        }
+        let n = self.queues.update.len();
+        if n > 0 {
+            self.send_updates(n).await?;
+        }
+        let n = self.queues.upsert.len();
+        if n > 0 {
+            self.send_upserts(n).await?;
+        }
+        let n = self.queues.create.len();
+        if n > 0 {
+            self.send_creates(n).await?;
+        }
+        Ok(false)
+    }
+
+    fn with_match_property(&self, p: &Pending) -> BTreeMap<String, String> {
+        let mut properties = p.send.clone();
+        properties.entry(self.sync.match_on.property.clone()).or_insert_with(|| p.match_value.clone());
+        properties
+    }
+
+    /// Journals a write batch's outcomes in one transaction and counts them.
+    fn commit_writes(
+        &mut self,
+        batch: Vec<Pending>,
+        outcomes: Vec<WriteOutcome>,
+        created_by_default: bool,
+    ) -> Result<(), SyncError> {
+        let mut by_pk: HashMap<String, Pending> = batch.into_iter().map(|p| (p.pk.clone(), p)).collect();
+        let mut entries = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            match outcome {
+                WriteOutcome::Written { trace_id, id, created } => {
+                    let Some(p) = by_pk.remove(&trace_id) else { continue };
+                    if created || created_by_default {
+                        self.run.counts.created += 1;
+                    } else {
+                        self.run.counts.updated += 1;
+                    }
+                    entries.push(Entry::Ack { pk: p.pk, hubspot_id: id, hash: p.hash, props: p.snapshot });
+                }
+                WriteOutcome::Rejected { trace_id, code, message } => {
+                    if by_pk.remove(&trace_id).is_none() {
+                        continue;
+                    }
+                    self.run.counts.rejected += 1;
+                    tracing::debug!(pk = %trace_id, code = %code, "HubSpot rejected a record.");
+                    entries.push(Entry::Reject { pk: trace_id, code, message, hash: None });
+                }
+            }
+        }
+        // An input without an outcome was not acknowledged: it stays unsent and is retried.
+        for (pk, _) in by_pk {
+            self.run.counts.rejected += 1;
+            entries.push(Entry::Reject {
+                pk,
+                code: "NO_RESULT".into(),
+                message: "HubSpot returned no result for this record; it will be sent again next run".into(),
+                hash: None,
+            });
+        }
+        for entry in &entries {
+            if let Entry::Reject { code, .. } = entry {
+                RecordRejected { sync: &self.sync.name, code }.emit();
+            }
+        }
+        blocking(|| self.run.record(&entries))?;
+        Ok(())
+    }
+
+    async fn send_updates(&mut self, n: usize) -> Result<(), SyncError> {
+        let batch: Vec<(String, Pending)> = self.queues.update.drain(..n).collect();
+        // Rows whose values did not change for HubSpot (only the hash did) need no request.
+        let (empty, batch): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(_, p)| p.send.is_empty());
+        let acks: Vec<Entry> = empty
+            .into_iter()
+            .map(|(id, p)| Entry::Ack { pk: p.pk, hubspot_id: id, hash: p.hash, props: p.snapshot })
+            .collect();
+        blocking(|| self.run.record(&acks))?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let inputs = batch
+            .iter()
+            .map(|(id, p)| WriteInput { trace_id: p.pk.clone(), id: Some(id.clone()), properties: p.send.clone() })
+            .collect();
+        let outcomes = self.client.batch_update(&self.meta.path_name, inputs).await?;
+        self.commit_writes(batch.into_iter().map(|(_, p)| p).collect(), outcomes, false)
+    }
+
+    async fn send_upserts(&mut self, n: usize) -> Result<(), SyncError> {
+        let batch: Vec<Pending> = self.queues.upsert.drain(..n).collect();
+        let inputs = batch
+            .iter()
+            .map(|p| WriteInput {
+                trace_id: p.pk.clone(),
+                id: Some(p.match_value.clone()),
+                properties: self.with_match_property(p),
+            })
+            .collect();
+        let outcomes = self.client.batch_upsert(&self.meta.path_name, &self.sync.match_on.property, inputs).await?;
+        self.commit_writes(batch, outcomes, false)
+    }
+
+    async fn send_creates(&mut self, n: usize) -> Result<(), SyncError> {
+        let batch: Vec<Pending> = self.queues.create.drain(..n).collect();
+        let inputs = batch
+            .iter()
+            .map(|p| WriteInput { trace_id: p.pk.clone(), id: None, properties: self.with_match_property(p) })
+            .collect();
+        let outcomes = self.client.batch_create(&self.meta.path_name, inputs).await?;
+        self.commit_writes(batch, outcomes, true)
+    }
+
+    async fn send_reads(&mut self, n: usize) -> Result<(), SyncError> {
+        let batch: Vec<Pending> = self.queues.read.drain(..n).collect();
+        let values = unique_values(&batch);
+        let found =
+            self.client.batch_read_by_property(&self.meta.path_name, &self.sync.match_on.property, values).await?;
+        self.route_found(batch, found)
+    }
+
+    async fn send_searches(&mut self, n: usize) -> Result<(), SyncError> {
+        let batch: Vec<Pending> = self.queues.search.drain(..n).collect();
+        let values = unique_values(&batch);
+        let found = self.client.search_by_values(&self.meta.path_name, &self.sync.match_on.property, values).await?;
+        self.route_found(batch, found)
+    }
+
+    /// After a lookup: remembers every id found, then sends found records to the update queue
+    /// (or skips them in create mode) and missing ones to the create queue (or skips them in
+    /// update mode).
+    fn route_found(&mut self, batch: Vec<Pending>, found: Vec<(String, String)>) -> Result<(), SyncError> {
+        // When several records share a value, the oldest (lowest id) wins, as HubSpot's own
+        // deduplication keeps the oldest record.
+        let mut ids: HashMap<String, String> = HashMap::new();
+        for (value, id) in found {
+            let key = value.trim().to_lowercase();
+            match ids.get(&key) {
+                Some(existing) if id_order(existing) <= id_order(&id) => {}
+                _ => {
+                    ids.insert(key, id);
+                }
+            }
+        }
+        let mut entries = Vec::new();
+        for p in batch {
+            match ids.get(&p.match_value.trim().to_lowercase()) {
+                Some(id) => {
+                    entries.push(Entry::Id { pk: p.pk.clone(), hubspot_id: id.clone() });
+                    match self.sync.mode {
+                        SyncMode::Create => self.run.counts.skipped += 1,
+                        SyncMode::Upsert | SyncMode::Update => self.queues.update.push((id.clone(), p)),
+                    }
+                }
+                None => match self.sync.mode {
+                    SyncMode::Update => self.run.counts.skipped += 1,
+                    SyncMode::Upsert | SyncMode::Create => self.queues.create.push(p),
+                },
+            }
+        }
+        blocking(|| self.run.record(&entries))?;
+        Ok(())
+    }
+}
+
+fn unique_values(batch: &[Pending]) -> Vec<String> {
+    let mut values: Vec<String> = batch.iter().map(|p| p.match_value.clone()).collect();
+    values.sort();
+    values.dedup();
+    values
+}
+
+/// Orders numeric ids numerically, others after them.
+fn id_order(id: &str) -> (u8, u128, &str) {
+    match id.parse::<u128>() {
+        Ok(n) => (0, n, id),
+        Err(_) => (1, 0, id),
+    }
+}

@@ -1,0 +1,50 @@
+//! How a run is asked for and how it ended: the values the CLI, the daemon and the tests
+//! exchange with the runner. A leaf: the run lifecycle, delivery and the metrics share them.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::state::RunCounts;
+
+/// How a run was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Send every row, not only the changed ones.
+    pub full: bool,
+    /// What started the run: `cli`, `schedule`, `api`, `demo`.
+    pub trigger: String,
+    /// Set to stop after the batch in flight (graceful shutdown).
+    pub stop: Option<Arc<AtomicBool>>,
+    /// Show a progress bar when stderr is a terminal.
+    pub progress: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunSummary {
+    pub sync: String,
+    pub run_id: i64,
+    pub status: RunStatus,
+    pub counts: RunCounts,
+    pub duration_secs: f64,
+    pub error: Option<String>,
+}

@@ -1,0 +1,98 @@
+//! The lifecycle of one run of one sync: open the state, begin the run record, stage and diff
+//! (`stage.rs`), deliver the records (`deliver.rs`), then associations and list members
+//! (`links.rs`), merge the journal into the snapshot, and finish the record, whatever happened.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use tracing::Instrument;
+
+use super::blocking::blocking;
+use super::deliver::deliver_records;
+use super::links::{deliver_associations, sync_list};
+use super::metrics::RunFinished;
+use super::object::{object_meta, ObjectMeta};
+use super::options::{RunOptions, RunStatus, RunSummary};
+use super::stage::{stage_and_diff, Staged};
+use super::SyncError;
+use crate::config::{Config, SyncSpec};
+use crate::state::{Run, StateStore};
+use hubspot_client::HubSpotClient;
+
+/// Runs one sync now. Errors that stop the run are stored in its run record and returned in
+/// the summary; only a state file that cannot be opened is an `Err`.
+pub async fn run_sync(
+    config: &Config,
+    sync: &SyncSpec,
+    client: &HubSpotClient,
+    options: &RunOptions,
+) -> Result<RunSummary, SyncError> {
+    let started = Instant::now();
+    let path = config.state_path(sync);
+    let mut store = blocking(|| StateStore::open(&path))?;
+    let mut run = store.begin_run(&options.trigger, options.full)?;
+    let run_id = run.id();
+    // Instrumented rather than entered: a span guard held across `.await` would make the run's
+    // future `!Send`, and the daemon runs syncs on spawned tasks.
+    let span = tracing::info_span!("run", sync = %sync.name, run_id);
+    span.in_scope(|| tracing::info!(full = options.full, trigger = %options.trigger, "Sync run started."));
+    // This run's own requests, exact even when other syncs share the account's client.
+    let client = &client.with_run_stats();
+    let outcome = execute(config, sync, client, options, &mut run).instrument(span.clone()).await;
+    run.counts.requests = client.stats().total_requests();
+    // Whatever happened, fold in what HubSpot acknowledged so far.
+    let merged = blocking(|| run.merge_journal().and_then(|_| run.drop_work_tables()));
+    let (status, error) = match (&outcome, merged) {
+        (Ok(false), Ok(())) => (RunStatus::Succeeded, None),
+        (Ok(true), Ok(())) => (RunStatus::Cancelled, Some("stopped before the end by a shutdown".to_string())),
+        (Err(e), _) => (RunStatus::Failed, Some(e.describe(&sync.name))),
+        (Ok(_), Err(e)) => (RunStatus::Failed, Some(e.to_string())),
+    };
+    let counts = run.finish(status.as_str(), error.as_deref())?;
+    let summary = RunSummary {
+        sync: sync.name.clone(),
+        run_id,
+        status,
+        counts,
+        duration_secs: started.elapsed().as_secs_f64(),
+        error,
+    };
+    let snapshot_rows = blocking(|| store.snapshot_rows()).ok();
+    span.in_scope(|| RunFinished { summary: &summary, snapshot_rows }.emit());
+    Ok(summary)
+}
+
+/// Returns `Ok(true)` when stopped early by the stop flag.
+async fn execute(
+    config: &Config,
+    sync: &SyncSpec,
+    client: &HubSpotClient,
+    options: &RunOptions,
+    run: &mut Run<'_>,
+) -> Result<bool, SyncError> {
+    let mut counts = run.counts;
+    let staged = stage_and_diff(config, sync, run, options.full, &mut counts).await;
+    run.counts = counts;
+    let Staged { props, label_objects } = staged?;
+    blocking(|| run.keep_invalid_rows())?;
+    let c = &run.counts;
+    let changed = c.rows_read - c.invalid - c.held - c.unchanged;
+    let mut meta_slot: Option<ObjectMeta> = None;
+    if changed > 0 && deliver_records(client, sync, options, run, &props, &mut meta_slot).await? {
+        return Ok(true);
+    }
+    // Associations and list members need the ids of this run's records.
+    blocking(|| run.merge_journal())?;
+    let link_failures = blocking(|| run.link_failures(0))?.1;
+    if !sync.associations.is_empty() && (changed > 0 || link_failures > 0) {
+        let meta = object_meta(&mut meta_slot, client, sync).await?;
+        deliver_associations(client, sync, meta, run, 2 + props.len(), &label_objects).await?;
+    }
+    if let Some(list_name) = &sync.list_name {
+        if options.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
+            return Ok(true);
+        }
+        sync_list(client, sync, list_name, &mut meta_slot, run).await?;
+    }
+    Ok(false)
+}
