@@ -33,7 +33,7 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
             if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(DIR_MODE)) {
                 tracing::warn!(
                     dir = %dir.display(),
-                    mode = format!("{mode:o}"),
+                    mode = %format!("{mode:o}"),
                     error = %e,
                     "Cannot make the state directory private to its owner (chmod 700 it)."
                 );

@@ -160,7 +160,7 @@ fn json_body<'a>(headers: &HeaderMap, body: &'a Bytes) -> Result<Option<&'a [u8]
     let content_type = header_text(headers, header::CONTENT_TYPE).unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
-        Ok(Some(body))
+        Ok(Some(&body[..]))
     } else {
         Err(Box::new(error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

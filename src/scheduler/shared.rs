@@ -26,7 +26,7 @@ use super::status::{
 };
 use crate::accounts::Accounts;
 use crate::config::{Config, DaemonSettings, SyncSpec};
-use crate::state::StateStore;
+use crate::state::{StateReader, StateStore};
 use crate::sync::RunSummary;
 use hubspot_client::metrics::BudgetObserved;
 use hubspot_client::HubSpotClient;
@@ -283,7 +283,8 @@ impl Shared {
             return;
         }
         let read = tokio::task::spawn_blocking(move || {
-            let store = StateStore::open(&path).map_err(|e| e.to_string())?;
+            // Read-only: a status read never writes the state file.
+            let store = StateReader::open_read_only(&path).map_err(|e| e.to_string())?;
             read_status(&store).map_err(|e| e.to_string())
         })
         .await;

@@ -7,7 +7,7 @@ use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::config::Schedule;
-use crate::state::{Rejection, RunRecord, StateError, StateStore};
+use crate::state::{Rejection, RunRecord, StateError, StateReader};
 use crate::sync::RunSummary;
 
 /// Runs and rejections shown per sync.
@@ -147,8 +147,8 @@ pub(super) fn now_text() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Reads what the status shows from an open state file.
-pub(super) fn read_status(store: &StateStore) -> Result<StoredStatus, StateError> {
+/// Reads what the status shows from an open state file (a `StateStore` derefs to its reader).
+pub(super) fn read_status(store: &StateReader) -> Result<StoredStatus, StateError> {
     let runs = store.runs(STATUS_ROWS)?;
     let (rejections, rejected_total) = store.rejections(STATUS_ROWS)?;
     Ok(StoredStatus { snapshot_rows: store.snapshot_rows()?, rejected_total, runs, rejections, read_at: now_text() })

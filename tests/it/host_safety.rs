@@ -94,14 +94,14 @@ async fn admin_api_refuses_forged_hosts_foreign_origins_forms_and_untokened_runs
 
     // Read-only routes stay open on loopback, by IP address or `localhost`.
     for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
-        let (code, body) = send(get.clone(), &format!("{base}/syncs"), &[("host", &host)], None).await;
+        let (code, body) = send(get.clone(), &format!("{base}/syncs"), &[("host", host.as_str())], None).await;
         assert_eq!(code, 200, "Host {host}: {body}");
     }
     assert_eq!(send(get.clone(), &format!("{base}/metrics"), &[], None).await.0, 200);
 
     // DNS rebinding: a page on evil.example whose name now points at 127.0.0.1 sends its own Host.
     for host in [format!("evil.example:{port}"), format!("10.9.8.7:{port}"), "localhost.evil.example".into()] {
-        let (code, body) = send(get.clone(), &format!("{base}/syncs"), &[("host", &host)], None).await;
+        let (code, body) = send(get.clone(), &format!("{base}/syncs"), &[("host", host.as_str())], None).await;
         assert_eq!(code, 403, "Host {host} is refused: {body}");
         let with_token = [("host", host.as_str()), ("authorization", bearer.as_str())];
         let (code, _) = send(post.clone(), &run_url, &with_token, Some(("application/json", "{}"))).await;
