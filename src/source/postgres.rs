@@ -51,9 +51,11 @@ impl PostgresSource {
         let (client, connection) = match tokio::time::timeout(connect_timeout, pg_config.connect(tls.clone())).await {
             Ok(Ok(connected)) => connected,
             Ok(Err(e)) => {
+                // A server's refusal is in the DbError behind tokio-postgres's bare "db error".
+                let text = e.as_db_error().map_or_else(|| e.to_string(), |db| db.message().to_string());
                 return Err(connect_error(tls_files.explain(&e, &host).unwrap_or_else(|| {
-                    format!("{e}; check the url (host, port, database, user) and that the server is up")
-                })))
+                    format!("{text}; check the url (host, port, database, user) and that the server is up")
+                })));
             }
             Err(_) => {
                 return Err(connect_error(format!(
@@ -69,6 +71,17 @@ impl PostgresSource {
                 tracing::warn!(warehouse = %warehouse, error = %e, "Warehouse connection closed with an error.");
             }
         });
+        // A SQL_ASCII database holds bytes in no encoding. Asking for UTF-8 makes the server fail
+        // the whole read at the first byte that is not UTF-8; asking for SQL_ASCII passes the
+        // bytes through, and each line that is not UTF-8 is rejected on its own.
+        let encoding =
+            client.query_one("SHOW server_encoding", &[]).await.ok().and_then(|r| r.try_get::<_, String>(0).ok());
+        if encoding.as_deref() == Some("SQL_ASCII") {
+            client
+                .batch_execute("SET client_encoding = 'SQL_ASCII'")
+                .await
+                .map_err(|e| connect_error(format!("cannot set client_encoding for a SQL_ASCII database: {e}")))?;
+        }
         let cancel = client.cancel_token();
         Ok(PostgresSource { name: name.to_string(), client, cancel, tls, connect_timeout })
     }

@@ -257,7 +257,7 @@ fields = { email = "email", first_name = "firstname" }
     assert_eq!((fixed.counts.invalid, fixed.counts.created, fixed.counts.unchanged), (0, 1, 2));
 }
 
-const DOLLAR_MODEL: &str = "SELECT id, email, $$it's ${not_a_name} $1; -- kept$$ || first_name AS first_name,
+const DOLLAR_MODEL: &str = "SELECT id, email, $$it's $${not_a_name} $1; -- kept$$ || first_name AS first_name,
        '$${HOME}' AS note
 FROM ${HUBSYNC_IT_TABLE}; -- every user";
 
@@ -408,7 +408,7 @@ async fn only_a_held_lock_is_reported_as_another_process() {
     let out = h.cli(&["sync", "contacts"]);
     let stderr = text(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("another hubsync process is running this sync"), "{stderr}");
+    assert!(stderr.contains("another hubsync process is using this sync's state file"), "{stderr}");
     drop(held);
     let out = h.cli(&["sync", "contacts"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
