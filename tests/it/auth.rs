@@ -57,22 +57,6 @@ async fn deals_harness() -> Harness {
     h
 }
 
-fn stdin_cli(h: &Harness, args: &[&str], input: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hubsync"))
-        .current_dir(h.dir.path())
-        .arg("--config")
-        .arg(h.config_path())
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run hubsync");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_static_token_without_the_write_scope_names_the_sync_and_the_scope() {
     let h = deals_harness().await;
@@ -104,7 +88,7 @@ async fn a_static_token_without_the_write_scope_names_the_sync_and_the_scope() {
 async fn a_stored_token_is_used_and_status_never_shows_it() {
     let h = deals_harness().await;
     write_config(&h, None);
-    let out = stdin_cli(&h, &["auth", "token", "--account", "main"], &format!("{FULL}\n"));
+    let out = h.cli_with_stdin(&["auth", "token", "--account", "main"], &format!("{FULL}\n"));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let file = h.dir.path().join("state/credentials/main.json");
     #[cfg(unix)]
@@ -122,7 +106,7 @@ async fn a_stored_token_is_used_and_status_never_shows_it() {
     assert_eq!(summary.status, RunStatus::Succeeded, "{:?}", summary.error);
     assert_eq!(h.emulator.record_count("deals"), 5);
 
-    let empty = stdin_cli(&h, &["auth", "token", "--account", "main"], "\n");
+    let empty = h.cli_with_stdin(&["auth", "token", "--account", "main"], "\n");
     assert!(!empty.status.success());
 }
 
@@ -145,7 +129,7 @@ async fn secrets_never_reach_any_output_even_at_debug_level() {
     // The failed sync's error reached the run history too.
     assert!(outputs[1].2.contains("sync `deals` needs crm.objects.deals.write"), "{}", outputs[1].2);
     write_config(&h, None);
-    let out = stdin_cli(&h, &["--log", "trace", "auth", "token", "--account", "main"], FULL);
+    let out = h.cli_with_stdin(&["--log", "trace", "auth", "token", "--account", "main"], FULL);
     outputs.push(("auth token".into(), text(&out.stdout), text(&out.stderr)));
     for args in [&["--log", "trace", "sync", "deals"][..], &["--log", "trace", "auth", "status"]] {
         let out = h.cli(args);
@@ -310,7 +294,7 @@ async fn the_oauth_flow_refreshes_tokens_and_asks_for_a_new_login_only_when_need
     let mut secrets: Vec<String> = vec![CLIENT_SECRET.into(), FULL.into()];
 
     // A private app token stored first is deleted by the login.
-    let out = stdin_cli(&h, &["auth", "token", "--account", "main"], FULL);
+    let out = h.cli_with_stdin(&["auth", "token", "--account", "main"], FULL);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     // A callback that does not carry the login's state is refused; the login goes on waiting.

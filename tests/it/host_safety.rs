@@ -10,20 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::daemon::{post_json, wait_request};
-use crate::common::{hubsync_cmd, text, Harness};
+use crate::common::{hubsync_cmd, text, Harness, CONTACTS_SYNC};
 use hubsync::scheduler::RunningDaemon;
 use serde_json::{json, Value};
 
 /// A contacts sync with no schedule: nothing runs unless someone asks.
-const SYNC: &str = r#"
-[[syncs]]
-name = "contacts"
-model = "SELECT user_id, email, first_name FROM users"
-primary_key = "user_id"
-object = "contacts"
-match = { column = "email", property = "email" }
-fields = { email = "email", first_name = "firstname" }
-"#;
+const SYNC: &str = CONTACTS_SYNC;
 
 async fn users(h: &Harness) {
     h.db.exec(
@@ -31,23 +23,6 @@ async fn users(h: &Harness) {
          FROM generate_series(1, 20) AS i",
     )
     .await;
-}
-
-/// Runs the binary with `input` on stdin.
-fn stdin_cli(h: &Harness, args: &[&str], input: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hubsync"))
-        .current_dir(h.dir.path())
-        .arg("--config")
-        .arg(h.config_path())
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run hubsync");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn mode(path: &Path) -> u32 {
@@ -196,7 +171,7 @@ async fn another_os_user_cannot_read_the_token_or_trigger_a_run() {
     h.write_config(SYNC);
     // The test folder itself is open to everyone, so only hubsync's own modes protect the state.
     std::fs::set_permissions(h.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let stored = stdin_cli(&h, &["auth", "token", "--account", "main"], "pat-na1-stored\n");
+    let stored = h.cli_with_stdin(&["auth", "token", "--account", "main"], "pat-na1-stored\n");
     assert!(stored.status.success(), "auth token: {}", text(&stored.stderr));
     let daemon = RunningDaemon::start(h.config(), "127.0.0.1:0".parse().unwrap()).await.expect("start");
     let base = format!("http://{}", daemon.local_addr());
@@ -290,7 +265,7 @@ async fn state_directory_and_files_are_private() {
             assert_eq!(mode(&path), 0o600, "{}", path.display());
         }
     }
-    let stored = stdin_cli(&h, &["auth", "token", "--account", "main"], "pat-na1-stored\n");
+    let stored = h.cli_with_stdin(&["auth", "token", "--account", "main"], "pat-na1-stored\n");
     assert!(stored.status.success(), "{}", text(&stored.stderr));
     assert_eq!(mode(&state.join("credentials")), 0o700);
     assert_eq!(mode(&state.join("credentials/main.json")), 0o600);

@@ -2,18 +2,10 @@
 //! its values waits until its row changes (or `hubsync sync --retry-rejected`); a transient
 //! failure is retried on every run; `status` says which is which.
 
-use crate::common::{text, Harness};
+use crate::common::{text, Harness, CONTACTS_SYNC};
 use hubsync::sync::RunStatus;
 
-const SYNC: &str = r#"
-[[syncs]]
-name = "contacts"
-model = "SELECT user_id, email, first_name FROM users"
-primary_key = "user_id"
-object = "contacts"
-match = { column = "email", property = "email" }
-fields = { email = "email", first_name = "firstname" }
-"#;
+const SYNC: &str = CONTACTS_SYNC;
 
 /// Upsert requests the emulator received since its journal was last cleared.
 fn upserts(h: &Harness) -> usize {

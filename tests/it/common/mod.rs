@@ -64,6 +64,17 @@ impl Drop for TestDb {
     }
 }
 
+/// A contacts sync matched on email, with no schedule.
+pub const CONTACTS_SYNC: &str = r#"
+[[syncs]]
+name = "contacts"
+model = "SELECT user_id, email, first_name FROM users"
+primary_key = "user_id"
+object = "contacts"
+match = { column = "email", property = "email" }
+fields = { email = "email", first_name = "firstname" }
+"#;
+
 /// A test folder with a config pointing at a PostgreSQL database and the emulator.
 pub struct Harness {
     pub dir: tempfile::TempDir,
@@ -123,6 +134,23 @@ impl Harness {
     /// Runs the hubsync binary with the test config.
     pub fn cli(&self, args: &[&str]) -> Output {
         hubsync_cmd(self.dir.path(), &self.config_path(), args)
+    }
+
+    /// Runs the hubsync binary with the test config and `input` on stdin.
+    pub fn cli_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hubsync"))
+            .current_dir(self.dir.path())
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run hubsync");
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
     }
 
     /// Write requests (batch create/update/upsert/archive) the emulator received.
