@@ -214,3 +214,26 @@ async fn a_record_holding_the_rows_key_wins_over_what_search_finds() {
     assert_eq!((again.counts.unchanged, again.counts.rejected), (3, 0), "{:?}", again.counts);
     assert_eq!(h.write_requests(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn validate_says_what_the_key_needs_and_contacts_cannot_have_it() {
+    let h = harness(5, EmulatorConfig::default(), 1).await;
+    let out = h.cli(&["validate"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "a warning, not an error: {stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("syncs[0].unique_key_property"), "{stdout}");
+    assert!(stdout.contains("creates the unique property `hubsync_key`"), "{stdout}");
+    assert!(stdout.contains("crm.schemas.companies.write"), "{stdout}");
+    assert!(!stdout.contains("is not a unique property of companies"), "no advice to do what is done: {stdout}");
+    assert_eq!(h.emulator.count_requests("POST", "/crm/properties/"), 0, "validate creates nothing");
+    // Once the property exists, validate has nothing to say about it.
+    assert_eq!(h.run("firms").await.status, RunStatus::Succeeded);
+    let again = text(&h.cli(&["validate"]).stdout);
+    assert!(!again.contains("unique_key_property"), "{again}");
+
+    h.write_config_with(&SYNC.replace("object = \"companies\"", "object = \"contacts\""), "");
+    let out = h.cli(&["validate"]);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("syncs[0].unique_key_property") && all.contains("contacts cannot use"), "{all}");
+}
