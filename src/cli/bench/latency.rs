@@ -158,9 +158,9 @@ pub fn rate_limited_target(cells: &[RateLimitedReport]) -> Option<Target> {
     let most_429 = cells.iter().map(|c| c.status_429).max().unwrap_or(0);
     Some(Target {
         name: format!(
-            "rate-limited first sync, {} contacts, {} cells (latencies × limits)",
+            "rate-limited first sync, {} contacts, {} (latencies × limits)",
             thousands(first.contacts),
-            cells.len()
+            if cells.len() == 1 { "1 cell".to_string() } else { format!("{} cells", cells.len()) }
         ),
         target: "at least 95% of the limit used, no 429, in every cell".into(),
         measured: if missed.is_empty() {
