@@ -113,6 +113,10 @@ enum Command {
         /// Contacts in the sample warehouse.
         #[arg(long, default_value_t = 3000)]
         contacts: u32,
+        /// Milliseconds the emulator takes to answer each request, as real HubSpot takes
+        /// hundreds of milliseconds for a batch write; `0` answers at once.
+        #[arg(long, value_name = "MS", default_value_t = cli::DEMO_LATENCY_MS)]
+        latency_ms: u64,
     },
     /// Store, sign in with, or show the credentials of HubSpot accounts.
     #[command(subcommand)]
@@ -182,7 +186,7 @@ fn main() -> ExitCode {
             }
             Command::Fields { sync } => cli::fields(&config, &sync).await,
             Command::Reset { sync } => cli::reset(&config, &sync),
-            Command::Demo { dir, contacts } => cli::demo(&dir, contacts).await,
+            Command::Demo { dir, contacts, latency_ms } => cli::demo(&dir, contacts, latency_ms).await,
             Command::Auth(AuthCommand::Token { account }) => cli::auth_token(&config, &account),
             Command::Auth(AuthCommand::Login { account, timeout }) => cli::auth_login(&config, &account, timeout).await,
             Command::Auth(AuthCommand::Status) => cli::auth_status(&config).await,

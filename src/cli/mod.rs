@@ -13,7 +13,7 @@ pub use crate::accounts::Accounts;
 pub use auth::{auth_login, auth_status, auth_token};
 pub use bench::{bench, BenchOptions};
 pub use daemon::{daemon_status, run, trigger};
-pub use demo::demo;
+pub use demo::{demo, DEMO_LATENCY_MS};
 
 use crate::config::{Config, ConfigError};
 use crate::state::{StateReader, StateStore};

@@ -49,6 +49,9 @@ pub struct SyncSpec {
     pub key: String,
     /// When `hubsync run` starts it on its own; `None` runs it only when triggered.
     pub schedule: Option<super::schedule::Schedule>,
+    /// The user's consent to keep hubsync's own unique key property (`hubsync_key`) on the
+    /// object, so records not found by search are upserted by it instead of created.
+    pub unique_key_property: bool,
 }
 
 impl Config {
@@ -267,6 +270,17 @@ fn check(path: &Path, file: ConfigFile, env: &dyn Fn(&str) -> Option<String>) ->
                 ),
             );
         }
+        if s.unique_key_property && objects::standard_object(&s.object).is_some_and(|o| o.type_id == "0-1") {
+            problem(
+                "unique_key_property",
+                "contacts cannot use hubsync's unique key property".into(),
+                Some(
+                    "remove it: a contacts sync matched on `email` upserts by it, and one matched on another \
+                     property journals its creates and reconciles them instead"
+                        .into(),
+                ),
+            );
+        }
         let mut by_property: BTreeMap<&str, &str> = BTreeMap::new();
         for (column, property) in &s.fields {
             if property.trim().is_empty() {
@@ -349,6 +363,7 @@ fn check(path: &Path, file: ConfigFile, env: &dyn Fn(&str) -> Option<String>) ->
             list_name,
             key,
             schedule,
+            unique_key_property: s.unique_key_property,
         });
     }
 

@@ -245,6 +245,15 @@ pub struct SyncConfig {
     /// When `hubsync run` starts this sync on its own, e.g. `{ cron = "*/15 * * * *" }` or
     /// `{ interval_secs = 300 }`. Without it the sync runs only when triggered.
     pub schedule: Option<ScheduleConfig>,
+    /// Consent to keep hubsync's own unique key property on the object (not on contacts):
+    /// `hubsync_key` (`hasUniqueValue: true`, in a property group `hubsync`), created on the
+    /// first run that needs it. Used only when `match.property` is not unique: rows not found
+    /// by search are then upserted by `hubsync_key` (`<sync name>:<primary key>`) instead of
+    /// created, so a re-send after an error or a crash cannot duplicate a record. Needs the
+    /// object's `crm.schemas.*.write` scope to create it; without it hubsync falls back to
+    /// journaled creates. Default `false`: it changes the portal's schema.
+    #[serde(default)]
+    pub unique_key_property: bool,
 }
 
 /// One association rule: each row's `column` names records of object `to`, found by their

@@ -1,7 +1,8 @@
 //! The sync runner: source -> diff -> plan -> deliver -> commit. The run lifecycle (`run.rs`)
 //! stages and diffs the model (`stage.rs`), delivers the records (`deliver.rs`) and then
 //! associations and list members (`links.rs`); `route.rs` holds the pure routing and property
-//! decisions, `object.rs` the object resolution, `options.rs` what a run is asked and answers,
+//! decisions, `unique_key.rs` hubsync's own unique key property for idempotent creates,
+//! `object.rs` the object resolution, `options.rs` what a run is asked and answers,
 //! `blocking.rs` how DuckDB work runs from async code; `plan.rs` and `validate.rs` are the
 //! read-only views of a sync.
 
@@ -15,6 +16,7 @@ mod plan;
 mod route;
 mod run;
 mod stage;
+mod unique_key;
 mod validate;
 
 pub use links::{parse_link_cell, LinkValue, ASSOCIATION_BATCH_SIZE, LIST_BATCH_SIZE};
@@ -24,6 +26,7 @@ pub(crate) use plan::batches;
 pub use plan::{plan_sync, Plan};
 pub use route::BATCH_SIZE;
 pub use run::run_sync;
+pub use unique_key::{KEY_GROUP, KEY_PROPERTY};
 pub use validate::{validate_sync, Finding, Severity};
 
 use crate::source::SourceError;

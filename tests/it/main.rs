@@ -14,5 +14,6 @@ mod metrics;
 mod rejections;
 mod sync_core;
 mod sync_resilience;
+mod unique_key;
 mod warehouse_tls;
 mod warehouses;

@@ -42,6 +42,6 @@ pub use settings::{
 };
 pub use stats::{ClientStats, EndpointKind, StatusClass};
 pub use types::{
-    outcome_codes, AssocOutcome, AssociationInput, AssociationLabel, ListInfo, MembershipChange, PropertyInfo,
-    SchemaInfo, WriteInput, WriteOutcome,
+    outcome_codes, AssocOutcome, AssociationInput, AssociationLabel, ListInfo, MembershipChange, NewProperty,
+    NewPropertyGroup, PropertyInfo, SchemaInfo, WriteInput, WriteOutcome,
 };

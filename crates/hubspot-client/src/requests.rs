@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde_json::{json, Map, Value};
 use url::Url;
 
-use super::types::{AssociationInput, WriteInput};
+use super::types::{AssociationInput, NewProperty, NewPropertyGroup, WriteInput};
 
 /// Inputs per object batch request (HubSpot: "limited to 100 inputs per request").
 pub const OBJECT_BATCH_LIMIT: usize = 100;
@@ -61,6 +61,16 @@ impl Paths {
         let mut url = self.url(&["crm", "properties", &self.version, object_type]);
         url.query_pairs_mut().append_pair("archived", "false");
         url
+    }
+
+    /// `POST /crm/properties/{ver}/{type}`: creates a property.
+    pub fn property_create(&self, object_type: &str) -> Url {
+        self.url(&["crm", "properties", &self.version, object_type])
+    }
+
+    /// `POST /crm/properties/{ver}/{type}/groups`: creates a property group.
+    pub fn property_groups(&self, object_type: &str) -> Url {
+        self.url(&["crm", "properties", &self.version, object_type, "groups"])
     }
 
     /// `GET /crm-object-schemas/{ver}/schemas` (the dated path exists in HubSpot's 2026-03 spec).
@@ -259,6 +269,26 @@ pub fn association_create_body(inputs: &[&AssociationInput]) -> Value {
         })
         .collect();
     json!({ "inputs": inputs })
+}
+
+/// `PropertyGroupCreate` body.
+pub fn property_group_body(group: &NewPropertyGroup) -> Value {
+    json!({ "name": group.name, "label": group.label, "displayOrder": group.display_order })
+}
+
+/// `PropertyCreate` body.
+pub fn property_create_body(p: &NewProperty) -> Value {
+    json!({
+        "name": p.name,
+        "label": p.label,
+        "description": p.description,
+        "type": p.type_,
+        "fieldType": p.field_type,
+        "groupName": p.group_name,
+        "hasUniqueValue": p.has_unique_value,
+        "formField": p.form_field,
+        "hidden": false,
+    })
 }
 
 /// Static list create body.

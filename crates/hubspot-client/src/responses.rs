@@ -425,27 +425,36 @@ fn flag(v: Option<&Value>) -> bool {
 
 /// Reads `GET /crm/properties/{ver}/{type}`.
 pub fn parse_properties(body: &str) -> Result<Vec<PropertyInfo>, String> {
-    Ok(results_array(body)?
-        .iter()
-        .filter(|p| p.get("name").is_some())
-        .map(|p| PropertyInfo {
-            name: text(p, "name"),
-            label: text(p, "label"),
-            type_: text(p, "type"),
-            field_type: text(p, "fieldType"),
-            has_unique_value: flag(p.get("hasUniqueValue")),
-            read_only_value: flag(p.get("modificationMetadata").and_then(|m| m.get("readOnlyValue")))
-                || flag(p.get("calculated")),
-            options: p
-                .get("options")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|o| o.get("value").and_then(value_to_string))
-                .collect(),
-            hubspot_defined: flag(p.get("hubspotDefined")),
-        })
-        .collect())
+    Ok(results_array(body)?.iter().filter(|p| p.get("name").is_some()).map(property_info).collect())
+}
+
+/// Reads one `Property` (the answer of a property create).
+pub fn parse_property(body: &str) -> Result<PropertyInfo, String> {
+    let v: Value = serde_json::from_str(body).map_err(|e| format!("the body is not JSON ({e})"))?;
+    if v.get("name").and_then(Value::as_str).is_none() {
+        return Err("the property has no name".to_string());
+    }
+    Ok(property_info(&v))
+}
+
+fn property_info(p: &Value) -> PropertyInfo {
+    PropertyInfo {
+        name: text(p, "name"),
+        label: text(p, "label"),
+        type_: text(p, "type"),
+        field_type: text(p, "fieldType"),
+        has_unique_value: flag(p.get("hasUniqueValue")),
+        read_only_value: flag(p.get("modificationMetadata").and_then(|m| m.get("readOnlyValue")))
+            || flag(p.get("calculated")),
+        options: p
+            .get("options")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o.get("value").and_then(value_to_string))
+            .collect(),
+        hubspot_defined: flag(p.get("hubspotDefined")),
+    }
 }
 
 /// Reads `GET /crm-object-schemas/{ver}/schemas`.

@@ -1,6 +1,7 @@
 //! The HubSpot client: the one module of this crate that does I/O. `transport.rs` sends one
-//! request; `batches.rs` chunks batch endpoints; `objects.rs`, `associations.rs` and `lists.rs`
-//! are the endpoints; this file holds the client itself and its metadata calls.
+//! request; `batches.rs` chunks batch endpoints; `objects.rs`, `associations.rs`, `lists.rs` and
+//! `properties.rs` (property and group creation) are the endpoints; this file holds the client
+//! itself and its metadata calls.
 //!
 //! Every request goes through `execute`: take a `SendPermit` from the account's `RateBudget`
 //! (an in-flight slot and room in every bucket), send, let the permit learn from the answer and
@@ -18,6 +19,7 @@ mod associations;
 mod batches;
 mod lists;
 mod objects;
+mod properties;
 mod transport;
 
 use std::sync::Arc;
