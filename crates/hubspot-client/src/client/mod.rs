@@ -18,6 +18,7 @@ mod associations;
 mod batches;
 mod lists;
 mod objects;
+mod records;
 mod transport;
 
 use std::sync::Arc;
