@@ -24,6 +24,8 @@ use crate::config::{SyncMode, SyncSpec};
 use crate::state::{Entry, PendingCreate, Run};
 use hubspot_client::{outcome_codes, HubSpotClient, WriteInput, WriteOutcome};
 
+mod vanished;
+
 /// Changed rows read back from DuckDB at a time.
 const PAGE_ROWS: usize = 5_000;
 /// Rounds of "wait for the index, look up, create what is missing" within one run; creates
@@ -144,6 +146,7 @@ pub(super) async fn deliver_records(
                 snapshot,
                 send,
                 match_value: row.match_value.clone().unwrap_or_default(),
+                rechecked: false,
             };
             match route(&row, sync.mode, delivery.match_is_unique, &sync.match_on.column) {
                 Route::Update { id } => delivery.queues.update.push((id, pending)),
@@ -171,7 +174,12 @@ pub(super) async fn deliver_records(
             );
         }
     }
-    let stopped = delivery.send_rest().await?;
+    let mut stopped = delivery.send_rest().await?;
+    // Rows re-routed because their record was merged or deleted in HubSpot (`vanished.rs`)
+    // go out in the same run.
+    while !stopped && delivery.has_queued() {
+        stopped = delivery.send_rest().await?;
+    }
     progress.finish_and_clear();
     Ok(stopped)
 }
@@ -199,6 +207,9 @@ struct Pending {
     /// The properties to send.
     send: BTreeMap<String, String>,
     match_value: String,
+    /// True once its record was read again after an update by id got no result (`vanished.rs`):
+    /// it is not read a second time in the same run.
+    rechecked: bool,
 }
 
 #[derive(Default)]
@@ -418,7 +429,11 @@ impl Delivery<'_, '_> {
             .map(|(id, p)| WriteInput { trace_id: p.pk.clone(), id: Some(id.clone()), properties: p.send.clone() })
             .collect();
         let outcomes = self.client.batch_update(&self.meta.path_name, inputs).await?;
-        self.commit_writes(batch.into_iter().map(|(_, p)| p).collect(), outcomes, false)
+        // Inputs HubSpot answered without a result or as not found: their records may have been
+        // merged or deleted, and are read again before anything is concluded.
+        let (batch, outcomes, gone) = vanished::set_aside(batch, outcomes);
+        self.commit_writes(batch, outcomes, false)?;
+        self.recheck_vanished(gone).await
     }
 
     async fn send_upserts(&mut self, n: usize) -> Result<(), SyncError> {
