@@ -99,6 +99,13 @@ pub fn print_summary(s: &RunSummary) {
             c.uncertain, c.reconciled
         );
     }
+    if c.merged + c.vanished > 0 {
+        println!(
+            "  records changed in HubSpot: {} merged into another (the id map moved to the survivor), {} deleted \
+             (matched again: re-created, or skipped in update mode).",
+            c.merged, c.vanished
+        );
+    }
     if let Some(error) = &s.error {
         println!("  error: {error}");
     }
@@ -181,6 +188,8 @@ pub fn print_status(v: &StatusView<'_>) {
         "invalid",
         "uncertain",
         "reconciled",
+        "merged",
+        "vanished",
         "requests",
         "error",
     ]);
@@ -200,6 +209,8 @@ pub fn print_status(v: &StatusView<'_>) {
             c.invalid.to_string(),
             c.uncertain.to_string(),
             c.reconciled.to_string(),
+            c.merged.to_string(),
+            c.vanished.to_string(),
             c.requests.to_string(),
             clip(r.error.as_deref().unwrap_or(""), 60),
         ]);

@@ -10,16 +10,21 @@
 //! - [`StateStore::begin_run`] gives the only [`Run`], which journals entries under its id and
 //!   with its counts, and is consumed by [`Run::finish`].
 //!
-//! Files: `types.rs` (the values), `read.rs` (reads), `store.rs` (opening, staging, diff and
-//! merge), `run.rs` (a run's record and journal), `links.rs` (associations and list members).
+//! Files: `types.rs` (the values), `read.rs` (reads), `migrate.rs` (schema versions and their
+//! migrations), `store.rs` (opening, staging, diff and merge), `run.rs` (a run's record and
+//! journal), `links.rs` (associations and list members), `vanished.rs` (associated records
+//! and lists that changed in HubSpot).
 
 mod links;
+mod migrate;
 mod read;
 mod run;
 mod store;
 mod types;
+mod vanished;
 
 pub use links::{LinkCandidate, LinkFailure, PendingLink};
+pub use migrate::{Migration, MIGRATIONS, SCHEMA_VERSION};
 pub use read::StateReader;
 pub use run::Run;
 pub use store::StateStore;
@@ -27,3 +32,4 @@ pub use types::{
     waits_for_change, ChangeRow, DiffTotals, Entry, InvalidRow, PendingCreate, Rejection, RunCounts, RunRecord,
     StateError,
 };
+pub use vanished::{list_checked_key, list_fingerprint_key};

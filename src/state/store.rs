@@ -9,15 +9,16 @@ use std::path::Path;
 
 use duckdb::{params, Connection, ToSql};
 
+use super::migrate::{file_version, migrate, too_new, MIGRATIONS, SCHEMA_VERSION};
 use super::read::{open_error, StateReader};
 use super::types::{query_error, ChangeRow, DiffTotals, StateError};
 use crate::source::{key_hash, KeySet, Row, RowKey};
 
-const SCHEMA: &str = include_str!("../../sql/schema.sql");
 const MERGE_JOURNAL_LAST: &str = include_str!("../../sql/merge_journal_last.sql");
 const MERGE_SWAP: &str = include_str!("../../sql/merge.sql");
 const MERGE_IN_PLACE: &str = include_str!("../../sql/merge_in_place.sql");
 const MERGE_REJECTIONS: &str = include_str!("../../sql/merge_rejections.sql");
+const MERGE_VANISHED: &str = include_str!("../../sql/merge_vanished.sql");
 /// A journal with fewer entries than the snapshot's rows divided by this is merged in place;
 /// a bigger one rewrites the snapshot (cheaper than replacing most of its rows one by one).
 const IN_PLACE_RATIO: i64 = 8;
@@ -45,7 +46,8 @@ impl DerefMut for StateStore {
 }
 
 impl StateStore {
-    /// Opens (or creates) a state file, brings its schema up to date, merges what a crashed
+    /// Opens (or creates) a state file, brings its schema up to date (see `migrate.rs`: one
+    /// transaction; a file from a newer hubsync is refused), merges what a crashed
     /// run left in the journal, and marks that run interrupted (its counts are those of its
     /// last journaled batch).
     pub fn open(path: &Path) -> Result<StateStore, StateError> {
@@ -58,7 +60,14 @@ impl StateStore {
         crate::private_files::restrict_state_file(path);
         let mut store =
             StateStore { reader: StateReader { conn, path: path.to_path_buf() }, next_seq: 0, scratch: false };
-        store.batch(SCHEMA)?;
+        if let Some(done) = migrate(&store.conn, path)? {
+            tracing::info!(
+                path = %path.display(),
+                from = done.from,
+                to = done.to,
+                "Brought the state file's schema up to date."
+            );
+        }
         store.next_seq = store.scalar_i64("SELECT coalesce(max(seq), 0) + 1 FROM journal")?;
         if store.merge_journal()? {
             tracing::info!(path = %path.display(), "Merged acknowledgements left by an interrupted run.");
@@ -85,6 +94,10 @@ impl StateStore {
                     "ATTACH '{file}' AS saved (READ_ONLY); SET search_path = 'memory.main,saved.main';"
                 ))
                 .map_err(|e| open_error(path, e))?;
+            let version = file_version(&store.conn, Some("saved")).map_err(|e| open_error(path, e))?;
+            if version > SCHEMA_VERSION {
+                return Err(too_new(path, version));
+            }
             // A file written by an older hubsync lacks the newer rejection columns.
             if !store.has_column("rejections", "on_change") {
                 store.batch(
@@ -93,7 +106,9 @@ impl StateStore {
                 )?;
             }
         } else {
-            store.batch(SCHEMA)?;
+            for step in MIGRATIONS {
+                store.batch(step.sql)?;
+            }
         }
         Ok(store)
     }
@@ -298,7 +313,7 @@ impl StateStore {
         let snapshot_rows = self.scalar_i64("SELECT count(*) FROM snapshot")?;
         let snapshot = if entries * IN_PLACE_RATIO < snapshot_rows { MERGE_IN_PLACE } else { MERGE_SWAP };
         self.batch(&format!(
-            "BEGIN TRANSACTION;\n{MERGE_JOURNAL_LAST}\n{snapshot}\nDROP VIEW journal_last;\n{MERGE_REJECTIONS}\nCOMMIT;"
+            "BEGIN TRANSACTION;\n{MERGE_JOURNAL_LAST}\n{snapshot}\nDROP VIEW journal_last;\n{MERGE_VANISHED}\n{MERGE_REJECTIONS}\nCOMMIT;"
         ))
         .inspect_err(|_| {
             let _ = self.conn.execute_batch("ROLLBACK");

@@ -25,6 +25,8 @@ use crate::config::{SyncMode, SyncSpec};
 use crate::state::{Entry, PendingCreate, Run};
 use hubspot_client::{outcome_codes, HubSpotClient, WriteInput, WriteOutcome};
 
+mod vanished;
+
 /// Changed rows read back from DuckDB at a time.
 const PAGE_ROWS: usize = 5_000;
 /// Rounds of "wait for the index, look up, create what is missing" within one run; creates
@@ -147,6 +149,7 @@ pub(super) async fn deliver_records(
                 snapshot,
                 send,
                 match_value: row.match_value.clone().unwrap_or_default(),
+                rechecked: false,
             };
             match route(&row, sync.mode, delivery.match_is_unique, &sync.match_on.column) {
                 Route::Update { id } => delivery.queues.update.push((id, pending)),
@@ -174,7 +177,12 @@ pub(super) async fn deliver_records(
             );
         }
     }
-    let stopped = delivery.send_rest().await?;
+    let mut stopped = delivery.send_rest().await?;
+    // Rows re-routed because their record was merged or deleted in HubSpot (`vanished.rs`)
+    // go out in the same run.
+    while !stopped && delivery.has_queued() {
+        stopped = delivery.send_rest().await?;
+    }
     progress.finish_and_clear();
     Ok(stopped)
 }
@@ -202,6 +210,9 @@ struct Pending {
     /// The properties to send.
     send: BTreeMap<String, String>,
     match_value: String,
+    /// True once its record was read again after an update by id got no result (`vanished.rs`):
+    /// it is not read a second time in the same run.
+    rechecked: bool,
 }
 
 #[derive(Default)]
@@ -424,20 +435,23 @@ impl Delivery<'_, '_> {
             .map(|(id, p)| WriteInput { trace_id: p.pk.clone(), id: Some(id.clone()), properties: p.send.clone() })
             .collect();
         let mut outcomes = self.client.batch_update(&self.meta.path_name, inputs).await?;
-        let mut batch: Vec<Pending> = batch.into_iter().map(|(_, p)| p).collect();
+        let mut batch = batch;
         if self.by_key {
             // A found record refused the row's key: the record holding it is the row's own.
             let taken: HashSet<String> =
                 outcomes.iter().filter(|o| unique_key::key_taken(o)).map(|o| o.trace_id().to_string()).collect();
             if !taken.is_empty() {
                 outcomes.retain(|o| !taken.contains(o.trace_id()));
-                let (moved, kept): (Vec<Pending>, Vec<Pending>) =
-                    batch.into_iter().partition(|p| taken.contains(&p.pk));
+                let (moved, kept): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(_, p)| taken.contains(&p.pk));
                 batch = kept;
-                self.queues.create.extend(moved);
+                self.queues.create.extend(moved.into_iter().map(|(_, p)| p));
             }
         }
-        self.commit_writes(batch, outcomes, false)
+        // Inputs HubSpot answered without a result or as not found: their records may have been
+        // merged or deleted, and are read again before anything is concluded.
+        let (batch, outcomes, gone) = vanished::set_aside(batch, outcomes);
+        self.commit_writes(batch, outcomes, false)?;
+        self.recheck_vanished(gone).await
     }
 
     async fn send_upserts(&mut self, n: usize) -> Result<(), SyncError> {

@@ -89,7 +89,13 @@ pub struct SyncMetrics {
     pub reconciled_creates_total: IntCounterVec,
     /// Rows not sent because HubSpot refused the same values before, by sync.
     pub rows_held_total: IntCounterVec,
+    /// Records, association targets and list members found merged into another record
+    /// (`merged`) or deleted (`deleted`) in HubSpot, by sync.
+    pub vanished_records_total: IntCounterVec,
 }
+
+/// What happened to a record hubsync knew the id of (`outcome` label of `vanished_records_total`).
+pub const VANISHED: [&str; 2] = ["merged", "deleted"];
 
 /// Outcomes of a reconciled create (`outcome` label).
 pub const RECONCILED: [&str; 2] = ["found", "not_found"];
@@ -150,6 +156,12 @@ impl SyncMetrics {
                 "Rows not sent because HubSpot refused the same values before; sent again once the row changes.",
                 &["sync"],
             ),
+            vanished_records_total: counter(
+                "vanished_records_total",
+                "Records, association targets and list members found merged into another record (merged; the id \
+                 map moved to the survivor) or deleted (deleted; the row was matched again) in HubSpot.",
+                &["sync", "outcome"],
+            ),
         }
     }
 
@@ -179,6 +191,9 @@ impl SyncMetrics {
             self.reconciled_creates_total.with_label_values(&[sync, outcome]);
         }
         self.rows_held_total.with_label_values(&[sync]);
+        for outcome in VANISHED {
+            self.vanished_records_total.with_label_values(&[sync, outcome]);
+        }
         if let Some(ok) = last_run_succeeded {
             self.last_run_succeeded.with_label_values(&[sync]).set(i64::from(ok));
         }
@@ -311,6 +326,33 @@ impl CreatesReconciled<'_> {
         let m = &metrics().reconciled_creates_total;
         m.with_label_values(&[self.sync, "found"]).inc_by(self.found as u64);
         m.with_label_values(&[self.sync, "not_found"]).inc_by(self.not_found as u64);
+    }
+}
+
+/// Records hubsync knew by id were found merged into another or deleted in HubSpot.
+pub struct RecordsVanished<'a> {
+    pub sync: &'a str,
+    /// Merged: the id map moved to the surviving record.
+    pub merged: usize,
+    /// Deleted: the id was forgotten and the row matched again.
+    pub deleted: usize,
+}
+
+impl RecordsVanished<'_> {
+    pub fn emit(&self) {
+        if self.merged + self.deleted == 0 {
+            return;
+        }
+        tracing::warn!(
+            sync = self.sync,
+            merged = self.merged,
+            deleted = self.deleted,
+            "Records were merged or deleted in HubSpot; merged ones now go to their surviving record, deleted ones \
+             were matched again."
+        );
+        let m = &metrics().vanished_records_total;
+        m.with_label_values(&[self.sync, "merged"]).inc_by(self.merged as u64);
+        m.with_label_values(&[self.sync, "deleted"]).inc_by(self.deleted as u64);
     }
 }
 

@@ -2,6 +2,7 @@
 //! Nothing here does I/O; every function is tested with literal JSON.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use serde_json::{json, Map, Value};
 use url::Url;
@@ -103,7 +104,20 @@ impl Paths {
         self.url(&["crm", "lists", &self.version, "object-type-id", object_type_id, "name", name])
     }
 
-    /// `PUT /crm/lists/{ver}/{listId}/memberships/{add|remove}`.
+    /// `GET /crm/objects/{ver}/{type}/{id}?properties=hs_object_id`: one record by its id, with
+    /// only its id (a merged-away id answers with the surviving record).
+    pub fn object_by_id(&self, object_type: &str, id: &str) -> Url {
+        let mut url = self.url(&["crm", "objects", &self.version, object_type, id]);
+        url.query_pairs_mut().append_pair("properties", "hs_object_id");
+        url
+    }
+
+    /// `GET /crm/lists/{ver}/{listId}`.
+    pub fn list_by_id(&self, list_id: &str) -> Url {
+        self.url(&["crm", "lists", &self.version, list_id])
+    }
+
+    /// `PUT /crm/lists/{ver}/{listId}/memberships/{add|remove|add-and-remove}`.
     pub fn list_memberships_change(&self, list_id: &str, change: &str) -> Url {
         self.url(&["crm", "lists", &self.version, list_id, "memberships", change])
     }
@@ -301,6 +315,27 @@ pub fn membership_body(record_ids: &[String]) -> Value {
     json!(record_ids)
 }
 
+/// Splits `adds` and `removes` record ids into add-and-remove requests of at most `cap` ids in
+/// all: removes first, adds in the room left, so a change that fits in one request is one
+/// request. Each pair is (adds, removes) index ranges.
+pub fn add_and_remove_chunks(adds: usize, removes: usize, cap: usize) -> Vec<(Range<usize>, Range<usize>)> {
+    let cap = cap.max(1);
+    let (mut a, mut r, mut out) = (0, 0, Vec::new());
+    while a < adds || r < removes {
+        let take_r = (removes - r).min(cap);
+        let take_a = (adds - a).min(cap - take_r);
+        out.push((a..a + take_a, r..r + take_r));
+        a += take_a;
+        r += take_r;
+    }
+    out
+}
+
+/// The body of `PUT .../memberships/add-and-remove`: both arrays, in one request.
+pub fn add_and_remove_body(add: &[String], remove: &[String]) -> Value {
+    json!({ "recordIdsToAdd": add, "recordIdsToRemove": remove })
+}
+
 /// The dedupe key of a write input: ids compare exactly, except emails, which HubSpot matches
 /// without case.
 pub fn dedupe_key(id: &str, id_property: Option<&str>) -> String {
@@ -378,6 +413,11 @@ mod tests {
             p.list_memberships("42", Some("abc")).as_str(),
             "https://api.hubapi.com/crm/lists/2026-03/42/memberships?limit=250&after=abc"
         );
+        assert_eq!(
+            p.object_by_id("companies", "56503292710").as_str(),
+            "https://api.hubapi.com/crm/objects/2026-03/companies/56503292710?properties=hs_object_id"
+        );
+        assert_eq!(p.list_by_id("42").as_str(), "https://api.hubapi.com/crm/lists/2026-03/42");
     }
 
     #[test]
@@ -489,6 +529,18 @@ mod tests {
             json!({"name": "Sync: VIP", "objectTypeId": "0-1", "processingType": "MANUAL"})
         );
         assert_eq!(membership_body(&["1".into(), "2".into()]), json!(["1", "2"]));
+        assert_eq!(
+            add_and_remove_body(&["1".into()], &["2".into(), "3".into()]),
+            json!({"recordIdsToAdd": ["1"], "recordIdsToRemove": ["2", "3"]})
+        );
+    }
+
+    #[test]
+    fn add_and_remove_requests_carry_both_and_stay_under_the_cap() {
+        assert_eq!(add_and_remove_chunks(3, 2, 500), vec![(0..3, 0..2)]);
+        assert_eq!(add_and_remove_chunks(0, 0, 500), vec![]);
+        assert_eq!(add_and_remove_chunks(4, 3, 5), vec![(0..2, 0..3), (2..4, 3..3)]);
+        assert_eq!(add_and_remove_chunks(1, 7, 3), vec![(0..0, 0..3), (0..0, 3..6), (0..1, 6..7)]);
     }
 
     #[test]

@@ -489,6 +489,18 @@ pub fn parse_labels(body: &str) -> Result<Vec<AssociationLabel>, String> {
         .collect()
 }
 
+/// Reads the id of a single record answer (`{"id": "...", "properties": {...}}`); the id may be
+/// a string or a number, and `properties.hs_object_id` stands in for a missing `id`.
+pub fn parse_record_id(body: &str) -> Result<String, String> {
+    let value: Value = serde_json::from_str(body).map_err(|e| format!("the body is not JSON ({e})"))?;
+    value
+        .get("id")
+        .and_then(value_to_string)
+        .or_else(|| value.get("properties")?.get("hs_object_id").and_then(value_to_string))
+        .filter(|id| !id.trim().is_empty())
+        .ok_or_else(|| "the record has no id".to_string())
+}
+
 /// Reads a list answer: `{"list": {...}}` (or the list object itself).
 pub fn parse_list(body: &str) -> Result<ListInfo, String> {
     let value: Value = serde_json::from_str(body).map_err(|e| format!("the body is not JSON ({e})"))?;
@@ -858,6 +870,18 @@ mod tests {
         assert_eq!(list.list_id, "42");
         assert_eq!(list.size, Some(7));
         assert!(parse_list("{}").is_err());
+    }
+
+    #[test]
+    fn reads_a_single_record_id() {
+        assert_eq!(
+            parse_record_id(r#"{"id":"56514030382","properties":{"hs_object_id":"56514030382"}}"#).unwrap(),
+            "56514030382"
+        );
+        assert_eq!(parse_record_id(r#"{"id":7,"properties":{}}"#).unwrap(), "7");
+        assert_eq!(parse_record_id(r#"{"properties":{"hs_object_id":"9"}}"#).unwrap(), "9");
+        assert!(parse_record_id("<html>").is_err());
+        assert!(parse_record_id(r#"{"properties":{}}"#).is_err());
     }
 
     #[test]

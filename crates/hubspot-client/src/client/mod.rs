@@ -20,6 +20,7 @@ mod batches;
 mod lists;
 mod objects;
 mod properties;
+mod records;
 mod transport;
 
 use std::sync::Arc;
