@@ -134,6 +134,8 @@ mod tests {
             list_name: None,
             key: "syncs[0]".into(),
             schedule: None,
+            on_delete: Default::default(),
+            max_deletes: Default::default(),
         }
     }
 
@@ -160,6 +162,7 @@ mod tests {
             type_name: None,
             column: "c".into(),
             match_property: "domain".into(),
+            remove_stale: false,
         });
         s.list_name = Some("l".into());
         assert_eq!(

@@ -11,16 +11,19 @@
 //!   with its counts, and is consumed by [`Run::finish`].
 //!
 //! Files: `types.rs` (the values), `read.rs` (reads), `store.rs` (opening, staging, diff and
-//! merge), `run.rs` (a run's record and journal), `links.rs` (associations and list members).
+//! merge), `run.rs` (a run's record and journal), `links.rs` (associations and list members), `removals.rs` (rows that left, stale links, and
+//! what the delete guard counts; its schema is `sql/removals.sql`).
 
 mod links;
 mod read;
+mod removals;
 mod run;
 mod store;
 mod types;
 
 pub use links::{LinkCandidate, LinkFailure, PendingLink};
 pub use read::StateReader;
+pub use removals::{RemovalScope, RemovalTotals, StaleLink};
 pub use run::Run;
 pub use store::StateStore;
 pub use types::{

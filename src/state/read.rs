@@ -119,6 +119,10 @@ impl StateReader {
                     + &self.column_or("runs", "uncertain", "0")
                     + ", "
                     + &self.column_or("runs", "reconciled", "0")
+                    + ", "
+                    + &["archived", "cleared", "unlinked", "removals_held"]
+                        .map(|c| self.column_or("runs", c, "0"))
+                        .join(", ")
             ))
             .map_err(|e| self.err(e))?;
         let rows = statement
@@ -147,6 +151,10 @@ impl StateReader {
                         held: n(19)?,
                         uncertain: n(20)?,
                         reconciled: n(21)?,
+                        archived: n(22)?,
+                        cleared: n(23)?,
+                        unlinked: n(24)?,
+                        removals_held: n(25)?,
                     },
                     error: r.get(14)?,
                 })

@@ -14,6 +14,8 @@ use super::types::{query_error, ChangeRow, DiffTotals, StateError};
 use crate::source::{key_hash, KeySet, Row, RowKey};
 
 const SCHEMA: &str = include_str!("../../sql/schema.sql");
+/// The removals' state (issue 13), idempotent statements run after `SCHEMA`.
+const REMOVALS_SCHEMA: &str = include_str!("../../sql/removals.sql");
 const MERGE_JOURNAL_LAST: &str = include_str!("../../sql/merge_journal_last.sql");
 const MERGE_SWAP: &str = include_str!("../../sql/merge.sql");
 const MERGE_IN_PLACE: &str = include_str!("../../sql/merge_in_place.sql");
@@ -59,6 +61,7 @@ impl StateStore {
         let mut store =
             StateStore { reader: StateReader { conn, path: path.to_path_buf() }, next_seq: 0, scratch: false };
         store.batch(SCHEMA)?;
+        store.batch(REMOVALS_SCHEMA)?;
         store.next_seq = store.scalar_i64("SELECT coalesce(max(seq), 0) + 1 FROM journal")?;
         if store.merge_journal()? {
             tracing::info!(path = %path.display(), "Merged acknowledgements left by an interrupted run.");
@@ -94,6 +97,7 @@ impl StateStore {
             }
         } else {
             store.batch(SCHEMA)?;
+            store.batch(REMOVALS_SCHEMA)?;
         }
         Ok(store)
     }
@@ -315,7 +319,9 @@ impl StateStore {
             "DROP TABLE IF EXISTS held_keys; DROP TABLE IF EXISTS staging; DROP TABLE IF EXISTS changes; DROP TABLE IF EXISTS dup_keys; \
              DROP TABLE IF EXISTS invalid_now; DROP TABLE IF EXISTS link_candidates; DROP TABLE IF EXISTS link_targets; \
              DROP TABLE IF EXISTS pending_links; DROP TABLE IF EXISTS staging_rows; DROP TABLE IF EXISTS changed_keys; \
-             DROP TABLE IF EXISTS link_inputs; DROP TABLE IF EXISTS list_adds; DROP TABLE IF EXISTS list_removes;",
+             DROP TABLE IF EXISTS link_inputs; DROP TABLE IF EXISTS list_adds; DROP TABLE IF EXISTS list_removes; \
+             DROP TABLE IF EXISTS removed_rows; DROP TABLE IF EXISTS removal_list; DROP TABLE IF EXISTS stale_now; \
+             DROP TABLE IF EXISTS removal_links; DROP TABLE IF EXISTS removal_now;",
         )
     }
 

@@ -407,13 +407,15 @@ async fn send_links(
 }
 
 /// Keeps the sync's MANUAL list equal to the model's records: finds or creates it, then adds
-/// and removes members in batches, recording each acknowledged batch.
+/// and removes members in batches, recording each acknowledged batch. Without `send_removes`
+/// (the delete guard held the run's removals), only members are added.
 pub async fn sync_list(
     client: &HubSpotClient,
     sync: &SyncSpec,
     list_name: &str,
     meta_slot: &mut Option<ObjectMeta>,
     run: &mut Run<'_>,
+    send_removes: bool,
 ) -> Result<(), SyncError> {
     let meta_key = format!("list:{list_name}");
     let list_id = match blocking(|| run.meta_get(&meta_key))? {
@@ -449,6 +451,7 @@ pub async fn sync_list(
         return Ok(());
     }
     let (adds, removes) = blocking(|| run.prepare_list_changes(&list_id))?;
+    let removes = if send_removes { removes } else { 0 };
     // Read a batch at a time, so memory does not grow with the list.
     for offset in (0..removes).step_by(LIST_BATCH_SIZE) {
         let chunk = blocking(|| run.list_changes_page(true, offset, LIST_BATCH_SIZE))?;

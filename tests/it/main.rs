@@ -12,6 +12,7 @@ mod host_safety;
 mod links;
 mod metrics;
 mod rejections;
+mod removals;
 mod sync_core;
 mod sync_resilience;
 mod warehouse_tls;

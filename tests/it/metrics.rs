@@ -158,11 +158,13 @@ async fn every_metric_a_dashboard_or_an_alert_names_is_exported() {
         "hubsync_rate_budget_remaining_requests",
         "hubsync_daily_quota_remaining_requests",
         "hubsync_snapshot_rows",
+        "hubsync_removals_held",
         "hubsync_build_info",
     ] {
         assert!(exposed.contains(wanted), "{wanted} is not exported");
     }
-    for operation in ["create", "update", "skip", "associate", "list_add", "list_remove"] {
+    for operation in ["create", "update", "skip", "associate", "list_add", "list_remove", "archive", "clear", "unlink"]
+    {
         assert!(exposition.contains(&format!("operation=\"{operation}\"")), "operation {operation}");
     }
     assert!(

@@ -21,6 +21,8 @@ mod lists;
 mod objects;
 mod transport;
 
+pub use archive::LabelRemoval;
+
 use std::sync::Arc;
 use std::time::Duration;
 
