@@ -92,7 +92,7 @@ enum Command {
         /// Send every row, not only the changed ones.
         #[arg(long)]
         full: bool,
-        /// Send the removals the delete guard would hold (see `hubsync sync --allow-deletes`).
+        /// Send the removals the delete guard would hold, as `hubsync sync` does with this flag.
         #[arg(long)]
         allow_deletes: bool,
         /// Follow the run to its end; exit non-zero if it did not succeed (3 when the delete

@@ -317,3 +317,57 @@ async fn unlink_page(
 pub(crate) fn report_held(sync: &SyncSpec, removals: &Removals) {
     RemovalsHeld { sync: &sync.name, records: removals.held.as_ref().map_or(0, |_| removals.totals.records) }.emit();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn sync(extra: &str) -> SyncSpec {
+        let text = format!(
+            "[warehouses.wh]\ntype = \"duckdb\"\npath = \"w.duckdb\"\n[hubspot.main]\ntoken = \"t\"\n[[syncs]]\n\
+             name = \"contacts\"\nmodel = \"select 1 as id\"\nprimary_key = \"id\"\nobject = \"contacts\"\n\
+             match = {{ column = \"id\", property = \"email\" }}\n{extra}\n"
+        );
+        Config::parse(std::path::Path::new("/nonexistent/hubsync.toml"), &text, &|_| None).unwrap().syncs.remove(0)
+    }
+
+    fn removals(records: u64, model_rows: u64, snapshot_rows: u64) -> Removals {
+        Removals {
+            totals: RemovalTotals { rows: records, links: 0, list: 0, records },
+            snapshot_rows,
+            model_rows,
+            held: None,
+        }
+    }
+
+    #[test]
+    fn an_empty_model_is_held_whatever_the_limit_and_allow_deletes_lets_everything_through() {
+        let s = sync("max_deletes = \"100%\"");
+        let message = guard(&s, &removals(300, 0, 300), false).unwrap();
+        assert!(message.starts_with("300 removals held: the model returned 0 rows, the snapshot has 300"), "{message}");
+        assert!(message.contains("hubsync sync contacts --allow-deletes"), "{message}");
+        assert_eq!(guard(&s, &removals(300, 0, 300), true), None);
+        assert_eq!(guard(&s, &removals(0, 0, 300), false), None, "no removal, nothing to hold");
+    }
+
+    #[test]
+    fn counts_and_shares_hold_what_is_more_than_they_allow() {
+        let by_count = sync("max_deletes = 20");
+        assert_eq!(guard(&by_count, &removals(20, 280, 300), false), None);
+        let message = guard(&by_count, &removals(21, 279, 300), false).unwrap();
+        assert!(message.contains("21 removals held") && message.contains("max_deletes = 20 allows 20"), "{message}");
+        let by_default = sync("");
+        assert_eq!(guard(&by_default, &removals(30, 270, 300), false), None, "10% of 300");
+        let message = guard(&by_default, &removals(31, 269, 300), false).unwrap();
+        assert!(message.contains("max_deletes = \"10%\" allows 30"), "{message}");
+    }
+
+    #[test]
+    fn a_sync_that_removes_nothing_pays_nothing() {
+        assert!(removal_scope(&sync(""), true).is_none());
+        let scope = removal_scope(&sync("on_delete = \"archive\""), false).unwrap();
+        assert!(scope.rows && scope.archive && scope.stale_rules.is_empty());
+        assert!(removal_scope(&sync("list = true"), false).is_some());
+    }
+}
