@@ -251,6 +251,9 @@ async fn clear_page(
     Ok(done)
 }
 
+/// `(category, type id)` pairs to remove, per `(from id, to id)` pair.
+type PairTypes = BTreeMap<(String, String), BTreeSet<(String, u32)>>;
+
 /// The association types a link of `rule` with `labels` stands for.
 fn link_types(rule: &ResolvedRule, labels: &str) -> Vec<(String, u32)> {
     let labels: Vec<String> =
@@ -271,7 +274,7 @@ async fn unlink_page(
     let by_key: HashMap<&str, &ResolvedRule> = rules.iter().map(|r| (r.key.as_str(), r)).collect();
     // Per target object: pairs to unlink, and per pair the types to remove.
     let mut unlink: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
-    let mut unlabel: BTreeMap<String, BTreeMap<(String, String), BTreeSet<(String, u32)>>> = BTreeMap::new();
+    let mut unlabel: BTreeMap<String, PairTypes> = BTreeMap::new();
     let mut sent = 0;
     for link in page {
         let Some(rule) = by_key.get(link.assoc.as_str()) else { continue };
