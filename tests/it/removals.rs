@@ -157,6 +157,16 @@ async fn nothing_leaves_records_alone_and_a_change_under_the_limit_unlists_witho
     assert_eq!(firstname(&h, "u1@example.com").as_deref(), Some("First 1"));
     let list = h.emulator.list_by_name("contacts").unwrap();
     assert_eq!(h.emulator.list_members(&list.list_id).len(), 270);
+
+    // 10 come back: their records were never touched, so only the list takes them back.
+    h.db.exec("INSERT INTO users SELECT i, 'u' || i || '@example.com', 'First ' || i FROM generate_series(1, 10) i")
+        .await;
+    h.emulator.clear_journal();
+    let back = h.run("contacts").await;
+    assert_eq!((back.counts.list_added, back.counts.created, back.counts.updated), (10, 0, 0), "{:?}", back.error);
+    assert_eq!(h.write_requests(), 0);
+    assert_eq!(h.emulator.list_members(&list.list_id).len(), 280);
+    assert_eq!(h.emulator.record_count("contacts"), 300);
 }
 
 #[tokio::test(flavor = "multi_thread")]
