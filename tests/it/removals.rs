@@ -470,3 +470,30 @@ async fn the_admin_api_holds_removals_until_a_run_request_allows_them() {
     assert_eq!(allowed["run"]["counts"]["archived"], 40, "{allowed}");
     assert_eq!(h.emulator.record_count("contacts"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_stale_link_of_a_changed_row_is_still_removed_by_a_later_allow_deletes() {
+    let h = Harness::new().await;
+    for name in ["Acme", "Globex", "Initech"] {
+        h.emulator.insert_record("companies", &[("name", name)]);
+    }
+    h.db.exec(
+        r#"CREATE TABLE users (user_id int, email text, companies jsonb, roles jsonb);
+           INSERT INTO users VALUES (1, 'ada@example.com', '["Acme", "Globex"]', NULL);"#,
+    )
+    .await;
+    h.write_config(&LINKED.replace(r#"max_deletes = "100%""#, "max_deletes = 0"));
+    h.run("contacts").await;
+    h.db.exec(r#"UPDATE users SET companies = '["Acme", "Initech"]'"#).await;
+    let held = h.run("contacts").await;
+    assert_eq!((held.status, held.counts.associated, held.counts.removals_held), (RunStatus::Held, 1, 1));
+    assert!(links(&h).contains_key(&("ada@example.com".to_string(), "Globex".to_string())), "held");
+    // The row is unchanged from now on; the stale link is remembered, and still held.
+    let again = h.run("contacts").await;
+    assert_eq!((again.status, again.counts.removals_held), (RunStatus::Held, 1), "{:?}", again.error);
+    let allowed = run_allowing(&h, "contacts").await;
+    assert_eq!((allowed.status, allowed.counts.unlinked), (RunStatus::Succeeded, 1), "{:?}", allowed.error);
+    let companies: BTreeSet<String> = links(&h).into_keys().map(|(_, company)| company).collect();
+    assert_eq!(companies, BTreeSet::from(["Acme".to_string(), "Initech".to_string()]));
+    assert_eq!(h.run("contacts").await.status, RunStatus::Succeeded, "nothing is left to hold");
+}
