@@ -110,14 +110,12 @@ pub(crate) async fn find_removals(
     Ok(removals)
 }
 
-/// Notes the records the list step would remove. The list step's own shortcut applies: with
-/// nothing sent this run and the model's keys those the list was last made equal to, the list
-/// is right already and nothing would be removed.
+/// Notes the records the list step would remove. When the model's keys are those the list was
+/// last made equal to (every one of them a member), no member can have left, so the two joins
+/// that would find nothing are skipped, on runs with changes too.
 fn count_list_removals(store: &mut StateStore, list_id: &str) -> Result<(), SyncError> {
     let (fingerprint, _) = blocking(|| store.model_fingerprint())?;
-    if blocking(|| store.changes_count())? == 0
-        && blocking(|| store.meta_get(&format!("list-fingerprint:{list_id}")))?.as_deref() == Some(fingerprint.as_str())
-    {
+    if blocking(|| store.meta_get(&format!("list-fingerprint:{list_id}")))?.as_deref() == Some(fingerprint.as_str()) {
         return Ok(());
     }
     let (_, removes) = blocking(|| store.prepare_list_changes(list_id))?;
