@@ -154,6 +154,8 @@ mod tests {
             key: "syncs[0]".into(),
             schedule: None,
             unique_key_property: false,
+            on_delete: Default::default(),
+            max_deletes: Default::default(),
         }
     }
 
@@ -180,6 +182,7 @@ mod tests {
             type_name: None,
             column: "c".into(),
             match_property: "domain".into(),
+            remove_stale: false,
         });
         s.list_name = Some("l".into());
         assert_eq!(

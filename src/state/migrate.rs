@@ -32,6 +32,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "merged and vanished records per run",
         sql: include_str!("../../sql/migrations/002_vanished.sql"),
     },
+    Migration {
+        version: 3,
+        name: "removals: stale links held by the delete guard, removal counts per run",
+        sql: include_str!("../../sql/migrations/003_removals.sql"),
+    },
 ];
 
 /// The schema version this hubsync writes.

@@ -13,11 +13,13 @@
 //! Files: `types.rs` (the values), `read.rs` (reads), `migrate.rs` (schema versions and their
 //! migrations), `store.rs` (opening, staging, diff and merge), `run.rs` (a run's record and
 //! journal), `links.rs` (associations and list members), `vanished.rs` (associated records
-//! and lists that changed in HubSpot).
+//! and lists that changed in HubSpot), `removals.rs` (rows that left, stale links, and what the
+//! delete guard counts).
 
 mod links;
 mod migrate;
 mod read;
+mod removals;
 mod run;
 mod store;
 mod types;
@@ -26,6 +28,7 @@ mod vanished;
 pub use links::{LinkCandidate, LinkFailure, PendingLink};
 pub use migrate::{Migration, MIGRATIONS, SCHEMA_VERSION};
 pub use read::StateReader;
+pub use removals::{RemovalScope, RemovalTotals, StaleLink};
 pub use run::Run;
 pub use store::StateStore;
 pub use types::{

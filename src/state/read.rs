@@ -120,9 +120,9 @@ impl StateReader {
                     + ", "
                     + &self.column_or("runs", "reconciled", "0")
                     + ", "
-                    + &self.column_or("runs", "merged", "0")
-                    + ", "
-                    + &self.column_or("runs", "vanished", "0")
+                    + &["merged", "vanished", "archived", "cleared", "unlinked", "removals_held"]
+                        .map(|c| self.column_or("runs", c, "0"))
+                        .join(", ")
             ))
             .map_err(|e| self.err(e))?;
         let rows = statement
@@ -153,6 +153,10 @@ impl StateReader {
                         reconciled: n(21)?,
                         merged: n(22)?,
                         vanished: n(23)?,
+                        archived: n(24)?,
+                        cleared: n(25)?,
+                        unlinked: n(26)?,
+                        removals_held: n(27)?,
                     },
                     error: r.get(14)?,
                 })

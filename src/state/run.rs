@@ -34,7 +34,8 @@ impl DerefMut for Run<'_> {
 
 const UPDATE_COUNTS: &str = "UPDATE runs SET rows_read = ?, invalid = ?, unchanged = ?, created = ?, updated = ?, \
      skipped = ?, rejected = ?, associated = ?, association_rejected = ?, list_added = ?, list_removed = ?, \
-     requests = ?, held = ?, uncertain = ?, reconciled = ?, merged = ?, vanished = ? WHERE run_id = ?";
+     requests = ?, held = ?, uncertain = ?, reconciled = ?, merged = ?, vanished = ?, archived = ?, \
+     cleared = ?, unlinked = ?, removals_held = ? WHERE run_id = ?";
 
 fn update_counts(conn: &duckdb::Connection, run_id: i64, c: &RunCounts) -> duckdb::Result<usize> {
     conn.execute(
@@ -57,6 +58,10 @@ fn update_counts(conn: &duckdb::Connection, run_id: i64, c: &RunCounts) -> duckd
             c.reconciled as i64,
             c.merged as i64,
             c.vanished as i64,
+            c.archived as i64,
+            c.cleared as i64,
+            c.unlinked as i64,
+            c.removals_held as i64,
             run_id
         ],
     )

@@ -330,7 +330,9 @@ impl StateStore {
             "DROP TABLE IF EXISTS held_keys; DROP TABLE IF EXISTS staging; DROP TABLE IF EXISTS changes; DROP TABLE IF EXISTS dup_keys; \
              DROP TABLE IF EXISTS invalid_now; DROP TABLE IF EXISTS link_candidates; DROP TABLE IF EXISTS link_targets; \
              DROP TABLE IF EXISTS pending_links; DROP TABLE IF EXISTS staging_rows; DROP TABLE IF EXISTS changed_keys; \
-             DROP TABLE IF EXISTS link_inputs; DROP TABLE IF EXISTS list_adds; DROP TABLE IF EXISTS list_removes;",
+             DROP TABLE IF EXISTS link_inputs; DROP TABLE IF EXISTS list_adds; DROP TABLE IF EXISTS list_removes; \
+             DROP TABLE IF EXISTS removed_rows; DROP TABLE IF EXISTS removal_list; DROP TABLE IF EXISTS stale_now; \
+             DROP TABLE IF EXISTS removal_links; DROP TABLE IF EXISTS removal_now;",
         )
     }
 

@@ -112,6 +112,14 @@ pub struct RunCounts {
     /// Records (and association targets, list members) found deleted in HubSpot: the id was
     /// forgotten and the row matched again (re-created by an upsert, skipped in update mode).
     pub vanished: u64,
+    /// Records archived because their rows left the model (`on_delete = "archive"`).
+    pub archived: u64,
+    /// Records whose mapped properties were emptied because their rows left (`"clear"`).
+    pub cleared: u64,
+    /// Links hubsync made that were removed because no row asks for them (`remove_stale`).
+    pub unlinked: u64,
+    /// Records whose removals the delete guard held back (none of them was sent).
+    pub removals_held: u64,
 }
 
 /// One stored run.

@@ -418,15 +418,17 @@ async fn send_links(
 }
 
 /// Keeps the sync's MANUAL list equal to the model's records: finds or creates it, then adds
-/// and removes members in batches, recording each acknowledged batch.
+/// and removes members in batches, recording each acknowledged batch. Without `send_removes`
+/// (the delete guard held the run's removals), only members are added.
 pub async fn sync_list(
     client: &HubSpotClient,
     sync: &SyncSpec,
     list_name: &str,
     meta_slot: &mut Option<ObjectMeta>,
     run: &mut Run<'_>,
+    send_removes: bool,
 ) -> Result<(), SyncError> {
-    match sync_list_once(client, sync, list_name, meta_slot, run).await {
+    match sync_list_once(client, sync, list_name, meta_slot, run, send_removes).await {
         // A membership change answered 404: the list was deleted in HubSpot since it was last
         // read. It is created again and refilled, once.
         Err(SyncError::HubSpot(e)) if e.is_not_found() => {
@@ -434,7 +436,7 @@ pub async fn sync_list(
             if let Some(list_id) = blocking(|| run.meta_get(&meta_key))? {
                 vanished::list_deleted(sync, run, &meta_key, &list_id)?;
             }
-            sync_list_once(client, sync, list_name, meta_slot, run).await
+            sync_list_once(client, sync, list_name, meta_slot, run, send_removes).await
         }
         other => other,
     }
@@ -446,6 +448,7 @@ async fn sync_list_once(
     list_name: &str,
     meta_slot: &mut Option<ObjectMeta>,
     run: &mut Run<'_>,
+    send_removes: bool,
 ) -> Result<(), SyncError> {
     let meta_key = format!("list:{list_name}");
     let list_id = match vanished::stored_list(client, sync, run, &meta_key).await? {
@@ -481,6 +484,7 @@ async fn sync_list_once(
         return Ok(());
     }
     let (adds, removes) = blocking(|| run.prepare_list_changes(&list_id))?;
+    let removes = if send_removes { removes } else { 0 };
     // Both at once: one add-and-remove request carries them.
     let (adds, removes) =
         vanished::send_adds_and_removes(client, sync, meta_slot, run, &list_id, adds, removes).await?;

@@ -11,10 +11,12 @@ use crate::telemetry::{counter, float_gauge, gauge, histogram, unix_now};
 use super::{RunStatus, RunSummary};
 
 /// Run outcomes (`outcome` label).
-pub const OUTCOMES: [&str; 3] = ["succeeded", "failed", "cancelled"];
+/// `held`: everything was sent but the removals, which the delete guard held back.
+pub const OUTCOMES: [&str; 4] = ["succeeded", "failed", "cancelled", "held"];
 
 /// Change operations (`operation` label).
-pub const OPERATIONS: [&str; 6] = ["create", "update", "skip", "associate", "list_add", "list_remove"];
+pub const OPERATIONS: [&str; 9] =
+    ["create", "update", "skip", "associate", "list_add", "list_remove", "archive", "clear", "unlink"];
 
 /// Rejection codes (`error_code` label): HubSpot's validation codes and hubsync's own, lower
 /// case; anything else is `other`.
@@ -92,6 +94,8 @@ pub struct SyncMetrics {
     /// Records, association targets and list members found merged into another record
     /// (`merged`) or deleted (`deleted`) in HubSpot, by sync.
     pub vanished_records_total: IntCounterVec,
+    /// Records whose removals the delete guard held in the sync's last run (0 when none).
+    pub removals_held: IntGaugeVec,
 }
 
 /// What happened to a record hubsync knew the id of (`outcome` label of `vanished_records_total`).
@@ -162,6 +166,11 @@ impl SyncMetrics {
                  map moved to the survivor) or deleted (deleted; the row was matched again) in HubSpot.",
                 &["sync", "outcome"],
             ),
+            removals_held: gauge(
+                "removals_held",
+                "Records whose removals (archive, clear, unlink, list removal) the delete guard held in the sync's last run; run with --allow-deletes or raise max_deletes.",
+                &["sync"],
+            ),
         }
     }
 
@@ -194,6 +203,7 @@ impl SyncMetrics {
         for outcome in VANISHED {
             self.vanished_records_total.with_label_values(&[sync, outcome]);
         }
+        self.removals_held.with_label_values(&[sync]);
         if let Some(ok) = last_run_succeeded {
             self.last_run_succeeded.with_label_values(&[sync]).set(i64::from(ok));
         }
@@ -251,6 +261,11 @@ impl RunFinished<'_> {
                 m.last_run_succeeded.with_label_values(&[sync]).set(1);
             }
             RunStatus::Failed => m.last_run_succeeded.with_label_values(&[sync]).set(0),
+            // Everything but the removals went: the records are fresh; `removals_held` alerts.
+            RunStatus::Held => {
+                m.last_success_timestamp_seconds.with_label_values(&[sync]).set(unix_now());
+                m.last_run_succeeded.with_label_values(&[sync]).set(1);
+            }
             RunStatus::Cancelled => {}
         }
         m.rows_read_total.with_label_values(&[sync]).inc_by(c.rows_read);
@@ -263,12 +278,35 @@ impl RunFinished<'_> {
             ("associate", c.associated),
             ("list_add", c.list_added),
             ("list_remove", c.list_removed),
+            ("archive", c.archived),
+            ("clear", c.cleared),
+            ("unlink", c.unlinked),
         ] {
             m.changes_total.with_label_values(&[sync, operation]).inc_by(n);
         }
         if let Some(rows) = self.snapshot_rows {
             m.snapshot_rows.with_label_values(&[sync]).set(rows as i64);
         }
+    }
+}
+
+/// The delete guard decided on a run's removals: `records` held (0 when they were sent or
+/// there were none).
+pub struct RemovalsHeld<'a> {
+    pub sync: &'a str,
+    pub records: u64,
+}
+
+impl RemovalsHeld<'_> {
+    pub fn emit(&self) {
+        if self.records > 0 {
+            tracing::warn!(
+                sync = self.sync,
+                records = self.records,
+                "The delete guard held this run's removals; nothing was archived, cleared, unlinked or unlisted."
+            );
+        }
+        metrics().removals_held.with_label_values(&[self.sync]).set(self.records.min(i64::MAX as u64) as i64);
     }
 }
 

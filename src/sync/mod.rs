@@ -3,7 +3,8 @@
 //! associations and list members (`links.rs`); `route.rs` holds the pure routing and property
 //! decisions, `unique_key.rs` hubsync's own unique key property for idempotent creates,
 //! `object.rs` the object resolution, `options.rs` what a run is asked and answers,
-//! `blocking.rs` how DuckDB work runs from async code; `plan.rs` and `validate.rs` are the
+//! `blocking.rs` how DuckDB work runs from async code; `removals.rs` what a run takes away
+//! (archives, clears, unlinks, list removals) and the delete guard; `plan.rs` and `validate.rs` are the
 //! read-only views of a sync.
 
 mod blocking;
@@ -13,6 +14,7 @@ pub mod metrics;
 mod object;
 mod options;
 mod plan;
+mod removals;
 mod route;
 mod run;
 mod stage;
@@ -24,6 +26,7 @@ pub use object::{check_mappings, resolve_object, resolve_object_name, ObjectMeta
 pub use options::{RunOptions, RunStatus, RunSummary};
 pub(crate) use plan::batches;
 pub use plan::{plan_sync, Plan};
+pub use removals::Removals;
 pub use route::BATCH_SIZE;
 pub use run::run_sync;
 pub use unique_key::{KEY_GROUP, KEY_PROPERTY};

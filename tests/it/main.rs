@@ -13,6 +13,7 @@ mod links;
 mod metrics;
 mod migration;
 mod rejections;
+mod removals;
 mod sync_core;
 mod sync_resilience;
 mod unique_key;

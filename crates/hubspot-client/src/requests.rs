@@ -89,6 +89,16 @@ impl Paths {
         self.url(&["crm", "associations", &self.version, from_type, to_type, "batch", "create"])
     }
 
+    /// `POST /crm/associations/{ver}/{from}/{to}/batch/archive` (every type between each pair),
+    /// or with `labels`, `.../batch/labels/archive` (only the listed types).
+    pub fn association_batch_archive(&self, from_type: &str, to_type: &str, labels: bool) -> Url {
+        if labels {
+            self.url(&["crm", "associations", &self.version, from_type, to_type, "batch", "labels", "archive"])
+        } else {
+            self.url(&["crm", "associations", &self.version, from_type, to_type, "batch", "archive"])
+        }
+    }
+
     /// `GET /crm/associations/{ver}/{from}/{to}/labels`.
     pub fn association_labels(&self, from_type: &str, to_type: &str) -> Url {
         self.url(&["crm", "associations", &self.version, from_type, to_type, "labels"])
@@ -305,6 +315,31 @@ pub fn property_create_body(p: &NewProperty) -> Value {
     })
 }
 
+/// Object `batch/archive` body: `{inputs:[{id}]}`.
+pub fn archive_body(ids: &[String]) -> Value {
+    let inputs: Vec<Value> = ids.iter().map(|id| json!({ "id": id })).collect();
+    json!({ "inputs": inputs })
+}
+
+/// Association `batch/archive` body: `{inputs:[{from:{id}, to:[{id}, ...]}]}`, one input per
+/// from record with every target to unlink from it, in first-seen order.
+pub fn association_archive_body(pairs: &[(String, String)]) -> Value {
+    let mut order: Vec<&str> = Vec::new();
+    let mut tos: HashMap<&str, Vec<Value>> = HashMap::new();
+    for (from, to) in pairs {
+        let entry = tos.entry(from.as_str()).or_insert_with(|| {
+            order.push(from.as_str());
+            Vec::new()
+        });
+        entry.push(json!({ "id": to }));
+    }
+    let inputs: Vec<Value> = order
+        .iter()
+        .map(|from| json!({ "from": { "id": from }, "to": tos.remove(from).unwrap_or_default() }))
+        .collect();
+    json!({ "inputs": inputs })
+}
+
 /// Static list create body.
 pub fn list_create_body(object_type_id: &str, name: &str) -> Value {
     json!({ "name": name, "objectTypeId": object_type_id, "processingType": "MANUAL" })
@@ -507,6 +542,28 @@ mod tests {
         let (chunks, too_long) = search_chunks("email", &["x".repeat(5000)]);
         assert!(chunks.is_empty());
         assert_eq!(too_long.len(), 1);
+    }
+
+    #[test]
+    fn archive_bodies() {
+        assert_eq!(archive_body(&["1".into(), "2".into()]), json!({"inputs": [{"id": "1"}, {"id": "2"}]}));
+        let pairs = vec![("1".to_string(), "7".to_string()), ("2".into(), "8".into()), ("1".into(), "9".into())];
+        assert_eq!(
+            association_archive_body(&pairs),
+            json!({"inputs": [
+                {"from": {"id": "1"}, "to": [{"id": "7"}, {"id": "9"}]},
+                {"from": {"id": "2"}, "to": [{"id": "8"}]}
+            ]})
+        );
+        let paths = Paths::new("https://api.hubapi.com", "2026-03").unwrap();
+        assert_eq!(
+            paths.association_batch_archive("contacts", "companies", true).as_str(),
+            "https://api.hubapi.com/crm/associations/2026-03/contacts/companies/batch/labels/archive"
+        );
+        assert_eq!(
+            paths.object_batch("contacts", "archive").as_str(),
+            "https://api.hubapi.com/crm/objects/2026-03/contacts/batch/archive"
+        );
     }
 
     #[test]
