@@ -84,6 +84,11 @@ CREATE TABLE IF NOT EXISTS associations (
     delivered_at TIMESTAMP
 );
 
+-- Records whose associations a run still has to deliver: written before the run sends any
+-- record, emptied when its association phase ends, so a run stopped in between (a crash, a
+-- SIGTERM) leaves them to the next one, although their records are in the snapshot by then.
+CREATE TABLE IF NOT EXISTS links_due (pk VARCHAR);
+
 -- Associations that could not be made in the last run, with the reason; retried every run.
 CREATE TABLE IF NOT EXISTS association_rejections (
     assoc VARCHAR,

@@ -2,8 +2,8 @@
 //! stages and diffs the model (`stage.rs`), delivers the records (`deliver.rs`) and then
 //! associations and list members (`links.rs`); `route.rs` holds the pure routing and property
 //! decisions, `object.rs` the object resolution, `options.rs` what a run is asked and answers,
-//! `blocking.rs` how DuckDB work runs from async code; `plan.rs` and `validate.rs` are the
-//! read-only views of a sync.
+//! `blocking.rs` how DuckDB work runs from async code, `pipeline.rs` the requests a run has
+//! in flight; `plan.rs` and `validate.rs` are the read-only views of a sync.
 
 mod blocking;
 mod deliver;
@@ -11,6 +11,7 @@ mod links;
 pub mod metrics;
 mod object;
 mod options;
+mod pipeline;
 mod plan;
 mod route;
 mod run;

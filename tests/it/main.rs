@@ -11,6 +11,7 @@ mod daemon;
 mod host_safety;
 mod links;
 mod metrics;
+mod pipelining;
 mod rejections;
 mod sync_core;
 mod sync_resilience;

@@ -85,6 +85,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         let (method, uri) = (req.method().as_str().to_string(), req.uri().clone());
         return Ok(into_response(inspect::respond(&shared, &method, uri.path(), uri.query().unwrap_or(""))));
     }
+    let _in_flight = InFlight::enter(&shared);
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(Body::new(body), MAX_BODY_BYTES).await;
     let (latency, fault) = shared.limits.draw_fault();
@@ -116,6 +117,22 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     };
     record(&shared, &parts, received_at, reply.status, request_bytes, reply.body.len(), recorded_body);
     Ok(into_response(reply))
+}
+
+/// Counts one request in `Shared::in_flight` until it is answered, dropped, or abandoned.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        shared.in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// What `respond` does with a request.
