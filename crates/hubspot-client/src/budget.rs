@@ -16,7 +16,9 @@
 //!
 //! HubSpot's `X-HubSpot-RateLimit-*` headers tighten the budget at run time: a lower `Max` (a
 //! different tier) lowers the window's capacity, a `Remaining` below what this process alone
-//! explains (other processes using the same app) adds their requests to the log, and the daily
+//! explains (other processes using the same app) adds their requests to the log (what this
+//! process explains: every request it sent from one window plus `ARRIVAL_ALLOWANCE` before the
+//! answered one, since any of those may have arrived in HubSpot's window for it), and the daily
 //! pair replaces the local daily count. Headers never loosen it: a `Max` above the configured
 //! limit leaves the configured one in force, and only the part of HubSpot's `Remaining` that
 //! falls below the configured window's room counts as foreign use. Searches also count against the 10-second window and the
@@ -55,6 +57,9 @@ pub const ARRIVAL_ALLOWANCE: Duration = Duration::from_millis(200);
 pub const WINDOW_MARGIN: Duration = Duration::from_millis(100);
 /// The same for the one-second search bucket.
 pub const SEARCH_WINDOW_MARGIN: Duration = Duration::from_millis(200);
+/// How long an answer may take and still be compared with this process's sends of its window
+/// (longer than any request's timeout).
+pub const OWN_SENDS_KEPT: Duration = Duration::from_secs(120);
 /// HubSpot's burst window unless its headers say otherwise.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 /// Once the daily limit is reached, one request is let through this often to learn whether the
@@ -206,6 +211,9 @@ struct State {
     interval: Duration,
     /// Requests that may still count in HubSpot's window, in send order.
     sends: VecDeque<Sent>,
+    /// When this process sent each request of the last `OWN_SENDS_KEPT` (plus a window), in
+    /// order: what HubSpot's `Remaining` is compared with.
+    own_sends: VecDeque<Instant>,
     search_per_sec: u32,
     search_sends: VecDeque<Instant>,
     paused_until: Option<Instant>,
@@ -236,6 +244,7 @@ impl RateBudget {
                 max_per_window: max,
                 interval: DEFAULT_INTERVAL,
                 sends: VecDeque::new(),
+                own_sends: VecDeque::new(),
                 search_per_sec: settings.search_requests_per_sec.max(1),
                 search_sends: VecDeque::new(),
                 paused_until: None,
@@ -575,6 +584,11 @@ impl State {
             self.probe = Probe::InFlight(id);
         }
         self.sends.push_back(Sent { id, sent: now, counted_by: now + ARRIVAL_ALLOWANCE, answered: false });
+        self.own_sends.push_back(now);
+        while self.own_sends.front().is_some_and(|t| now.saturating_duration_since(*t) > OWN_SENDS_KEPT + self.interval)
+        {
+            self.own_sends.pop_front();
+        }
         if class == RequestClass::Search {
             self.search_sends.push_back(now);
         }
@@ -629,8 +643,19 @@ impl State {
             // those sent before it would take such reorderings for other processes' requests
             // and shrink the window for nothing. The price: while requests overlap, up to the
             // number in flight of another process's requests go unnoticed until a later answer.
+            // Counted from `own_sends`, not the log: the log lets a request go one window after
+            // it counted, which, when this answer took a while, can be before the window HubSpot
+            // counted for this request began; those would be taken for other processes'.
+            // Ours sent up to `ARRIVAL_ALLOWANCE` before that window may have arrived in it.
+            // Other processes' requests learned before count too, so one answer read twice
+            // does not add them twice.
             let from = sent_at.checked_sub(self.interval);
-            let ours = self.sends.iter().filter(|s| from.is_none_or(|f| s.sent > f)).count();
+            let own = match sent_at.checked_sub(self.interval + ARRIVAL_ALLOWANCE) {
+                Some(from) => self.own_sends.len() - self.own_sends.partition_point(|t| *t <= from),
+                None => self.own_sends.len(),
+            };
+            let known = self.sends.iter().filter(|s| s.id == 0 && from.is_none_or(|f| s.sent > f)).count();
+            let ours = own + known;
             let cap = self.max_per_window as usize;
             // Count just enough foreign requests that our room never exceeds HubSpot's: with
             // HubSpot's Max equal to ours that is everything HubSpot counted beyond our own
@@ -852,6 +877,26 @@ mod tests {
         let c = budget.acquire(RequestClass::Standard).await.unwrap();
         c.answered(200, &RateLimitHeaders { max: Some(10), remaining: Some(6), ..Default::default() });
         assert_eq!(budget.snapshot().used_in_window, 4);
+    }
+
+    /// HubSpot counted this request's window from its arrival: our requests sent just less
+    /// than a window before it still count there, although a slow answer comes after they left
+    /// the log. They are ours, not another process's.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_answer_does_not_take_requests_that_left_the_log_for_another_process() {
+        let budget = RateBudget::new(&settings(100, 1_000, 4));
+        for _ in 0..50 {
+            let p = budget.acquire(RequestClass::Standard).await.unwrap();
+            p.answered(200, &RateLimitHeaders::default());
+        }
+        tokio::time::advance(Duration::from_millis(9_950)).await;
+        let r = budget.acquire(RequestClass::Standard).await.unwrap();
+        // The 50 leave the log 10.1 s after their answers; this answer comes after that.
+        tokio::time::advance(Duration::from_millis(200)).await;
+        r.answered(200, &RateLimitHeaders { max: Some(100), remaining: Some(49), ..Default::default() });
+        let snap = budget.snapshot();
+        assert_eq!(snap.used_in_window, 1, "no foreign requests made up: {snap:?}");
+        assert_eq!(snap.remaining_in_window, 99);
     }
 
     #[tokio::test(start_paused = true)]
