@@ -871,3 +871,51 @@ fn id_order(id: &str) -> (u8, u128, &str) {
         Err(_) => (1, 0, id),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(pk: &str, value: &str) -> Pending {
+        Pending { pk: pk.into(), hash: 0, snapshot: String::new(), send: BTreeMap::new(), match_value: value.into() }
+    }
+
+    fn pks(batch: &[Pending]) -> Vec<&str> {
+        batch.iter().map(|p| p.pk.as_str()).collect()
+    }
+
+    #[test]
+    fn a_batch_leaves_out_rows_whose_record_is_in_a_write_in_flight() {
+        let mut queue = vec![row("1", "a@x.com"), row("2", " B@x.com"), row("3", "c@x.com"), row("4", "d@x.com")];
+        // A write in flight holds b@x.com (match values compare trimmed, in lower case).
+        let busy: HashSet<String> = record_keys(None, &row("9", "b@X.com")).into_iter().collect();
+        let batch = take_batch(&mut queue, 3, &busy, |p| record_keys(None, p)).expect("three are free");
+        assert_eq!(pks(&batch), ["1", "3", "4"]);
+        assert_eq!(pks(&queue), ["2"], "the held row keeps its place for a later batch");
+    }
+
+    #[test]
+    fn a_batch_is_sent_whole_or_waits() {
+        let mut queue = vec![row("1", "a@x.com"), row("2", "b@x.com")];
+        let busy: HashSet<String> = record_keys(None, &row("9", "a@x.com")).into_iter().collect();
+        assert!(take_batch(&mut queue, 2, &busy, |p| record_keys(None, p)).is_none());
+        assert_eq!(pks(&queue), ["1", "2"], "nothing taken");
+        // Nothing in flight: everything is free.
+        let batch = take_batch(&mut queue, 5, &HashSet::new(), |p| record_keys(None, p)).unwrap();
+        assert_eq!(pks(&batch), ["1", "2"]);
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn an_update_holds_its_id_and_its_match_value() {
+        let keys = record_keys(Some("42"), &row("1", " Ada@X.com "));
+        assert_eq!(keys, ["id:42", "value:ada@x.com"]);
+        let busy: HashSet<String> = keys.into_iter().collect();
+        // An upsert of the same match value, or an update of the same id, waits.
+        let mut upserts = vec![row("2", "ada@x.com")];
+        assert!(take_batch(&mut upserts, 1, &busy, |p| record_keys(None, p)).is_none());
+        let mut updates = vec![("42".to_string(), row("3", "other@x.com"))];
+        assert!(take_batch(&mut updates, 1, &busy, |(id, p)| record_keys(Some(id), p)).is_none());
+        assert!(record_keys(None, &row("4", "  ")).is_empty(), "no match value, no key");
+    }
+}

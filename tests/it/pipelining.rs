@@ -324,6 +324,47 @@ async fn nothing_is_sent_or_retried_after_the_daily_limit() {
     assert_eq!(run.counts.requests, journal.len() as u64, "each attempt counted once: no retry");
 }
 
+/// No record is in two requests in flight: two rows share each e-mail, so their upserts write
+/// one record; with 32 batches allowed in flight, the second row's batch waits until the first
+/// one's is answered. The emulator's journal shows no two overlapping upserts with one e-mail.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_rows_of_one_record_are_never_in_two_requests_in_flight() {
+    let h = Harness::with_emulator(EmulatorConfig {
+        faults: FaultConfig { latency_ms: 150, ..FaultConfig::default() },
+        ..EmulatorConfig::default()
+    })
+    .await;
+    // Rows i and i + 1000 share an e-mail: batches 1-10 and 11-20 write the same records.
+    h.db.exec(
+        "CREATE TABLE users AS SELECT i AS user_id, 'user' || (i % 1000) || '@example.com' AS email,
+                'First' || i AS first_name FROM generate_series(1, 2000) AS i",
+    )
+    .await;
+    h.write_config(CONTACTS_SYNC);
+    let run = h.run("contacts").await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(h.emulator.record_count("contacts"), 1_000, "one record per e-mail");
+    let journal = h.emulator.journal();
+    let upserts: Vec<(&JournalEntry, BTreeSet<String>)> = journal
+        .iter()
+        .filter(|e| e.path.contains("/batch/upsert"))
+        .map(|e| {
+            let body: serde_json::Value = serde_json::from_str(e.body.as_deref().unwrap_or("{}")).unwrap();
+            let emails =
+                body["inputs"].as_array().into_iter().flatten().filter_map(|i| i["id"].as_str()).map(str::to_string);
+            (e, emails.collect())
+        })
+        .collect();
+    assert_eq!(upserts.len(), 20);
+    assert!(h.emulator.peak_in_flight() >= 5, "the run did not pipeline");
+    for (i, (a, emails_a)) in upserts.iter().enumerate() {
+        for (b, emails_b) in &upserts[i + 1..] {
+            let overlap = a.received_at < b.answered_at && b.received_at < a.answered_at;
+            assert!(!overlap || emails_a.is_disjoint(emails_b), "two upserts in flight at once wrote the same record");
+        }
+    }
+}
+
 /// Item (e): two syncs on one account's client run side by side with 4 in flight at most: the
 /// emulator never sees more than 4 at once, both syncs' upserts interleave (neither waits for
 /// the other to finish), and the two runs' request counts add up to what the emulator received.
