@@ -248,6 +248,48 @@ async fn sigterm_waits_for_the_answers_in_flight_journals_them_and_exits_0() {
     assert_eq!(h.emulator.record_count("contacts"), 1_500);
 }
 
+/// A second SIGTERM does not wait for the answers in flight: `hubsync sync` exits at once (not
+/// 0), and the next run still loses nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_sigterm_exits_at_once_and_the_next_run_loses_nothing() {
+    let h = Harness::with_emulator(EmulatorConfig {
+        faults: FaultConfig { latency_ms: 20_000, ..FaultConfig::default() },
+        ..EmulatorConfig::default()
+    })
+    .await;
+    h.db.exec(
+        "CREATE TABLE users AS SELECT i AS user_id, 'user' || i || '@example.com' AS email, 'First' || i AS first_name
+         FROM generate_series(1, 500) AS i",
+    )
+    .await;
+    h.write_config(CONTACTS_SYNC);
+    // The properties read takes 20 s: the first signal's graceful stop waits for it.
+    let (mut child, log) = start_sync(&h);
+    wait_for(&mut child, &log, "a request in flight", || h.emulator.requests_in_flight() >= 1).await;
+    let term = |child: &Child| {
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    };
+    term(&child);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(child.try_wait().unwrap().is_none(), "the first signal waits for the answer in flight");
+    let second = Instant::now();
+    term(&child);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(second.elapsed() < Duration::from_secs(3), "the second signal did not exit at once");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(!status.success(), "an immediate exit is not a clean one: {status}");
+
+    h.emulator.set_faults(FaultConfig::default());
+    let rerun = h.run("contacts").await;
+    assert_eq!(rerun.status, RunStatus::Succeeded, "{:?}", rerun.error);
+    assert_eq!(h.emulator.record_count("contacts"), 500);
+}
+
 /// Item (c): 5xx answers, dropped connections and a 429 burst while 8 batches are in flight.
 /// Every row is delivered once, and the burst costs at most one 429 per request in flight.
 #[tokio::test(flavor = "multi_thread")]
