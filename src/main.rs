@@ -41,7 +41,8 @@ enum Command {
         json: bool,
     },
     /// Run syncs once now, in this process. SIGTERM or Ctrl-C cancels a running warehouse
-    /// query, or lets the batch in flight finish and commit, and stops; a second one exits at once.
+    /// query, or lets the requests in flight be answered and committed, and exits 0; a second
+    /// one exits at once.
     Sync {
         /// The syncs to run (all of them with --all).
         syncs: Vec<String>,
@@ -79,7 +80,7 @@ enum Command {
         daemon: Option<String>,
     },
     /// Run every sync on its schedule and serve the admin API and /metrics, until SIGTERM or
-    /// SIGINT (the first stops after the batches in flight, a second exits at once).
+    /// SIGINT (the first stops after the requests in flight are answered, a second exits at once).
     Run {
         /// Admin API address (IP:port); overrides `daemon.listen` in the config.
         #[arg(long, value_name = "ADDR")]

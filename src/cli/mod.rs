@@ -161,10 +161,12 @@ pub async fn sync(config_path: &Path, names: &[String], all: bool, flags: SyncFl
     };
     let accounts = Accounts::build(&config)?;
     let stop = stop_on_signal()?;
+    let stopped = || stop.load(std::sync::atomic::Ordering::SeqCst);
     let (mut failed, mut held) = (Vec::new(), Vec::new());
     for spec in specs {
-        if stop.load(std::sync::atomic::Ordering::SeqCst) {
-            failed.push(format!("{}: not started, the command was stopped by a signal", spec.name));
+        if stopped() {
+            // A graceful stop is not a failure: the next run goes on from here.
+            eprintln!("hubsync: sync `{}` not started: stopped by a signal", spec.name);
             continue;
         }
         let options = RunOptions {
@@ -181,9 +183,11 @@ pub async fn sync(config_path: &Path, names: &[String], all: bool, flags: SyncFl
         } else {
             print_summary(&summary);
         }
+        let stopped_by_signal = summary.status == RunStatus::Cancelled && stopped();
         match summary.status {
             RunStatus::Succeeded => {}
             RunStatus::Held => held.push(format!("{}: {}", summary.sync, summary.error.unwrap_or_default())),
+            _ if stopped_by_signal => {}
             _ => failed.push(format!("{}: {}", summary.sync, summary.error.unwrap_or_default())),
         }
     }
@@ -197,7 +201,8 @@ pub async fn sync(config_path: &Path, names: &[String], all: bool, flags: SyncFl
 }
 
 /// A flag set by the first SIGTERM or SIGINT: the run in progress cancels its warehouse query,
-/// or finishes the batch in flight and commits it, and stops. A second signal exits at once.
+/// or starts no new request, waits for the answers of those in flight and journals them, and
+/// stops; the command then exits 0. A second signal exits at once.
 fn stop_on_signal() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>, CliError> {
     use tokio::signal::unix::{signal, SignalKind};
 
@@ -211,7 +216,7 @@ fn stop_on_signal() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>, Cli
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
         };
-        eprintln!("hubsync: {first}: stopping after the batch in flight (send it again to exit at once)");
+        eprintln!("hubsync: {first}: stopping after the requests in flight (send it again to exit at once)");
         flag.store(true, std::sync::atomic::Ordering::SeqCst);
         let code = tokio::select! {
             _ = term.recv() => 143,

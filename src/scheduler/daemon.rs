@@ -1,8 +1,8 @@
 //! The long-running side: `RunningDaemon` wires the shared state, the admin API and the
 //! scheduling loop together, starts them, and waits for the graceful stop.
 //!
-//! Stopping: the shared stop flag asks every run to finish the batch in flight, commit it and
-//! return (`Cancelled`); queued requests are dropped; timers stop. The state files then hold
+//! Stopping: the shared stop flag asks every run to wait for the requests in flight, commit
+//! them and return (`Cancelled`); queued requests are dropped; timers stop. The state files then hold
 //! everything HubSpot acknowledged, so the next start loses nothing.
 
 use std::net::SocketAddr;

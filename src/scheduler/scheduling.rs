@@ -2,8 +2,8 @@
 //! into run requests; a worker takes its sync's pending request once it holds a permit of the
 //! global limit and the slot's state-file lock, runs it, and records what became of it.
 //!
-//! Stopping: the shared stop flag asks every run to finish the batch in flight, commit it and
-//! return (`Cancelled`); timers stop, and workers take no new request.
+//! Stopping: the shared stop flag asks every run to wait for the requests in flight, commit
+//! them and return (`Cancelled`); timers stop, and workers take no new request.
 
 use std::sync::Arc;
 

@@ -60,7 +60,7 @@ pub struct Shared {
     accounts: Accounts,
     pub(super) slots: BTreeMap<String, Arc<Slot>>,
     pub(super) permits: Semaphore,
-    /// Given to every run: set to make runs stop after the batch in flight.
+    /// Given to every run: set to make runs stop once the requests in flight are answered.
     pub(super) stop_runs: Arc<AtomicBool>,
     pub(super) shutdown: watch::Sender<bool>,
     next_request_id: AtomicU64,
@@ -351,7 +351,7 @@ impl Shared {
         }
         self.ready.store(false, Ordering::SeqCst);
         self.stop_runs.store(true, Ordering::SeqCst);
-        tracing::info!("Stopping: no new runs; runs in progress finish the batch in flight and commit.");
+        tracing::info!("Stopping: no new runs; runs in progress wait for the requests in flight and commit them.");
         for slot in self.slots.values() {
             let mut st = slot.lock();
             if let Some(pending) = st.pending.take() {

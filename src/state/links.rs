@@ -73,8 +73,9 @@ impl StateReader {
 }
 
 impl StateStore {
-    /// Rows whose association cells must be read this run: changed rows, and rows with an
-    /// association that failed before (the second read brought both). `first` is the index of
+    /// Rows whose association cells must be read this run: changed rows, rows with an
+    /// association that failed before, and rows an earlier run left in `links_due` (the second
+    /// read brought them all). `first` is the index of
     /// the first cell in `staging_rows`.
     pub fn prepare_link_inputs(&mut self, first: usize, links: usize) -> Result<(), StateError> {
         let cells: Vec<String> = (0..links).map(|j| format!(", c{} AS l{j}", first + j)).collect();
@@ -82,7 +83,8 @@ impl StateStore {
             "CREATE OR REPLACE TABLE link_inputs AS
              SELECT rownum, c0{} FROM staging_rows
              WHERE c0 IS NOT NULL AND c0 NOT IN (SELECT pk FROM dup_keys)
-               AND (c0 IN (SELECT pk FROM changes) OR c0 IN (SELECT from_pk FROM association_rejections))
+               AND (c0 IN (SELECT pk FROM changes) OR c0 IN (SELECT from_pk FROM association_rejections)
+                    OR c0 IN (SELECT pk FROM links_due))
              ORDER BY rownum",
             cells.concat()
         ))
@@ -106,6 +108,24 @@ impl StateStore {
             })
             .map_err(self.q())?;
         rows.collect::<Result<Vec<_>, _>>().map_err(self.q())
+    }
+
+    /// Marks this run's changed rows as having associations to deliver, before any record is
+    /// sent (see `sql/migrations/004_links_due.sql`).
+    pub fn keep_links_due(&mut self) -> Result<(), StateError> {
+        self.batch(
+            "INSERT INTO links_due SELECT DISTINCT pk FROM changed_keys WHERE pk NOT IN (SELECT pk FROM links_due)",
+        )
+    }
+
+    /// Records an earlier run left with associations to deliver.
+    pub fn links_due_count(&self) -> Result<u64, StateError> {
+        Ok(self.scalar_i64("SELECT count(*) FROM links_due")? as u64)
+    }
+
+    /// The association phase went through every row due: none is left for the next run.
+    pub fn clear_links_due(&mut self) -> Result<(), StateError> {
+        self.batch("DELETE FROM links_due")
     }
 
     /// Starts this run's candidate and target tables.

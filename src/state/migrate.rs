@@ -37,6 +37,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "removals: stale links held by the delete guard, removal counts per run",
         sql: include_str!("../../sql/migrations/003_removals.sql"),
     },
+    Migration {
+        version: 4,
+        name: "records whose links a stopped run left due",
+        sql: include_str!("../../sql/migrations/004_links_due.sql"),
+    },
 ];
 
 /// The schema version this hubsync writes.

@@ -210,7 +210,8 @@ impl StateStore {
     }
 
     /// The key hashes of the rows whose values the second read must bring: the changed rows,
-    /// and, with `links`, the rows whose associations failed before (they are retried).
+    /// and, with `links`, the rows whose associations failed before (they are retried) or that
+    /// an interrupted run left in `links_due`.
     pub fn wanted_keys(&self, links: bool) -> Result<KeySet, StateError> {
         let mut hashes = Vec::new();
         {
@@ -221,8 +222,10 @@ impl StateStore {
             }
         }
         if links {
-            let mut statement =
-                self.conn.prepare("SELECT DISTINCT from_pk FROM association_rejections").map_err(|e| self.err(e))?;
+            let mut statement = self
+                .conn
+                .prepare("SELECT from_pk FROM association_rejections UNION SELECT pk FROM links_due")
+                .map_err(|e| self.err(e))?;
             let rows = statement.query_map([], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
             for pk in rows {
                 hashes.push(key_hash(&pk.map_err(|e| self.err(e))?));

@@ -1,6 +1,27 @@
 //! Delivery of a run's changed records: each change is routed (`route.rs`) into per-operation
 //! queues that are sent in full batches of 100, lookups first since they feed the write
-//! queues. Every answered batch is journaled in its own transaction before the next is sent.
+//! queues. Several batches are in flight at once (`pipeline.rs`, up to the account's
+//! `max_in_flight`; the account's rate budget decides when each goes): sending a batch
+//! (`send_updates`, `send_upserts`, `send_creates`, `send_reads`, `send_searches`) only starts
+//! its request, and each answer is journaled, in its own transaction, when it arrives, in
+//! whatever order (`commit_writes`, `commit_creates`, `route_found`).
+//!
+//! Ordering rules, which the pipeline keeps:
+//! - A row is in one request at a time: it is routed once, and a lookup hands it to a write
+//!   queue only when its answer is journaled.
+//! - Two requests in flight never write the same HubSpot record: a batch leaves out rows whose
+//!   record (its id, or its match value) is in a write still in flight, and they go in a later
+//!   batch. A batch is sent whole or waits: it is never cut short for a conflict.
+//! - A create is never sent twice: its intent is journaled before its request starts, the
+//!   client never repeats it once it may have reached HubSpot, and a create whose answer was
+//!   lost is reconciled (below) only after every request in flight has been answered.
+//! - An update waits for its record's create: a record gets an id only from a journaled answer
+//!   (a create's, an upsert's or a lookup's), and only then is it routed by id.
+//! - Associations and list members come after every record request of the run has been
+//!   answered and the journal merged (`run.rs`), so both ends of a link have ids.
+//! - On a stop (SIGTERM), no new request starts; the ones on the wire are answered and
+//!   journaled before the run returns, and the ones still waiting for the budget give up unsent.
+//!   On an error, the answers in flight are journaled first, then the error ends the run.
 //!
 //! Creates (the search-and-create path of a non-unique match property) are not idempotent, so
 //! their intent is journaled before they are sent, and a create whose answer was lost is never
@@ -18,12 +39,13 @@ use super::blocking::blocking;
 use super::metrics::{CreatesReconciled, CreatesUncertain, RecordRejected};
 use super::object::{check_mappings, object_meta, ObjectMeta};
 use super::options::RunOptions;
+use super::pipeline::Pipeline;
 use super::route::{changed_properties, route, snapshot_props, Route, BATCH_SIZE};
 use super::unique_key::{self, KEY_PROPERTY};
 use super::SyncError;
 use crate::config::{SyncMode, SyncSpec};
 use crate::state::{Entry, PendingCreate, Run};
-use hubspot_client::{outcome_codes, HubSpotClient, WriteInput, WriteOutcome};
+use hubspot_client::{outcome_codes, HubSpotClient, HubSpotError, WriteInput, WriteOutcome};
 
 mod vanished;
 
@@ -103,7 +125,8 @@ pub(super) async fn reconcile_pending_creates(
     Ok(false)
 }
 
-/// Sends the changed records. Returns true when stopped early.
+/// Sends the changed records. Returns true when stopped early. Every request started has been
+/// answered and journaled when it returns, an error included.
 pub(super) async fn deliver_records(
     client: &HubSpotClient,
     sync: &SyncSpec,
@@ -134,57 +157,72 @@ pub(super) async fn deliver_records(
         stop: options.stop.clone(),
         search_index_lag,
         create_batches: 0,
+        flight: Pipeline::new(client),
+        busy: HashSet::new(),
+        lookups_in_flight: 0,
+        failure: None,
     };
-    let mut after = 0i64;
-    loop {
-        let page = blocking(|| delivery.run.changes_page(after, PAGE_ROWS, props, links))?;
-        let Some(last) = page.last() else { break };
-        after = last.n;
-        for row in page {
-            let send = changed_properties(props, &row, options.full);
-            let snapshot = snapshot_props(props, &row.values);
-            let pending = Pending {
-                pk: row.pk.clone(),
-                hash: row.hash,
-                snapshot,
-                send,
-                match_value: row.match_value.clone().unwrap_or_default(),
-                rechecked: false,
-            };
-            match route(&row, sync.mode, delivery.match_is_unique, &sync.match_on.column) {
-                Route::Update { id } => delivery.queues.update.push((id, pending)),
-                Route::Upsert => delivery.queues.upsert.push(pending),
-                Route::ReadByProperty => delivery.queues.read.push(pending),
-                Route::Search => delivery.queues.search.push(pending),
-                Route::Skip => delivery.run.counts.skipped += 1,
-                Route::Reject(code, message) => {
-                    delivery.run.counts.rejected += 1;
-                    RecordRejected { sync: &sync.name, code }.emit();
-                    let entry =
-                        Entry::Reject { pk: pending.pk, code: code.to_string(), message, hash: Some(pending.hash) };
-                    blocking(|| delivery.run.record(&[entry]))?;
+    let sent: Result<bool, SyncError> = async {
+        let mut after = 0i64;
+        loop {
+            let page = blocking(|| delivery.run.changes_page(after, PAGE_ROWS, props, links))?;
+            let Some(last) = page.last() else { break };
+            after = last.n;
+            for row in page {
+                let send = changed_properties(props, &row, options.full);
+                let snapshot = snapshot_props(props, &row.values);
+                let pending = Pending {
+                    pk: row.pk.clone(),
+                    hash: row.hash,
+                    snapshot,
+                    send,
+                    match_value: row.match_value.clone().unwrap_or_default(),
+                    rechecked: false,
+                };
+                match route(&row, sync.mode, delivery.match_is_unique, &sync.match_on.column) {
+                    Route::Update { id } => delivery.queues.update.push((id, pending)),
+                    Route::Upsert => delivery.queues.upsert.push(pending),
+                    Route::ReadByProperty => delivery.queues.read.push(pending),
+                    Route::Search => delivery.queues.search.push(pending),
+                    Route::Skip => delivery.run.counts.skipped += 1,
+                    Route::Reject(code, message) => {
+                        delivery.run.counts.rejected += 1;
+                        RecordRejected { sync: &sync.name, code }.emit();
+                        let entry =
+                            Entry::Reject { pk: pending.pk, code: code.to_string(), message, hash: Some(pending.hash) };
+                        blocking(|| delivery.run.record(&[entry]))?;
+                    }
                 }
+                if delivery.send_full_batches().await? {
+                    return Ok(true);
+                }
+                progress.set_position(
+                    delivery.run.counts.created
+                        + delivery.run.counts.updated
+                        + delivery.run.counts.skipped
+                        + delivery.run.counts.rejected,
+                );
             }
-            if delivery.send_full_batches().await? {
-                progress.abandon();
-                return Ok(true);
-            }
-            progress.set_position(
-                delivery.run.counts.created
-                    + delivery.run.counts.updated
-                    + delivery.run.counts.skipped
-                    + delivery.run.counts.rejected,
-            );
         }
+        let mut stopped = delivery.send_rest().await?;
+        // Rows re-routed because their record was merged or deleted in HubSpot (`vanished.rs`)
+        // go out in the same run; `send_rest` has journaled every answer by then.
+        while !stopped && delivery.has_queued() {
+            let gone = std::mem::take(&mut delivery.queues.vanished);
+            delivery.recheck_vanished(gone).await?;
+            stopped = delivery.send_rest().await?;
+        }
+        Ok(stopped)
     }
-    let mut stopped = delivery.send_rest().await?;
-    // Rows re-routed because their record was merged or deleted in HubSpot (`vanished.rs`)
-    // go out in the same run.
-    while !stopped && delivery.has_queued() {
-        stopped = delivery.send_rest().await?;
+    .await;
+    // Whatever stopped the sending, the answers of the requests in flight are journaled.
+    let stopped = delivery.finish(sent).await;
+    if matches!(stopped, Ok(false)) {
+        progress.finish_and_clear();
+    } else {
+        progress.abandon();
     }
-    progress.finish_and_clear();
-    Ok(stopped)
+    stopped
 }
 
 fn progress_bar(wanted: bool, len: u64) -> indicatif::ProgressBar {
@@ -224,6 +262,29 @@ struct Queues {
     create: Vec<Pending>,
     /// Creates whose answer was lost, with when the attempt ended: reconciled, never re-sent.
     uncertain: Vec<(Instant, Pending)>,
+    /// Updates by id that got no result or `OBJECT_NOT_FOUND`, with the id they went to: their
+    /// records are read again once (`vanished.rs`) before anything is concluded.
+    vanished: Vec<(String, Pending)>,
+}
+
+/// One answered request of the pipeline, with what journaling it needs.
+struct Answer {
+    /// The records its rows write (see `record_keys`), free again once it is journaled.
+    keys: Vec<String>,
+    kind: Answered,
+}
+
+enum Answered {
+    /// With the id each row was sent to.
+    Updates { batch: Vec<(String, Pending)>, outcomes: Result<Vec<WriteOutcome>, HubSpotError> },
+    /// `created`: upserts by hubsync's key property of rows search did not find, counted as
+    /// created (also when a retry after a lost answer updated what the first attempt made).
+    Upserts { batch: Vec<Pending>, outcomes: Result<Vec<WriteOutcome>, HubSpotError>, created: bool },
+    /// `answered_at`: when the answer (or the failure) came back; the search index lag of an
+    /// uncertain create counts from there.
+    Creates { batch: Vec<Pending>, outcomes: Result<Vec<WriteOutcome>, HubSpotError>, answered_at: Instant },
+    /// A batch read by a unique property, or a search: `(value, id)` of each record found.
+    Lookups { batch: Vec<Pending>, found: Result<Vec<(String, String)>, HubSpotError> },
 }
 
 struct Delivery<'a, 'r> {
@@ -240,6 +301,67 @@ struct Delivery<'a, 'r> {
     search_index_lag: Duration,
     /// Create batches sent so far, to name each in its journaled intent.
     create_batches: usize,
+    /// The requests in flight.
+    flight: Pipeline<Answer>,
+    /// The records written by requests in flight (`record_keys`).
+    busy: HashSet<String>,
+    /// Lookups in flight: their answers may still fill the write queues.
+    lookups_in_flight: usize,
+    /// The first error an answer brought: no new request starts, and the run ends with it
+    /// once the others are journaled.
+    failure: Option<SyncError>,
+}
+
+/// The HubSpot records a write of this row touches, as keys of `Delivery::busy`: its id when
+/// it is known, and its match value (HubSpot matches upserts and searches case-insensitively).
+fn record_keys(id: Option<&str>, p: &Pending) -> Vec<String> {
+    let mut keys = Vec::with_capacity(2);
+    if let Some(id) = id {
+        keys.push(format!("id:{id}"));
+    }
+    let value = p.match_value.trim().to_lowercase();
+    if !value.is_empty() {
+        keys.push(format!("value:{value}"));
+    }
+    keys
+}
+
+/// Takes the first `n` entries of `queue` whose records no write in flight touches, keeping the
+/// others in order. `None` (and the queue untouched) when fewer than `n` are free: the batch
+/// waits for an answer rather than go short.
+fn take_batch<T>(
+    queue: &mut Vec<T>,
+    n: usize,
+    busy: &HashSet<String>,
+    keys: impl Fn(&T) -> Vec<String>,
+) -> Option<Vec<T>> {
+    let n = n.min(queue.len());
+    if busy.is_empty() {
+        return Some(queue.drain(..n).collect());
+    }
+    let free: Vec<bool> = queue.iter().map(|item| keys(item).iter().all(|k| !busy.contains(k))).collect();
+    let mut picked = 0;
+    let take: Vec<bool> = free
+        .into_iter()
+        .map(|f| {
+            let t = f && picked < n;
+            picked += usize::from(t);
+            t
+        })
+        .collect();
+    if picked < n {
+        return None;
+    }
+    let (mut batch, mut rest) = (Vec::with_capacity(n), Vec::with_capacity(queue.len() - n));
+    for (item, t) in queue.drain(..).zip(take) {
+        if t {
+            batch.push(item);
+        } else {
+            rest.push(item);
+        }
+    }
+    *queue = rest;
+    Some(batch)
 }
 
 impl Delivery<'_, '_> {
@@ -247,69 +369,192 @@ impl Delivery<'_, '_> {
         self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
     }
 
-    /// Sends every queue that holds a full batch. Returns true when asked to stop.
-    async fn send_full_batches(&mut self) -> Result<bool, SyncError> {
-        loop {
-            if self.stopping() {
-                return Ok(true);
-            }
-            let q = &self.queues;
-            if q.read.len() >= BATCH_SIZE {
-                self.send_reads(BATCH_SIZE).await?;
-            } else if q.search.len() >= BATCH_SIZE {
-                self.send_searches(BATCH_SIZE).await?;
-            } else if q.update.len() >= BATCH_SIZE {
-                self.send_updates(BATCH_SIZE).await?;
-            } else if q.upsert.len() >= BATCH_SIZE {
-                self.send_upserts(BATCH_SIZE).await?;
-            } else if q.create.len() >= BATCH_SIZE {
-                self.send_creates(BATCH_SIZE).await?;
-            } else {
-                return Ok(false);
+    /// True when no new request may start: asked to stop, or an answer brought an error.
+    fn halted(&self) -> bool {
+        self.failure.is_some() || self.stopping()
+    }
+
+    /// Waits for every request in flight and journals its answer. Returns the run's outcome:
+    /// the first error (of `sent`, or of an answer), else whether it stopped early.
+    async fn finish(&mut self, sent: Result<bool, SyncError>) -> Result<bool, SyncError> {
+        let drained = self.drain().await;
+        let stopped = sent?;
+        drained?;
+        match self.failure.take() {
+            Some(e) => Err(e),
+            None => Ok(stopped || self.stopping()),
+        }
+    }
+
+    /// Journals every answer still to come.
+    async fn drain(&mut self) -> Result<(), SyncError> {
+        while self.journal_next().await? {}
+        Ok(())
+    }
+
+    /// Waits for the next answer and journals it. False when nothing was in flight.
+    async fn journal_next(&mut self) -> Result<bool, SyncError> {
+        match self.flight.next().await {
+            Some(answer) => self.journal(answer).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Journals the answers that have arrived, then waits for answers while the pipeline is
+    /// full, so one more request may start.
+    async fn make_room(&mut self) -> Result<(), SyncError> {
+        while let Some(answer) = self.flight.arrived() {
+            self.journal(answer)?;
+        }
+        while self.flight.is_full() {
+            self.journal_next().await?;
+        }
+        Ok(())
+    }
+
+    /// Journals one answer (in its own transaction) and frees the records it wrote.
+    fn journal(&mut self, answer: Answer) -> Result<(), SyncError> {
+        for key in &answer.keys {
+            self.busy.remove(key);
+        }
+        match answer.kind {
+            Answered::Updates { batch, outcomes } => match outcomes {
+                Ok(outcomes) => self.commit_updates(batch, outcomes),
+                Err(e) => self.failed(e),
+            },
+            Answered::Upserts { batch, outcomes, created } => match outcomes {
+                Ok(outcomes) => self.commit_writes(batch, outcomes, created),
+                Err(e) => self.failed(e),
+            },
+            Answered::Creates { batch, outcomes, answered_at } => match outcomes {
+                Ok(outcomes) => self.commit_creates(batch, outcomes, answered_at),
+                Err(HubSpotError::Stopped { .. }) => {
+                    // Never sent: the intents are settled, and the next run creates them.
+                    let settled: Vec<Entry> = batch.into_iter().map(|p| Entry::Settle { pk: p.pk }).collect();
+                    blocking(|| self.run.record(&settled))?;
+                    Ok(())
+                }
+                // Intents stay journaled: the next run reconciles them.
+                Err(e) => self.failed(e),
+            },
+            Answered::Lookups { batch, found } => {
+                self.lookups_in_flight -= 1;
+                match found {
+                    Ok(found) => self.route_found(batch, found),
+                    Err(e) => self.failed(e),
+                }
             }
         }
     }
 
-    /// Sends everything left, lookups first since they feed the write queues.
+    /// Keeps the first error an answer brought; a request not sent because of a stop is none.
+    fn failed(&mut self, e: HubSpotError) -> Result<(), SyncError> {
+        if !matches!(e, HubSpotError::Stopped { .. }) && self.failure.is_none() {
+            self.failure = Some(e.into());
+        }
+        Ok(())
+    }
+
+    /// Marks the records of a write as in flight.
+    fn hold(&mut self, keys: &[String]) {
+        self.busy.extend(keys.iter().cloned());
+    }
+
+    /// Sends every queue that holds a full batch, while the pipeline has room (waiting for
+    /// answers when it has none). Returns true when halted.
+    async fn send_full_batches(&mut self) -> Result<bool, SyncError> {
+        loop {
+            self.make_room().await?;
+            if self.halted() {
+                return Ok(true);
+            }
+            let q = &self.queues;
+            let sent = if q.read.len() >= BATCH_SIZE {
+                self.send_reads(BATCH_SIZE)
+            } else if q.search.len() >= BATCH_SIZE {
+                self.send_searches(BATCH_SIZE)
+            } else if q.update.len() >= BATCH_SIZE {
+                self.send_updates(BATCH_SIZE)?
+            } else if q.upsert.len() >= BATCH_SIZE {
+                self.send_upserts(BATCH_SIZE)?
+            } else if q.create.len() >= BATCH_SIZE {
+                self.send_creates(BATCH_SIZE)?
+            } else {
+                return Ok(false);
+            };
+            if !sent {
+                // Its rows' records are in writes in flight: wait for one of them.
+                self.wait_for_a_write().await?;
+            }
+        }
+    }
+
+    /// Waits for an answer, when a batch found its records in writes in flight.
+    async fn wait_for_a_write(&mut self) -> Result<(), SyncError> {
+        if !self.journal_next().await? {
+            // Nothing in flight holds a record any more (never the case: each answer frees its
+            // records); free them all rather than wait for ever.
+            self.busy.clear();
+        }
+        Ok(())
+    }
+
+    /// Sends everything left, lookups first since they feed the write queues, then settles
+    /// the creates whose answer was lost. Returns true when halted.
     async fn send_rest(&mut self) -> Result<bool, SyncError> {
-        while !self.queues.read.is_empty() || !self.queues.search.is_empty() {
+        loop {
             if self.send_full_batches().await? {
                 return Ok(true);
             }
-            let n = self.queues.read.len().min(BATCH_SIZE);
-            if n > 0 {
-                self.send_reads(n).await?;
+            let (reads, searches) = (self.queues.read.len(), self.queues.search.len());
+            if reads > 0 {
+                self.send_reads(reads);
+            } else if searches > 0 {
+                self.send_searches(searches);
+            } else if self.lookups_in_flight > 0 {
+                self.journal_next().await?;
+            } else {
+                break;
             }
-            let n = self.queues.search.len().min(BATCH_SIZE);
-            if n > 0 {
-                self.send_searches(n).await?;
+        }
+        loop {
+            if self.send_full_batches().await? {
+                return Ok(true);
             }
-        }
-        if self.send_full_batches().await? {
-            return Ok(true);
-        }
-        let n = self.queues.update.len();
-        if n > 0 {
-            self.send_updates(n).await?;
-        }
-        let n = self.queues.upsert.len();
-        if n > 0 {
-            self.send_upserts(n).await?;
-        }
-        let n = self.queues.create.len();
-        if n > 0 {
-            self.send_creates(n).await?;
+            let q = &self.queues;
+            let (updates, upserts, creates) = (q.update.len(), q.upsert.len(), q.create.len());
+            let sent = if updates > 0 {
+                self.send_updates(updates)?
+            } else if upserts > 0 {
+                self.send_upserts(upserts)?
+            } else if creates > 0 {
+                self.send_creates(creates)?
+            } else {
+                break;
+            };
+            if !sent {
+                self.wait_for_a_write().await?;
+            }
         }
         self.reconcile().await
     }
 
-    /// Settles the creates whose answer was lost: waits until HubSpot's search index shows
-    /// them, looks them up by match value, acknowledges those found (the create happened, with
-    /// these values) and creates the others again, journaling each step. Returns true when
-    /// asked to stop (what is left stays journaled for the next run).
+    /// Settles the creates whose answer was lost: once every request in flight is answered,
+    /// waits until HubSpot's search index shows them, looks them up by match value,
+    /// acknowledges those found (the create happened, with these values) and creates the
+    /// others again, journaling each step. Returns true when halted (what is left stays
+    /// journaled for the next run).
     async fn reconcile(&mut self) -> Result<bool, SyncError> {
         let mut round = 0;
-        while !self.queues.uncertain.is_empty() {
+        loop {
+            // Their answers may set more creates aside.
+            self.drain().await?;
+            if self.halted() {
+                return Ok(true);
+            }
+            if self.queues.uncertain.is_empty() {
+                return Ok(false);
+            }
             round += 1;
             let Some(last) = self.queues.uncertain.iter().map(|(at, _)| *at).max() else { break };
             let until = last + self.search_index_lag;
@@ -358,8 +603,14 @@ impl Delivery<'_, '_> {
             }
             self.queues.create.extend(missing);
             while !self.queues.create.is_empty() {
+                self.make_room().await?;
+                if self.halted() {
+                    return Ok(true);
+                }
                 let n = self.queues.create.len().min(BATCH_SIZE);
-                self.send_creates(n).await?;
+                if !self.send_creates(n)? {
+                    self.wait_for_a_write().await?;
+                }
             }
         }
         Ok(false)
@@ -371,7 +622,8 @@ impl Delivery<'_, '_> {
         properties
     }
 
-    /// Journals a write batch's outcomes in one transaction and counts them.
+    /// Journals a write batch's outcomes in one transaction and counts them. Inputs a stop
+    /// kept from being sent (`STOPPED`) are left as they were: the next run sends them.
     fn commit_writes(
         &mut self,
         batch: Vec<Pending>,
@@ -390,6 +642,9 @@ impl Delivery<'_, '_> {
                         self.run.counts.updated += 1;
                     }
                     entries.push(Entry::Ack { pk: p.pk, hubspot_id: id, hash: p.hash, props: p.snapshot });
+                }
+                WriteOutcome::Rejected { trace_id, code, .. } if code == outcome_codes::STOPPED => {
+                    by_pk.remove(&trace_id);
                 }
                 WriteOutcome::Rejected { trace_id, code, message } => {
                     let Some(p) = by_pk.remove(&trace_id) else { continue };
@@ -418,8 +673,11 @@ impl Delivery<'_, '_> {
         Ok(())
     }
 
-    async fn send_updates(&mut self, n: usize) -> Result<(), SyncError> {
-        let batch: Vec<(String, Pending)> = self.queues.update.drain(..n).collect();
+    /// Starts an update batch of `n` queued rows. False when fewer than `n` rows are free of
+    /// writes in flight (nothing is sent; the caller waits for an answer).
+    fn send_updates(&mut self, n: usize) -> Result<bool, SyncError> {
+        let keys = |(id, p): &(String, Pending)| record_keys(Some(id), p);
+        let Some(batch) = take_batch(&mut self.queues.update, n, &self.busy, keys) else { return Ok(false) };
         // Rows whose values did not change for HubSpot (only the hash did) need no request.
         let (empty, batch): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(_, p)| p.send.is_empty());
         let acks: Vec<Entry> = empty
@@ -428,16 +686,33 @@ impl Delivery<'_, '_> {
             .collect();
         blocking(|| self.run.record(&acks))?;
         if batch.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         let inputs = batch
             .iter()
             .map(|(id, p)| WriteInput { trace_id: p.pk.clone(), id: Some(id.clone()), properties: p.send.clone() })
             .collect();
-        let mut outcomes = self.client.batch_update(&self.meta.path_name, inputs).await?;
-        let mut batch = batch;
+        let held: Vec<String> = batch.iter().flat_map(keys).collect();
+        self.hold(&held);
+        let (client, path) = (self.client.clone(), self.meta.path_name.clone());
+        self.flight.send(async move {
+            let outcomes = client.batch_update(&path, inputs).await;
+            Answer { keys: held, kind: Answered::Updates { batch, outcomes } }
+        });
+        Ok(true)
+    }
+
+    /// Journals an update batch's answer. A found record that refused the row's key (by
+    /// `unique_key`): the record holding it is the row's own, and the row goes to the create
+    /// queue (an upsert by the key). Inputs answered without a result or as not found: their
+    /// records may have been merged or deleted, and are read again before anything is
+    /// concluded (`vanished.rs`).
+    fn commit_updates(
+        &mut self,
+        mut batch: Vec<(String, Pending)>,
+        mut outcomes: Vec<WriteOutcome>,
+    ) -> Result<(), SyncError> {
         if self.by_key {
-            // A found record refused the row's key: the record holding it is the row's own.
             let taken: HashSet<String> =
                 outcomes.iter().filter(|o| unique_key::key_taken(o)).map(|o| o.trace_id().to_string()).collect();
             if !taken.is_empty() {
@@ -447,15 +722,16 @@ impl Delivery<'_, '_> {
                 self.queues.create.extend(moved.into_iter().map(|(_, p)| p));
             }
         }
-        // Inputs HubSpot answered without a result or as not found: their records may have been
-        // merged or deleted, and are read again before anything is concluded.
         let (batch, outcomes, gone) = vanished::set_aside(batch, outcomes);
         self.commit_writes(batch, outcomes, false)?;
-        self.recheck_vanished(gone).await
+        self.queues.vanished.extend(gone);
+        Ok(())
     }
 
-    async fn send_upserts(&mut self, n: usize) -> Result<(), SyncError> {
-        let batch: Vec<Pending> = self.queues.upsert.drain(..n).collect();
+    /// Starts an upsert batch of `n` queued rows (false, as `send_updates`, when not free).
+    fn send_upserts(&mut self, n: usize) -> Result<bool, SyncError> {
+        let keys = |p: &Pending| record_keys(None, p);
+        let Some(batch) = take_batch(&mut self.queues.upsert, n, &self.busy, keys) else { return Ok(false) };
         let inputs = batch
             .iter()
             .map(|p| WriteInput {
@@ -464,18 +740,26 @@ impl Delivery<'_, '_> {
                 properties: self.with_match_property(p),
             })
             .collect();
-        let outcomes = self.client.batch_upsert(&self.meta.path_name, &self.sync.match_on.property, inputs).await?;
-        self.commit_writes(batch, outcomes, false)
+        let held: Vec<String> = batch.iter().flat_map(keys).collect();
+        self.hold(&held);
+        let (client, path, property) =
+            (self.client.clone(), self.meta.path_name.clone(), self.sync.match_on.property.clone());
+        self.flight.send(async move {
+            let outcomes = client.batch_upsert(&path, &property, inputs).await;
+            Answer { keys: held, kind: Answered::Upserts { batch, outcomes, created: false } }
+        });
+        Ok(true)
     }
 
-    /// Sends a create batch. Its intent (keys, match values, batch) is committed first, so a
-    /// crash at any later moment leaves it to be reconciled; inputs whose answer was lost are
-    /// set aside for reconciliation instead of being rejected.
-    async fn send_creates(&mut self, n: usize) -> Result<(), SyncError> {
+    /// Starts a create batch of `n` queued rows (false, as `send_updates`, when not free). Its
+    /// intent (keys, match values, batch) is committed before the request starts, so a crash
+    /// at any later moment leaves it to be reconciled.
+    fn send_creates(&mut self, n: usize) -> Result<bool, SyncError> {
         if self.by_key {
-            return self.send_key_upserts(n).await;
+            return Ok(self.send_key_upserts(n));
         }
-        let batch: Vec<Pending> = self.queues.create.drain(..n).collect();
+        let keys = |p: &Pending| record_keys(None, p);
+        let Some(batch) = take_batch(&mut self.queues.create, n, &self.busy, keys) else { return Ok(false) };
         self.create_batches += 1;
         let label = format!("run {} create batch {}", self.run.id(), self.create_batches);
         let intents: Vec<Entry> = batch
@@ -487,12 +771,30 @@ impl Delivery<'_, '_> {
             .iter()
             .map(|p| WriteInput { trace_id: p.pk.clone(), id: None, properties: self.with_match_property(p) })
             .collect();
-        let outcomes = self.client.batch_create(&self.meta.path_name, inputs).await?;
-        // Whatever HubSpot wrote, it wrote before this: the index lag counts from here.
-        let answered_at = Instant::now();
+        let held: Vec<String> = batch.iter().flat_map(keys).collect();
+        self.hold(&held);
+        let (client, path) = (self.client.clone(), self.meta.path_name.clone());
+        self.flight.send(async move {
+            let outcomes = client.batch_create(&path, inputs).await;
+            // Whatever HubSpot wrote, it wrote before this: the index lag counts from here.
+            let answered_at = Instant::now();
+            Answer { keys: held, kind: Answered::Creates { batch, outcomes, answered_at } }
+        });
+        Ok(true)
+    }
+
+    /// Journals a create batch's answer: inputs whose answer was lost are set aside for
+    /// reconciliation instead of being rejected; inputs a stop kept from being sent are
+    /// settled (not created; the next run creates them).
+    fn commit_creates(
+        &mut self,
+        batch: Vec<Pending>,
+        outcomes: Vec<WriteOutcome>,
+        answered_at: Instant,
+    ) -> Result<(), SyncError> {
         let mut by_pk: HashMap<String, Pending> = batch.into_iter().map(|p| (p.pk.clone(), p)).collect();
         let (mut answered, mut settled_outcomes) = (Vec::with_capacity(by_pk.len()), Vec::with_capacity(by_pk.len()));
-        let mut detail = None;
+        let (mut detail, mut uncertain, mut unsent) = (None, 0, Vec::new());
         for outcome in outcomes {
             match &outcome {
                 WriteOutcome::Rejected { trace_id, code, message } if code == outcome_codes::DELIVERY_UNCERTAIN => {
@@ -500,6 +802,12 @@ impl Delivery<'_, '_> {
                         detail.get_or_insert_with(|| message.clone());
                         self.queues.uncertain.push((answered_at, p));
                         self.run.counts.uncertain += 1;
+                        uncertain += 1;
+                    }
+                }
+                WriteOutcome::Rejected { trace_id, code, .. } if code == outcome_codes::STOPPED => {
+                    if let Some(p) = by_pk.remove(trace_id) {
+                        unsent.push(Entry::Settle { pk: p.pk });
                     }
                 }
                 WriteOutcome::Rejected { trace_id, .. } | WriteOutcome::Written { trace_id, .. } => {
@@ -511,39 +819,59 @@ impl Delivery<'_, '_> {
             }
         }
         if let Some(detail) = detail {
-            let records = self.queues.uncertain.iter().filter(|(at, _)| *at == answered_at).count();
-            CreatesUncertain { sync: &self.sync.name, records, detail: &detail }.emit();
+            CreatesUncertain { sync: &self.sync.name, records: uncertain, detail: &detail }.emit();
         }
+        blocking(|| self.run.record(&unsent))?;
         // Inputs without any outcome are rejected as `NO_RESULT` by `commit_writes`.
         answered.extend(by_pk.into_values());
         self.commit_writes(answered, settled_outcomes, true)
     }
 
-    /// Sends records not found by search as an upsert by hubsync's key property: idempotent,
-    /// so retried after 5xx like any upsert, with no intent to journal or reconcile.
-    async fn send_key_upserts(&mut self, n: usize) -> Result<(), SyncError> {
-        let batch: Vec<Pending> = self.queues.create.drain(..n).collect();
+    /// Starts an upsert by hubsync's key property of `n` rows search did not find (false, as
+    /// `send_updates`, when not free): idempotent, so retried after 5xx like any upsert, with
+    /// no intent to journal or reconcile.
+    fn send_key_upserts(&mut self, n: usize) -> bool {
+        let keys = |p: &Pending| record_keys(None, p);
+        let Some(batch) = take_batch(&mut self.queues.create, n, &self.busy, keys) else { return false };
         let rows = batch.iter().map(|p| (p.pk.clone(), self.with_match_property(p))).collect();
         let inputs = unique_key::upsert_inputs(&self.sync.name, rows);
-        let outcomes = self.client.batch_upsert(&self.meta.path_name, KEY_PROPERTY, inputs).await?;
-        // Not found by search: counted as created, also when a retry after a lost answer
-        // updated what the first attempt made.
-        self.commit_writes(batch, outcomes, true)
+        let held: Vec<String> = batch.iter().flat_map(keys).collect();
+        self.hold(&held);
+        let (client, path) = (self.client.clone(), self.meta.path_name.clone());
+        self.flight.send(async move {
+            let outcomes = client.batch_upsert(&path, KEY_PROPERTY, inputs).await;
+            Answer { keys: held, kind: Answered::Upserts { batch, outcomes, created: true } }
+        });
+        true
     }
 
-    async fn send_reads(&mut self, n: usize) -> Result<(), SyncError> {
+    /// Starts a batch read of `n` queued rows by their unique match property.
+    fn send_reads(&mut self, n: usize) -> bool {
         let batch: Vec<Pending> = self.queues.read.drain(..n).collect();
         let values = unique_values(&batch);
-        let found =
-            self.client.batch_read_by_property(&self.meta.path_name, &self.sync.match_on.property, values).await?;
-        self.route_found(batch, found)
+        let (client, path, property) =
+            (self.client.clone(), self.meta.path_name.clone(), self.sync.match_on.property.clone());
+        self.lookups_in_flight += 1;
+        self.flight.send(async move {
+            let found = client.batch_read_by_property(&path, &property, values).await;
+            Answer { keys: Vec::new(), kind: Answered::Lookups { batch, found } }
+        });
+        true
     }
 
-    async fn send_searches(&mut self, n: usize) -> Result<(), SyncError> {
+    /// Starts a search for `n` queued rows by their match value (searches keep to their own
+    /// per-second bucket in the budget, several at once within it).
+    fn send_searches(&mut self, n: usize) -> bool {
         let batch: Vec<Pending> = self.queues.search.drain(..n).collect();
         let values = unique_values(&batch);
-        let found = self.client.search_by_values(&self.meta.path_name, &self.sync.match_on.property, values).await?;
-        self.route_found(batch, found)
+        let (client, path, property) =
+            (self.client.clone(), self.meta.path_name.clone(), self.sync.match_on.property.clone());
+        self.lookups_in_flight += 1;
+        self.flight.send(async move {
+            let found = client.search_by_values(&path, &property, values).await;
+            Answer { keys: Vec::new(), kind: Answered::Lookups { batch, found } }
+        });
+        true
     }
 
     /// After a lookup: remembers every id found, then sends found records to the update queue
@@ -603,5 +931,60 @@ fn id_order(id: &str) -> (u8, u128, &str) {
     match id.parse::<u128>() {
         Ok(n) => (0, n, id),
         Err(_) => (1, 0, id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(pk: &str, value: &str) -> Pending {
+        Pending {
+            pk: pk.into(),
+            hash: 0,
+            snapshot: String::new(),
+            send: BTreeMap::new(),
+            match_value: value.into(),
+            rechecked: false,
+        }
+    }
+
+    fn pks(batch: &[Pending]) -> Vec<&str> {
+        batch.iter().map(|p| p.pk.as_str()).collect()
+    }
+
+    #[test]
+    fn a_batch_leaves_out_rows_whose_record_is_in_a_write_in_flight() {
+        let mut queue = vec![row("1", "a@x.com"), row("2", " B@x.com"), row("3", "c@x.com"), row("4", "d@x.com")];
+        // A write in flight holds b@x.com (match values compare trimmed, in lower case).
+        let busy: HashSet<String> = record_keys(None, &row("9", "b@X.com")).into_iter().collect();
+        let batch = take_batch(&mut queue, 3, &busy, |p| record_keys(None, p)).expect("three are free");
+        assert_eq!(pks(&batch), ["1", "3", "4"]);
+        assert_eq!(pks(&queue), ["2"], "the held row keeps its place for a later batch");
+    }
+
+    #[test]
+    fn a_batch_is_sent_whole_or_waits() {
+        let mut queue = vec![row("1", "a@x.com"), row("2", "b@x.com")];
+        let busy: HashSet<String> = record_keys(None, &row("9", "a@x.com")).into_iter().collect();
+        assert!(take_batch(&mut queue, 2, &busy, |p| record_keys(None, p)).is_none());
+        assert_eq!(pks(&queue), ["1", "2"], "nothing taken");
+        // Nothing in flight: everything is free.
+        let batch = take_batch(&mut queue, 5, &HashSet::new(), |p| record_keys(None, p)).unwrap();
+        assert_eq!(pks(&batch), ["1", "2"]);
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn an_update_holds_its_id_and_its_match_value() {
+        let keys = record_keys(Some("42"), &row("1", " Ada@X.com "));
+        assert_eq!(keys, ["id:42", "value:ada@x.com"]);
+        let busy: HashSet<String> = keys.into_iter().collect();
+        // An upsert of the same match value, or an update of the same id, waits.
+        let mut upserts = vec![row("2", "ada@x.com")];
+        assert!(take_batch(&mut upserts, 1, &busy, |p| record_keys(None, p)).is_none());
+        let mut updates = vec![("42".to_string(), row("3", "other@x.com"))];
+        assert!(take_batch(&mut updates, 1, &busy, |(id, p)| record_keys(Some(id), p)).is_none());
+        assert!(record_keys(None, &row("4", "  ")).is_empty(), "no match value, no key");
     }
 }

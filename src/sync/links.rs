@@ -1,6 +1,14 @@
 //! Associations and list membership, delivered after the records of the same run and diffed
 //! like them: only associations not yet delivered are sent (syncing never removes one), and
 //! only list membership changes are sent.
+//!
+//! They start once every record request of the run has been answered and the journal merged,
+//! so both ends of an association, and each list member, have ids. Lookups of associated
+//! records, association batches and list membership requests go through the run's pipeline
+//! (`pipeline.rs`): several in flight, each answer recorded in its own transaction as it
+//! arrives. Each batch holds distinct associations (or members), so no two requests in flight
+//! carry the same one. On a stop, no new request starts and the answers in flight are recorded;
+//! `links_due` keeps the records whose links are not all through for the next run.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -8,10 +16,13 @@ use serde_json::Value;
 
 use super::blocking::blocking;
 use super::object::{object_meta, resolve_object_name, ObjectMeta};
+use super::pipeline::Pipeline;
 use super::SyncError;
 use crate::config::{AssociationConfig, SyncSpec};
 use crate::state::{LinkCandidate, LinkFailure, Run, StateStore};
-use hubspot_client::{AssocOutcome, AssociationInput, AssociationLabel, HubSpotClient};
+use hubspot_client::{
+    outcome_codes, AssocOutcome, AssociationInput, AssociationLabel, HubSpotClient, HubSpotError, MembershipChange,
+};
 use hubspot_model::objects;
 
 mod vanished;
@@ -220,26 +231,58 @@ pub async fn resolve_rules(
     Ok(rules)
 }
 
-/// Looks up associated records by value, 100 values per request, and remembers their ids.
+/// Looks up associated records by value, 100 values per request (several in flight), and
+/// remembers their ids as each answer arrives.
 async fn look_up_targets(client: &HubSpotClient, store: &mut StateStore, rule: &ResolvedRule) -> Result<(), SyncError> {
     let values = blocking(|| store.unresolved_targets(&rule.key))?;
     let property = &rule.rule.match_property;
-    for chunk in values.chunks(LOOKUP_BATCH_SIZE) {
-        let found = if property == "hs_object_id" {
-            chunk.iter().map(|v| (v.clone(), v.clone())).collect()
-        } else if rule.target_unique {
-            client.batch_read_by_property(&rule.target.path_name, property, chunk.to_vec()).await?
-        } else {
-            client.search_by_values(&rule.target.path_name, property, chunk.to_vec()).await?
-        };
-        blocking(|| store.remember_targets(&rule.target.type_id, property, &found))?;
+    let (object, path) = (rule.target.type_id.clone(), rule.target.path_name.clone());
+    if property == "hs_object_id" {
+        let found: Vec<(String, String)> = values.iter().map(|v| (v.clone(), v.clone())).collect();
+        return blocking(|| store.remember_targets(&object, property, &found)).map_err(SyncError::from);
     }
-    Ok(())
+    let mut flight: Pipeline<Result<Vec<(String, String)>, HubSpotError>> = Pipeline::new(client);
+    let mut failure: Option<HubSpotError> = None;
+    let mut remember =
+        |answer: Result<Vec<(String, String)>, HubSpotError>, failure: &mut Option<HubSpotError>| match answer {
+            Ok(found) => blocking(|| store.remember_targets(&object, property, &found)),
+            Err(e) => {
+                failure.get_or_insert(e);
+                Ok(())
+            }
+        };
+    for chunk in values.chunks(LOOKUP_BATCH_SIZE) {
+        while flight.is_full() {
+            if let Some(answer) = flight.next().await {
+                remember(answer, &mut failure)?;
+            }
+        }
+        if failure.is_some() || client.stopping() {
+            break;
+        }
+        let (client, path, property, chunk) = (client.clone(), path.clone(), property.clone(), chunk.to_vec());
+        let unique = rule.target_unique;
+        flight.send(async move {
+            if unique {
+                client.batch_read_by_property(&path, &property, chunk).await
+            } else {
+                client.search_by_values(&path, &property, chunk).await
+            }
+        });
+    }
+    while let Some(answer) = flight.next().await {
+        remember(answer, &mut failure)?;
+    }
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
-/// Delivers the associations of changed rows and of rows whose associations failed before.
-/// `label_objects` says, per association, whether some row of the model uses `{ value, label }`
-/// objects (then every row must).
+/// Delivers the associations of changed rows, of rows whose associations failed before and of
+/// rows an interrupted run left due. `label_objects` says, per association, whether some row of
+/// the model uses `{ value, label }` objects (then every row must). Returns true when stopped
+/// before the end (every batch sent has been answered and recorded by then).
 pub async fn deliver_associations(
     client: &HubSpotClient,
     sync: &SyncSpec,
@@ -247,7 +290,7 @@ pub async fn deliver_associations(
     run: &mut Run<'_>,
     first_cell: usize,
     label_objects: &[bool],
-) -> Result<(), SyncError> {
+) -> Result<bool, SyncError> {
     let rules = resolve_rules(client, sync, from).await?;
     let targets: Vec<(String, String, String)> =
         rules.iter().map(|r| (r.key.clone(), r.target.type_id.clone(), r.rule.match_property.clone())).collect();
@@ -317,7 +360,12 @@ pub async fn deliver_associations(
     for rule in &rules {
         look_up_targets(client, run, rule).await?;
     }
+    if client.stopping() {
+        return Ok(true);
+    }
     blocking(|| run.prepare_pending_links())?;
+    let mut flight =
+        LinkFlight { pipeline: Pipeline::new(client), client: client.clone(), failure: None, lost: BTreeMap::new() };
 
     let by_key: HashMap<&str, &ResolvedRule> = rules.iter().map(|r| (r.key.as_str(), r)).collect();
     let mut buffers: BTreeMap<String, Vec<(LinkCandidate, AssociationInput)>> = BTreeMap::new();
@@ -355,35 +403,133 @@ pub async fn deliver_associations(
             buffer.push((pending.link, input));
             if buffer.len() >= ASSOCIATION_BATCH_SIZE {
                 let batch = std::mem::take(buffer);
-                send_links(client, sync, from, rule, batch, run, &mut failures).await?;
+                if flight.make_room(run, &mut failures).await? {
+                    return flight.finish(run, &mut failures).await;
+                }
+                send_links(&mut flight.pipeline, client, from, rule, batch);
             }
         }
     }
     for (key, batch) in buffers {
         if let (Some(rule), false) = (by_key.get(key.as_str()), batch.is_empty()) {
-            send_links(client, sync, from, rule, batch, run, &mut failures).await?;
+            if flight.make_room(run, &mut failures).await? {
+                return flight.finish(run, &mut failures).await;
+            }
+            send_links(&mut flight.pipeline, client, from, rule, batch);
         }
     }
+    if flight.finish(run, &mut failures).await? {
+        return Ok(true);
+    }
+    // Links to a record HubSpot does not know: one end may have been merged or deleted; each is
+    // read once, then linked to its survivor or looked up again (`links/vanished.rs`).
+    for (key, lost) in std::mem::take(&mut flight.lost) {
+        let Some(rule) = by_key.get(key.as_str()) else { continue };
+        let delivered = vanished::relink(client, &sync.name, from, rule, lost, run, &mut failures).await?;
+        run.counts.associated += delivered.len() as u64;
+        blocking(|| run.record_links(&delivered).and_then(|_| run.save_counts()))?;
+    }
     run.counts.association_rejected = failures.len() as u64;
-    blocking(|| run.replace_link_failures(&failures))?;
-    Ok(())
+    blocking(|| run.replace_link_failures(&failures).and_then(|_| run.clear_links_due()))?;
+    Ok(false)
 }
 
-async fn send_links(
+/// An association batch and its answer.
+struct LinkAnswer {
+    /// The association rule's key.
+    rule: String,
+    batch: Vec<(LinkCandidate, AssociationInput)>,
+    outcomes: Result<Vec<AssocOutcome>, HubSpotError>,
+}
+
+/// The association batches in flight, and the first error an answer brought.
+struct LinkFlight {
+    pipeline: Pipeline<LinkAnswer>,
+    /// The run's handle, whose stop flag says whether a new batch may start.
+    client: HubSpotClient,
+    failure: Option<HubSpotError>,
+    /// Per rule, the links HubSpot answered `OBJECT_NOT_FOUND`, relinked once all are answered.
+    lost: BTreeMap<String, Vec<(LinkCandidate, AssociationInput, String)>>,
+}
+
+impl LinkFlight {
+    /// Records the answers that arrived, and waits for answers while the pipeline is full.
+    /// True when no new batch may start (stopping, or an answer failed).
+    async fn make_room(&mut self, run: &mut Run<'_>, failures: &mut Vec<LinkFailure>) -> Result<bool, SyncError> {
+        while let Some(answer) = self.pipeline.arrived() {
+            self.record(answer, run, failures)?;
+        }
+        while self.pipeline.is_full() {
+            if let Some(answer) = self.pipeline.next().await {
+                self.record(answer, run, failures)?;
+            }
+        }
+        Ok(self.failure.is_some() || self.client.stopping())
+    }
+
+    /// Records every answer still to come. Returns the first error, else whether stopped.
+    async fn finish(&mut self, run: &mut Run<'_>, failures: &mut Vec<LinkFailure>) -> Result<bool, SyncError> {
+        while let Some(answer) = self.pipeline.next().await {
+            self.record(answer, run, failures)?;
+        }
+        match self.failure.take() {
+            Some(HubSpotError::Stopped { .. }) => Ok(true),
+            Some(e) => Err(e.into()),
+            None => Ok(self.client.stopping()),
+        }
+    }
+
+    fn record(
+        &mut self,
+        answer: LinkAnswer,
+        run: &mut Run<'_>,
+        failures: &mut Vec<LinkFailure>,
+    ) -> Result<(), SyncError> {
+        match answer.outcomes {
+            Ok(outcomes) => {
+                let lost = commit_links(answer.batch, outcomes, run, failures)?;
+                if !lost.is_empty() {
+                    self.lost.entry(answer.rule).or_default().extend(lost);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.failure.get_or_insert(e);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Starts one association batch.
+fn send_links(
+    pipeline: &mut Pipeline<LinkAnswer>,
     client: &HubSpotClient,
-    sync: &SyncSpec,
     from: &ObjectMeta,
     rule: &ResolvedRule,
     batch: Vec<(LinkCandidate, AssociationInput)>,
+) {
+    let inputs: Vec<AssociationInput> = batch.iter().map(|(_, input)| input.clone()).collect();
+    let (client, from_path, to_path) = (client.clone(), from.path_name.clone(), rule.target.path_name.clone());
+    let key = rule.key.clone();
+    pipeline.send(async move {
+        let outcomes = client.batch_associate(&from_path, &to_path, inputs).await;
+        LinkAnswer { rule: key, batch, outcomes }
+    });
+}
+
+/// Records an association batch's answer in one transaction: the associations HubSpot made,
+/// and the ones it refused among the run's failures. Returns the links answered
+/// `OBJECT_NOT_FOUND` (one end may have been merged or deleted), with HubSpot's message.
+fn commit_links(
+    batch: Vec<(LinkCandidate, AssociationInput)>,
+    outcomes: Vec<AssocOutcome>,
     run: &mut Run<'_>,
     failures: &mut Vec<LinkFailure>,
-) -> Result<(), SyncError> {
-    let inputs: Vec<AssociationInput> = batch.iter().map(|(_, input)| input.clone()).collect();
-    let outcomes = client.batch_associate(&from.path_name, &rule.target.path_name, inputs).await?;
+) -> Result<Vec<(LinkCandidate, AssociationInput, String)>, SyncError> {
     let mut by_trace: HashMap<String, (LinkCandidate, AssociationInput)> =
         batch.into_iter().map(|(link, input)| (input.trace.clone(), (link, input))).collect();
     let mut delivered = Vec::new();
-    // Links to a record HubSpot does not know: one end may have been merged or deleted.
     let mut lost = Vec::new();
     for outcome in outcomes {
         match outcome {
@@ -392,6 +538,8 @@ async fn send_links(
                     delivered.push((link, input.from_id, input.to_id));
                 }
             }
+            // Not sent, because the run is stopping: still due, for the next run.
+            AssocOutcome::Rejected { code, .. } if code == outcome_codes::STOPPED => {}
             AssocOutcome::Rejected { trace, code, message } if code == "OBJECT_NOT_FOUND" => {
                 if let Some((link, input)) = by_trace.remove(&trace) {
                     lost.push((link, input, message));
@@ -411,15 +559,15 @@ async fn send_links(
             }
         }
     }
-    delivered.extend(vanished::relink(client, &sync.name, from, rule, lost, run, failures).await?);
     run.counts.associated += delivered.len() as u64;
     blocking(|| run.record_links(&delivered).and_then(|_| run.save_counts()))?;
-    Ok(())
+    Ok(lost)
 }
 
 /// Keeps the sync's MANUAL list equal to the model's records: finds or creates it, then adds
-/// and removes members in batches, recording each acknowledged batch. Without `send_removes`
-/// (the delete guard held the run's removals), only members are added.
+/// and removes members in batches (several in flight), recording each acknowledged batch as its
+/// answer arrives. Without `send_removes` (the delete guard held the run's removals), only
+/// members are added. Returns true when stopped before the end.
 pub async fn sync_list(
     client: &HubSpotClient,
     sync: &SyncSpec,
@@ -427,7 +575,7 @@ pub async fn sync_list(
     meta_slot: &mut Option<ObjectMeta>,
     run: &mut Run<'_>,
     send_removes: bool,
-) -> Result<(), SyncError> {
+) -> Result<bool, SyncError> {
     match sync_list_once(client, sync, list_name, meta_slot, run, send_removes).await {
         // A membership change answered 404: the list was deleted in HubSpot since it was last
         // read. It is created again and refilled, once.
@@ -449,7 +597,7 @@ async fn sync_list_once(
     meta_slot: &mut Option<ObjectMeta>,
     run: &mut Run<'_>,
     send_removes: bool,
-) -> Result<(), SyncError> {
+) -> Result<bool, SyncError> {
     let meta_key = format!("list:{list_name}");
     let list_id = match vanished::stored_list(client, sync, run, &meta_key).await? {
         Some(id) => id,
@@ -481,26 +629,34 @@ async fn sync_list_once(
     if blocking(|| run.changes_count())? == 0
         && blocking(|| run.meta_get(&fingerprint_key))?.as_deref() == Some(fingerprint.as_str())
     {
-        return Ok(());
+        return Ok(false);
     }
     let (adds, removes) = blocking(|| run.prepare_list_changes(&list_id))?;
     let removes = if send_removes { removes } else { 0 };
-    // Both at once: one add-and-remove request carries them.
+    // Both at once: one add-and-remove request carries them (one request at a time).
     let (adds, removes) =
         vanished::send_adds_and_removes(client, sync, meta_slot, run, &list_id, adds, removes).await?;
-    // Read a batch at a time, so memory does not grow with the list.
-    for offset in (0..removes).step_by(LIST_BATCH_SIZE) {
-        let chunk = blocking(|| run.list_changes_page(true, offset, LIST_BATCH_SIZE))?;
-        client.list_remove(&list_id, chunk.iter().map(|(_, id)| id.clone()).collect()).await?;
-        blocking(|| run.record_list_removed(&list_id, &chunk))?;
-        run.counts.list_removed += chunk.len() as u64;
+    // Removes and adds never name the same record, so they may be in flight together.
+    let mut flight = MemberFlight { pipeline: Pipeline::new(client), failure: None, missing: Vec::new() };
+    let changes = (0..removes).step_by(LIST_BATCH_SIZE).map(|offset| (true, offset));
+    for (removing, offset) in changes.chain((0..adds).step_by(LIST_BATCH_SIZE).map(|offset| (false, offset))) {
+        if flight.make_room(run, &list_id).await? || client.stopping() {
+            return flight.finish(run, &list_id).await.map(|_| true);
+        }
+        // Read a batch at a time, so memory does not grow with the list.
+        let chunk = blocking(|| run.list_changes_page(removing, offset, LIST_BATCH_SIZE))?;
+        send_members(&mut flight.pipeline, client, &list_id, removing, chunk);
     }
-    for offset in (0..adds).step_by(LIST_BATCH_SIZE) {
-        let chunk = blocking(|| run.list_changes_page(false, offset, LIST_BATCH_SIZE))?;
-        let change = client.list_add(&list_id, chunk.iter().map(|(_, id)| id.clone()).collect()).await?;
-        let chunk = vanished::settle_missing(client, sync, meta_slot, run, &list_id, chunk, &change.missing).await?;
-        blocking(|| run.record_list_added(&list_id, &chunk))?;
-        run.counts.list_added += chunk.len() as u64;
+    let stopped = flight.finish(run, &list_id).await?;
+    // Adds HubSpot reported missing members in: each read once (merged: added as the
+    // survivor; deleted: forgotten), then the rest of the batch is recorded.
+    for (chunk, missing) in std::mem::take(&mut flight.missing) {
+        let added = vanished::settle_missing(client, sync, meta_slot, run, &list_id, chunk, &missing).await?;
+        blocking(|| run.record_list_added(&list_id, &added))?;
+        run.counts.list_added += added.len() as u64;
+    }
+    if stopped || client.stopping() {
+        return Ok(true);
     }
     // The list now holds the model's rows that have an id; when that is every valid row, the
     // next run can tell from the fingerprint alone that nothing changed.
@@ -509,7 +665,91 @@ async fn sync_list_once(
     } else {
         blocking(|| run.meta_delete(&fingerprint_key))?;
     }
-    Ok(())
+    Ok(false)
+}
+
+/// A list membership request (`removing`: a remove, else an add) and its answer.
+struct MemberAnswer {
+    removing: bool,
+    chunk: Vec<(String, String)>,
+    answered: Result<MembershipChange, HubSpotError>,
+}
+
+/// The list membership requests in flight, and the first error an answer brought.
+struct MemberFlight {
+    pipeline: Pipeline<MemberAnswer>,
+    failure: Option<HubSpotError>,
+    /// Add batches in which HubSpot reported members missing (`recordIdsMissing`), with those
+    /// ids: recorded once settled (`links/vanished.rs`).
+    missing: Vec<(Vec<(String, String)>, Vec<String>)>,
+}
+
+impl MemberFlight {
+    /// Records the answers that arrived, and waits for answers while the pipeline is full.
+    /// True when an answer failed (no new request may start).
+    async fn make_room(&mut self, run: &mut Run<'_>, list_id: &str) -> Result<bool, SyncError> {
+        while let Some(answer) = self.pipeline.arrived() {
+            self.record(answer, run, list_id)?;
+        }
+        while self.pipeline.is_full() {
+            if let Some(answer) = self.pipeline.next().await {
+                self.record(answer, run, list_id)?;
+            }
+        }
+        Ok(self.failure.is_some())
+    }
+
+    /// Records every answer still to come. Returns the first error, else whether a request
+    /// was not sent because the run is stopping.
+    async fn finish(&mut self, run: &mut Run<'_>, list_id: &str) -> Result<bool, SyncError> {
+        while let Some(answer) = self.pipeline.next().await {
+            self.record(answer, run, list_id)?;
+        }
+        match self.failure.take() {
+            Some(HubSpotError::Stopped { .. }) => Ok(true),
+            Some(e) => Err(e.into()),
+            None => Ok(false),
+        }
+    }
+
+    /// Records one acknowledged membership batch, in one transaction.
+    fn record(&mut self, answer: MemberAnswer, run: &mut Run<'_>, list_id: &str) -> Result<(), SyncError> {
+        let MemberAnswer { removing, chunk, answered } = answer;
+        let change = match answered {
+            Ok(change) => change,
+            Err(e) => {
+                self.failure.get_or_insert(e);
+                return Ok(());
+            }
+        };
+        if !removing && !change.missing.is_empty() {
+            self.missing.push((chunk, change.missing));
+        } else if removing {
+            blocking(|| run.record_list_removed(list_id, &chunk))?;
+            run.counts.list_removed += chunk.len() as u64;
+        } else {
+            blocking(|| run.record_list_added(list_id, &chunk))?;
+            run.counts.list_added += chunk.len() as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Starts one list membership request for `chunk`'s record ids.
+fn send_members(
+    pipeline: &mut Pipeline<MemberAnswer>,
+    client: &HubSpotClient,
+    list_id: &str,
+    removing: bool,
+    chunk: Vec<(String, String)>,
+) {
+    let ids: Vec<String> = chunk.iter().map(|(_, id)| id.clone()).collect();
+    let (client, list_id) = (client.clone(), list_id.to_string());
+    pipeline.send(async move {
+        let answered =
+            if removing { client.list_remove(&list_id, ids).await } else { client.list_add(&list_id, ids).await };
+        MemberAnswer { removing, chunk, answered }
+    });
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 //! associations and list members (`links.rs`); `route.rs` holds the pure routing and property
 //! decisions, `unique_key.rs` hubsync's own unique key property for idempotent creates,
 //! `object.rs` the object resolution, `options.rs` what a run is asked and answers,
-//! `blocking.rs` how DuckDB work runs from async code; `removals.rs` what a run takes away
-//! (archives, clears, unlinks, list removals) and the delete guard; `plan.rs` and `validate.rs` are the
-//! read-only views of a sync.
+//! `blocking.rs` how DuckDB work runs from async code, `pipeline.rs` the requests a run has
+//! in flight; `removals.rs` what a run takes away (archives, clears, unlinks, list removals)
+//! and the delete guard; `plan.rs` and `validate.rs` are the read-only views of a sync.
 
 mod blocking;
 mod deliver;
@@ -13,6 +13,7 @@ mod links;
 pub mod metrics;
 mod object;
 mod options;
+mod pipeline;
 mod plan;
 mod removals;
 mod route;

@@ -13,7 +13,8 @@ pub struct RunOptions {
     pub full: bool,
     /// What started the run: `cli`, `schedule`, `api`, `demo`.
     pub trigger: String,
-    /// Set to stop after the batch in flight (graceful shutdown).
+    /// Set to stop (graceful shutdown): the warehouse query is cancelled, or no new HubSpot
+    /// request starts and the answers of those in flight are journaled before the run returns.
     pub stop: Option<Arc<AtomicBool>>,
     /// Show a progress bar when stderr is a terminal.
     pub progress: bool,

@@ -19,7 +19,7 @@ use super::SyncError;
 use crate::config::{Config, SyncSpec, DEFAULT_SEARCH_INDEX_LAG_SECS};
 use crate::source::SourceError;
 use crate::state::{Run, StateStore};
-use hubspot_client::HubSpotClient;
+use hubspot_client::{HubSpotClient, HubSpotError};
 
 /// Runs one sync now. Errors that stop the run are stored in its run record and returned in
 /// the summary; only a state file that cannot be opened is an `Err`.
@@ -38,8 +38,13 @@ pub async fn run_sync(
     // future `!Send`, and the daemon runs syncs on spawned tasks.
     let span = tracing::info_span!("run", sync = %sync.name, run_id);
     span.in_scope(|| tracing::info!(full = options.full, trigger = %options.trigger, "Sync run started."));
-    // This run's own requests, exact even when other syncs share the account's client.
-    let client = &client.with_run_stats();
+    // This run's own requests, exact even when other syncs share the account's client; on a
+    // stop, the requests still waiting for the budget give up unsent, and those on the wire are
+    // answered and journaled.
+    let client = &match &options.stop {
+        Some(stop) => client.with_run_stats().with_stop(stop.clone()),
+        None => client.with_run_stats(),
+    };
     let mut held = None;
     let outcome = execute(config, sync, client, options, &mut run, &mut held).instrument(span.clone()).await;
     run.counts.requests = client.stats().total_requests();
@@ -50,6 +55,9 @@ pub async fn run_sync(
         (Ok(false), Ok(())) => (RunStatus::Succeeded, None),
         (Ok(true), Ok(())) => (RunStatus::Cancelled, Some("stopped before the end by a shutdown".to_string())),
         (Err(e @ SyncError::Source(SourceError::Cancelled { .. })), _) => (RunStatus::Cancelled, Some(e.to_string())),
+        (Err(SyncError::HubSpot(HubSpotError::Stopped { .. })), _) => {
+            (RunStatus::Cancelled, Some("stopped before the end by a shutdown".to_string()))
+        }
         (Err(e), _) => (RunStatus::Failed, Some(e.describe(&sync.name))),
         (Ok(_), Err(e)) => (RunStatus::Failed, Some(e.to_string())),
     };
@@ -98,6 +106,11 @@ async fn execute(
     run.counts = counts;
     let Staged { props, label_objects } = staged?;
     blocking(|| run.keep_invalid_rows())?;
+    if !sync.associations.is_empty() {
+        // Before any record is acknowledged: a run stopped after its records but before their
+        // links leaves them to the next run.
+        blocking(|| run.keep_links_due())?;
+    }
     let c = &run.counts;
     let changed = c.rows_read - c.invalid - c.held - c.unchanged;
     if changed > 0 && deliver_records(client, sync, options, run, &props, &mut meta_slot, lag).await? {
@@ -105,11 +118,18 @@ async fn execute(
     }
     // Associations and list members need the ids of this run's records.
     blocking(|| run.merge_journal())?;
+    let stopping = || options.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
     let link_failures = blocking(|| run.link_failures(0))?.1;
-    let links_read = !sync.associations.is_empty() && (changed > 0 || link_failures > 0);
+    let links_due = if sync.associations.is_empty() { 0 } else { blocking(|| run.links_due_count())? };
+    let links_read = !sync.associations.is_empty() && (changed > 0 || link_failures > 0 || links_due > 0);
     if links_read {
+        if stopping() {
+            return Ok(true);
+        }
         let meta = object_meta(&mut meta_slot, client, sync).await?;
-        deliver_associations(client, sync, meta, run, 2 + props.len(), &label_objects).await?;
+        if deliver_associations(client, sync, meta, run, 2 + props.len(), &label_objects).await? {
+            return Ok(true);
+        }
     }
     // Removals are counted before any is sent, the list's included: the delete guard lets
     // all of them through or none.
@@ -119,12 +139,17 @@ async fn execute(
     };
     let may_remove = removals.as_ref().is_none_or(|r| r.may_send());
     if let Some(list_name) = &sync.list_name {
-        if options.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
+        if stopping() {
             return Ok(true);
         }
-        sync_list(client, sync, list_name, &mut meta_slot, run, may_remove).await?;
+        if sync_list(client, sync, list_name, &mut meta_slot, run, may_remove).await? {
+            return Ok(true);
+        }
     }
     if let Some(removals) = removals {
+        if stopping() {
+            return Ok(true);
+        }
         report_held(sync, &removals);
         if let Some(message) = &removals.held {
             run.counts.removals_held = removals.totals.records;

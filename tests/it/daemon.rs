@@ -58,10 +58,15 @@ async fn runs_on_schedule_takes_triggers_and_stops_gracefully_without_losing_any
     let h = Harness::new().await;
     users(&h, "users", ROWS).await;
     // Every 3 seconds, with the 6-field (seconds) cron syntax.
-    h.write_config(&format!(
-        "[daemon]\nmax_concurrent_runs = 2\n{}",
-        contacts_sync("contacts", "users", r#"{ cron = "*/3 * * * * *" }"#)
-    ));
+    // Two requests in flight at most, so that a run of 30 batches is still sending when the
+    // SIGTERM below comes.
+    h.write_config_with(
+        &format!(
+            "[daemon]\nmax_concurrent_runs = 2\n{}",
+            contacts_sync("contacts", "users", r#"{ cron = "*/3 * * * * *" }"#)
+        ),
+        "max_in_flight = 2",
+    );
     let mut daemon = DaemonProcess::start(h.dir.path(), &h.config_path()).await;
     let base = daemon.url.clone();
 
@@ -108,7 +113,7 @@ async fn runs_on_schedule_takes_triggers_and_stops_gracefully_without_losing_any
     let table = text(&out.stdout);
     assert!(table.contains("contacts") && table.contains("cron `*/3 * * * * *` (UTC)"), "{table}");
 
-    // SIGTERM in the middle of a run: the batch in flight is committed, the process exits 0.
+    // SIGTERM in the middle of a run: the batches in flight are committed, the process exits 0.
     h.emulator.set_faults(FaultConfig { latency_ms: 300, ..Default::default() });
     h.db.exec("UPDATE users SET first_name = first_name || '-v2'").await;
     h.emulator.clear_journal();
@@ -144,7 +149,9 @@ async fn a_second_signal_exits_at_once_and_the_next_start_loses_nothing() {
     const ROWS: u32 = 2000;
     let h = Harness::new().await;
     users(&h, "users", ROWS).await;
-    h.write_config(&contacts_sync("contacts", "users", "{ interval_secs = 3600 }"));
+    // Two requests in flight at most: the batches go in waves, and the slow ones below come
+    // after the first answers.
+    h.write_config_with(&contacts_sync("contacts", "users", "{ interval_secs = 3600 }"), "max_in_flight = 2");
     h.emulator.set_faults(FaultConfig { latency_ms: 300, ..Default::default() });
     let mut daemon = DaemonProcess::start(h.dir.path(), &h.config_path()).await;
     let emulator = &h.emulator;

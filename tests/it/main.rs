@@ -12,6 +12,7 @@ mod host_safety;
 mod links;
 mod metrics;
 mod migration;
+mod pipelining;
 mod rejections;
 mod removals;
 mod sync_core;

@@ -44,7 +44,9 @@ fn assert_holds_exactly_the_model(h: &Harness, n: u32) {
 async fn sigkill_during_delivery_then_a_new_run_leaves_exactly_the_model() {
     let h = Harness::new().await;
     users(&h, 3_000).await;
-    h.write_config(SYNC);
+    // Four batches in flight at most, so the kill lands after the first answers were journaled
+    // and before the last batches were sent.
+    h.write_config_with(SYNC, "max_in_flight = 4");
     // Slow HubSpot down so the kill lands while batches are in flight.
     h.emulator.set_faults(FaultConfig { latency_ms: 60, ..FaultConfig::default() });
 

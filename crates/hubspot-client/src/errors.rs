@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::types::outcome_codes;
+
 /// Longest body excerpt kept in an error.
 const EXCERPT_CHARS: usize = 300;
 
@@ -82,6 +84,16 @@ pub enum HubSpotError {
     #[error("HubSpot account {account}: {endpoint} was rejected with {status} {code}: {message}")]
     Api { account: String, endpoint: String, status: u16, code: String, message: String },
 
+    /// The caller is stopping (a graceful shutdown) and the request was not sent again: it was
+    /// still waiting for the rate budget, or between two attempts, when the stop came (an
+    /// attempt on its way is never abandoned). A create is only ever repeated after attempts
+    /// HubSpot did not apply (a refused connection, a 429), so a stopped create did not happen.
+    #[error(
+        "HubSpot account {account}: {endpoint} was not sent because the run is stopping; the next \
+         run sends it."
+    )]
+    Stopped { account: String, endpoint: String },
+
     /// HubSpot answered with something the client does not understand.
     #[error("HubSpot account {account}: {endpoint} answered {status} with an unexpected body: {body}")]
     Unexpected { account: String, endpoint: String, status: u16, body: String },
@@ -102,6 +114,7 @@ impl HubSpotError {
             HubSpotError::Transport { .. } => "TRANSPORT_ERROR",
             HubSpotError::Api { .. } => "API_ERROR",
             HubSpotError::Unexpected { .. } => "UNEXPECTED_RESPONSE",
+            HubSpotError::Stopped { .. } => outcome_codes::STOPPED,
         }
     }
 
@@ -123,6 +136,7 @@ impl HubSpotError {
                 | HubSpotError::Forbidden { .. }
                 | HubSpotError::DailyLimit { .. }
                 | HubSpotError::RetryLater { .. }
+                | HubSpotError::Stopped { .. }
         )
     }
 }

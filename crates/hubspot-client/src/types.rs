@@ -118,6 +118,9 @@ pub mod outcome_codes {
     pub const DELIVERY_UNCERTAIN: &str = "DELIVERY_UNCERTAIN";
     /// HubSpot acknowledged the batch without a result or an error for this input.
     pub const NO_RESULT: &str = "NO_RESULT";
+    /// Not sent (again): the caller was stopping (`HubSpotClient::with_stop`) before this
+    /// input's request went out. For a create, HubSpot did not do it.
+    pub const STOPPED: &str = "STOPPED";
 }
 
 /// One association label (or unlabeled type) between two object types.

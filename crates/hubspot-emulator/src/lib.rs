@@ -74,6 +74,8 @@ pub(crate) struct Shared {
     pub store: Mutex<Store>,
     pub limits: Limits,
     pub journal: Journal,
+    /// API requests received and not yet answered (or dropped).
+    pub in_flight: std::sync::atomic::AtomicUsize,
 }
 
 /// A running emulator. Dropping it stops the server; [`Emulator::shutdown`] also waits for
@@ -101,6 +103,7 @@ impl Emulator {
             )),
             limits: Limits::new(&config),
             journal: Journal::new(config.journal_capacity),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
             config,
         });
         let (stop, stopped) = watch::channel(false);
@@ -380,6 +383,11 @@ impl Emulator {
     /// (see [`peak_in_flight`]).
     pub fn peak_in_flight(&self) -> usize {
         peak_in_flight(&self.shared.journal.entries())
+    }
+
+    /// API requests received and not answered yet, now (the journal only holds answered ones).
+    pub fn requests_in_flight(&self) -> usize {
+        self.shared.in_flight.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Requests answered with this status (`0` = dropped connections).

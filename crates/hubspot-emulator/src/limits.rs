@@ -6,6 +6,9 @@
 //! - Search has its own per-second bucket, is exempt from the burst window and answers
 //!   without rate-limit headers.
 //!
+//! Requests count in the buckets at their arrival, as HubSpot counts them: a request that waits
+//! out `latency_ms` before its answer has been counted since it came in.
+//!
 //! Faults are drawn once per request, before any state is touched.
 
 use std::collections::{HashMap, VecDeque};
@@ -191,7 +194,8 @@ impl Limits {
         }
     }
 
-    /// Counts a non-search request against the buckets. `Ok` carries the headers to send
+    /// Counts a non-search request against the buckets at `now`, the moment it arrived (as
+    /// HubSpot counts it, whatever the answer's latency). `Ok` carries the headers to send
     /// (none when no limit is on); `Err` is the 429 answer.
     pub(crate) fn admit(&self, caller: &Caller<'_>, now: Instant) -> Result<Option<RateHeaders>, Reply> {
         let mut s = self.lock();
@@ -232,20 +236,25 @@ impl Limits {
         let (count, last_second) = match max {
             Some(max) => {
                 let window = s.windows.entry(caller.app.to_string()).or_default();
-                while window.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
+                while window.front().is_some_and(|t| now.saturating_duration_since(*t) >= WINDOW) {
                     window.pop_front();
                 }
-                if window.len() as u64 >= u64::from(max) {
-                    let last_second = window.iter().rev().take_while(|t| now.duration_since(**t) < SECOND).count();
-                    let count = window.len() as u32;
-                    let h = headers(&s, count, last_second as u32);
+                // Requests are counted at their arrival, which is passed in: one that arrived
+                // later may have been counted first (its answer was due sooner), so count only
+                // the arrivals up to this one.
+                let within = |window: &VecDeque<Instant>, span: Duration| {
+                    window.iter().filter(|t| **t <= now && now.duration_since(**t) < span).count() as u32
+                };
+                let (count, last_second) = (within(window, WINDOW), within(window, SECOND));
+                if u64::from(count) >= u64::from(max) {
+                    let h = headers(&s, count, last_second);
                     let mut reply = self.ten_secondly_reply(caller);
                     h.apply(&mut reply);
                     return Err(reply);
                 }
-                window.push_back(now);
-                let last_second = window.iter().rev().take_while(|t| now.duration_since(**t) < SECOND).count();
-                (window.len() as u32, last_second as u32)
+                let at = window.partition_point(|t| *t <= now);
+                window.insert(at, now);
+                (count + 1, last_second + 1)
             }
             None => (0, 0),
         };
@@ -256,14 +265,16 @@ impl Limits {
         Ok(if max.is_some() || daily_applies { Some(h) } else { None })
     }
 
-    /// Counts a search request against the per-second search bucket (and the daily count).
+    /// Counts a search request, arrived at `now`, against the per-second search bucket (and the
+    /// daily count).
     pub(crate) fn admit_search(&self, caller: &Caller<'_>, now: Instant) -> Result<(), Reply> {
         let mut s = self.lock();
         if let Some(per_sec) = s.search_per_sec {
-            while s.search_window.front().is_some_and(|t| now.duration_since(*t) >= SECOND) {
+            while s.search_window.front().is_some_and(|t| now.saturating_duration_since(*t) >= SECOND) {
                 s.search_window.pop_front();
             }
-            if s.search_window.len() as u64 >= u64::from(per_sec) {
+            let count = s.search_window.iter().filter(|t| **t <= now && now.duration_since(**t) < SECOND).count();
+            if count as u64 >= u64::from(per_sec) {
                 return Err(Reply::json(
                     429,
                     &json!({
@@ -276,7 +287,8 @@ impl Limits {
                     }),
                 ));
             }
-            s.search_window.push_back(now);
+            let at = s.search_window.partition_point(|t| *t <= now);
+            s.search_window.insert(at, now);
         }
         if !caller.oauth && s.daily_limit.is_some() {
             Self::roll_day(&mut s);
@@ -373,6 +385,20 @@ mod tests {
         assert!(l.admit(&Caller { app: "b", oauth: false }, t0).is_ok());
         // The window rolls.
         assert!(l.admit(&a, t0 + Duration::from_secs(10)).is_ok());
+    }
+
+    #[test]
+    fn requests_count_at_their_arrival_even_when_admitted_out_of_order() {
+        let l = limits(Some(2), None);
+        let t0 = Instant::now();
+        let a = Caller { app: "a", oauth: false };
+        // Arrived 5 s after the next one, but admitted first.
+        assert_eq!(l.admit(&a, t0 + Duration::from_secs(5)).unwrap().unwrap().remaining, 1);
+        // Arrived at t0: nothing had arrived before it.
+        assert_eq!(l.admit(&a, t0).unwrap().unwrap().remaining, 1);
+        // 10.5 s after t0 the first arrival has left the window, the later one has not.
+        assert_eq!(l.admit(&a, t0 + Duration::from_millis(10_500)).unwrap().unwrap().remaining, 0);
+        assert_eq!(l.admit(&a, t0 + Duration::from_millis(10_600)).unwrap_err().status, 429);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Each request goes: read body → faults (latency, dropped connection, 5xx/423/477, burst
 //! 429s: all before any state is touched) → route → token → timed 429 burst (decided once the
-//! latency has passed) → rate limits → handler →
+//! latency has passed) → rate limits (counted at the request's arrival, as HubSpot counts
+//! them) → handler →
 //! after-write faults (creates and upserts only: a 502/504 or a dropped connection after the
 //! write) → rate-limit headers → journal.
 
@@ -84,6 +85,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         let (method, uri) = (req.method().as_str().to_string(), req.uri().clone());
         return Ok(into_response(inspect::respond(&shared, &method, uri.path(), uri.query().unwrap_or(""))));
     }
+    let _in_flight = InFlight::enter(&shared);
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(Body::new(body), MAX_BODY_BYTES).await;
     let (latency, fault) = shared.limits.draw_fault();
@@ -105,7 +107,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             fault_reply(fault, &shared.limits, &Caller { app, oauth: false })
         }
         (None, Err(_)) => Reply::html(413, "<h1>413 Request Entity Too Large</h1>"),
-        (None, Ok(body)) => match respond(&shared, &parts, &body) {
+        (None, Ok(body)) => match respond(&shared, &parts, &body, received_at) {
             Answered::Reply(reply) => reply,
             Answered::Drop => {
                 record(&shared, &parts, received_at, 0, request_bytes, 0, recorded_body);
@@ -115,6 +117,22 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     };
     record(&shared, &parts, received_at, reply.status, request_bytes, reply.body.len(), recorded_body);
     Ok(into_response(reply))
+}
+
+/// Counts one request in `Shared::in_flight` until it is answered, dropped, or abandoned.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        shared.in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// What `respond` does with a request.
@@ -130,14 +148,15 @@ impl From<Reply> for Answered {
     }
 }
 
-fn respond(shared: &Shared, parts: &Parts, body: &[u8]) -> Answered {
+/// Answers one request that arrived at `received_at`.
+fn respond(shared: &Shared, parts: &Parts, body: &[u8], received_at: Instant) -> Answered {
     let path = parts.uri.path();
     let Some(route) = Route::parse(&parts.method, path) else {
         // HubSpot counts and answers an unknown path like any other call: with the
         // rate-limit headers (recorded real HubSpot answers, docs/emulator.md).
         let mut reply = Reply::not_found_page();
         if let Some(app) = bearer(&parts.headers) {
-            if let Ok(Some(h)) = shared.limits.admit(&Caller { app, oauth: false }, Instant::now()) {
+            if let Ok(Some(h)) = shared.limits.admit(&Caller { app, oauth: false }, received_at) {
                 h.apply(&mut reply);
             }
         }
@@ -162,9 +181,9 @@ fn respond(shared: &Shared, parts: &Parts, body: &[u8]) -> Answered {
             return fault_reply(Fault::Burst, &shared.limits, &caller).into();
         }
         let admitted = if route.is_search() {
-            shared.limits.admit_search(&caller, Instant::now()).map(|()| None)
+            shared.limits.admit_search(&caller, received_at).map(|()| None)
         } else {
-            shared.limits.admit(&caller, Instant::now())
+            shared.limits.admit(&caller, received_at)
         };
         match admitted {
             Ok(headers) => rate_headers = headers,

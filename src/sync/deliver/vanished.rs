@@ -68,7 +68,12 @@ impl Delivery<'_, '_> {
     /// True while some queue still holds records to send.
     pub(super) fn has_queued(&self) -> bool {
         let q = &self.queues;
-        !(q.read.is_empty() && q.search.is_empty() && q.update.is_empty() && q.upsert.is_empty() && q.create.is_empty())
+        !(q.read.is_empty()
+            && q.search.is_empty()
+            && q.update.is_empty()
+            && q.upsert.is_empty()
+            && q.create.is_empty()
+            && q.vanished.is_empty())
     }
 
     /// Reads each set-aside record by the id it was sent to, once, and acts on the answer:

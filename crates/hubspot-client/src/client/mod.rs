@@ -26,6 +26,8 @@ mod transport;
 
 pub use archive::LabelRemoval;
 
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,14 +47,19 @@ use crate::types::{PropertyInfo, SchemaInfo};
 use transport::{bearer_header, Call};
 /// Longest time to wait for a connection, whatever `timeout_secs` says.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a request waiting for the budget or a retry looks at its handle's stop flag.
+const STOP_POLL: Duration = Duration::from_millis(20);
 
 /// A client for one HubSpot account. Cheap to clone; clones share counters and the budget.
-/// `with_run_stats` makes a clone that also counts its requests on its own, for one run.
+/// `with_run_stats` makes a clone that also counts its requests on its own, for one run;
+/// `with_stop` one whose requests are not sent once a stop flag is set.
 #[derive(Clone, Debug)]
 pub struct HubSpotClient {
     pub(super) inner: Arc<Inner>,
     /// The counters of the run this handle belongs to, if any (shared by its clones).
     pub(super) run: Option<Arc<StatsCounters>>,
+    /// Once set, this handle sends no new attempt (see `with_stop`).
+    pub(super) stop: Option<Arc<AtomicBool>>,
 }
 
 #[derive(Debug)]
@@ -117,6 +124,7 @@ impl HubSpotClient {
         Ok(HubSpotClient {
             inner: Arc::new(Inner { settings, http, paths, budget, policy, stats: StatsCounters::default(), auth }),
             run: None,
+            stop: None,
         })
     }
 
@@ -125,7 +133,40 @@ impl HubSpotClient {
     /// same client. Its `stats()` are those of the run alone; `client_stats()` still gives the
     /// client's. Calling it on a run's handle starts a new, separate count.
     pub fn with_run_stats(&self) -> HubSpotClient {
-        HubSpotClient { inner: self.inner.clone(), run: Some(Arc::new(StatsCounters::default())) }
+        HubSpotClient {
+            inner: self.inner.clone(),
+            run: Some(Arc::new(StatsCounters::default())),
+            stop: self.stop.clone(),
+        }
+    }
+
+    /// A clone that sends no new attempt once `stop` is set (a graceful shutdown): a request
+    /// still waiting for the rate budget or an in-flight slot, or waiting between two attempts,
+    /// gives up with `HubSpotError::Stopped` (in a batch call that had answers already, its
+    /// remaining inputs are rejected with `STOPPED`). An attempt already sent is never
+    /// abandoned: its answer is read and returned as usual, so the caller can record it.
+    pub fn with_stop(&self, stop: Arc<AtomicBool>) -> HubSpotClient {
+        HubSpotClient { inner: self.inner.clone(), run: self.run.clone(), stop: Some(stop) }
+    }
+
+    /// True once this handle's stop flag is set.
+    pub fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+
+    /// Runs `work` unless the stop flag is (or becomes) set first; `None` when stopped.
+    pub(super) async fn unless_stopped<F: Future>(&self, work: F) -> Option<F::Output> {
+        let Some(stop) = &self.stop else { return Some(work.await) };
+        let stopped = async {
+            while !stop.load(Ordering::SeqCst) {
+                tokio::time::sleep(STOP_POLL).await;
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = stopped => None,
+            out = work => Some(out),
+        }
     }
 
     /// Requests made so far, by endpoint kind and answer class; retries by reason; 429s met.

@@ -107,9 +107,12 @@ impl HubSpotClient {
         let mut refreshed_after_401 = false;
         loop {
             let (auth, bearer) = self.authorization().await.map_err(CallError::Hub)?;
-            let permit = match inner.budget.acquire(call.class).await {
-                Ok(permit) => permit,
-                Err(DailyLimitReached { limit }) => {
+            // Nothing was sent yet (or the last attempt was one a retry may repeat): a stop
+            // now leaves HubSpot untouched by this request.
+            let permit = match self.unless_stopped(inner.budget.acquire(call.class)).await {
+                None => return Err(CallError::Hub(self.stopped(call))),
+                Some(Ok(permit)) => permit,
+                Some(Err(DailyLimitReached { limit })) => {
                     return Err(CallError::Hub(HubSpotError::DailyLimit { account: self.account().to_string(), limit }))
                 }
             };
@@ -203,7 +206,9 @@ impl HubSpotClient {
                             delay_ms = delay.as_millis() as u64,
                             "HubSpot request failed; retrying after a pause."
                         );
-                        tokio::time::sleep(delay).await;
+                        if self.unless_stopped(tokio::time::sleep(delay)).await.is_none() {
+                            return Err(CallError::Hub(self.stopped(call)));
+                        }
                     }
                     retries += 1;
                 }
@@ -360,6 +365,11 @@ impl HubSpotClient {
             status: reply.status,
             body: format!("{detail}: {}", excerpt(&reply.body, self.token())),
         }
+    }
+
+    /// The error for a request not sent because this handle is stopping.
+    pub(super) fn stopped(&self, call: &Call) -> HubSpotError {
+        HubSpotError::Stopped { account: self.account().to_string(), endpoint: call.describe() }
     }
 
     pub(super) fn token(&self) -> &str {

@@ -131,7 +131,8 @@ async fn eight_callers_never_have_more_than_max_in_flight_at_the_emulator() -> T
 }
 
 /// Item (b): at 300 ms per answer and a limit of 100 per 10 s, 8 callers sending 150 batches
-/// keep the limit (at least 90% by the bench's measure) and meet no 429.
+/// keep the limit (at least 95% by the bench's measure: a request counts from its send plus
+/// the arrival allowance, not from its answer) and meet no 429.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_callers_at_300_ms_keep_the_rate_limit_without_a_429() -> TestResult {
     let emu = emulator(300, Some(100)).await?;
@@ -143,7 +144,7 @@ async fn eight_callers_at_300_ms_keep_the_rate_limit_without_a_429() -> TestResu
     assert_eq!(journal.len(), 150);
     assert_each_contact_once(&emu, 300);
     let achieved = achieved_per_10s(&journal, 100);
-    assert!(achieved >= 90.0, "achieved {achieved:.1} requests per 10 s of 100");
+    assert!(achieved >= 95.0, "achieved {achieved:.1} requests per 10 s of 100");
     assert!(emu.peak_in_flight() > 4, "the callers did not overlap");
     assert_eq!(hs.stats().rate_limited, 0);
     Ok(())
@@ -296,5 +297,78 @@ async fn two_runs_on_one_client_count_exactly_what_the_emulator_received() -> Te
     assert_eq!(sa.rate_limited + sb.rate_limited, emu.count_status(429) as u64);
     assert!(sa.total_retries() + sb.total_retries() > 0, "the faults caused no retry");
     assert_eq!(sa.total_retries() + sb.total_retries(), all.total_retries());
+    Ok(())
+}
+
+/// A graceful stop through `with_stop`: the request on its way is answered and returned; the
+/// ones still waiting for the budget give up at once with `Stopped`, unsent; a create stopped
+/// in a batch that had answers already comes back as `STOPPED` outcomes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_handle_finishes_the_request_in_flight_and_sends_nothing_more() -> TestResult {
+    let emu = emulator(300, None).await?;
+    // One request per window: the second and third wait about 10 s for the budget.
+    let hs = client_with(ClientSettings { max_requests_per_10s: 1, ..settings(&emu.base_url()) });
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let run = hs.with_run_stats().with_stop(stop.clone());
+    let mut tasks = Vec::new();
+    for n in 0..3 {
+        let run = run.clone();
+        tasks.push(tokio::spawn(async move { run.batch_upsert("contacts", "email", contacts(n * 10, 2)).await }));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopped_at = Instant::now();
+    stop.store(true, Ordering::SeqCst);
+    let mut written = 0;
+    let mut stopped = 0;
+    for t in tasks {
+        match t.await? {
+            Ok(outcomes) => {
+                assert!(outcomes.iter().all(|o| o.is_written()), "{outcomes:?}");
+                written += 1;
+            }
+            Err(HubSpotError::Stopped { .. }) => stopped += 1,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert!(stopped_at.elapsed() < Duration::from_secs(2), "the waiting requests gave up at once");
+    assert_eq!((written, stopped), (1, 2), "the request in flight was answered, the others never sent");
+    assert_eq!(emu.journal().len(), 1);
+    assert_each_contact_once(&emu, 2);
+    assert_eq!(run.stats().total_requests(), 1);
+    // Stopped, the handle sends nothing; the client itself still can.
+    assert!(matches!(run.list_properties("contacts").await, Err(HubSpotError::Stopped { .. })));
+    assert_eq!(emu.journal().len(), 1);
+    assert_eq!(hs.budget().in_flight(), 0, "every slot was given back");
+    Ok(())
+}
+
+/// The share of the limit the budget sustains with enough callers in flight, at each latency
+/// and limit of issue 14's benchmark table: at least 95% by the bench's measure, and no 429.
+/// About three minutes, so not in the default run: `cargo test -p hubspot-client --test it --
+/// --ignored share_of_the_limit`. (`hubsync bench` measures the same through whole syncs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn share_of_the_limit_at_0_300_and_1000_ms_and_100_and_190_per_10s() -> TestResult {
+    let mut report = Vec::new();
+    for latency_ms in [0u64, 300, 1_000] {
+        for limit in [100u32, 190] {
+            let emu = emulator(latency_ms, Some(limit)).await?;
+            let hs = client_with(ClientSettings { max_requests_per_10s: limit, ..settings(&emu.base_url()) });
+            // Three windows' worth of one-contact upserts, from as many callers as may be in flight.
+            upsert_concurrently(&hs, 32, 3 * limit as usize, 1).await?;
+            let journal = emu.journal();
+            let achieved = achieved_per_10s(&journal, limit as usize);
+            let share = achieved / f64::from(limit);
+            report.push(format!(
+                "{latency_ms} ms, {limit}/10 s: {achieved:.1} per 10 s ({:.1}%), {} x 429",
+                share * 100.0,
+                emu.count_status(429)
+            ));
+            assert_eq!(emu.count_status(429), 0, "{report:#?}");
+            assert!(share >= 0.95, "{report:#?}");
+        }
+    }
+    eprintln!("{}", report.join("\n"));
     Ok(())
 }
