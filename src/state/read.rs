@@ -75,6 +75,16 @@ impl StateReader {
             .unwrap_or(false)
     }
 
+    /// True when a table of that name exists (in the file, or attached).
+    pub(super) fn has_table(&self, table: &str) -> bool {
+        self.conn
+            .query_row("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", params![table], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n > 0)
+            .unwrap_or(false)
+    }
+
     /// `expr` when the column it reads exists (its name is the first word inside any call),
     /// else `fallback`.
     fn column_or(&self, table: &str, expr: &str, fallback: &str) -> String {

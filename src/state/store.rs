@@ -105,6 +105,18 @@ impl StateStore {
                      SELECT *, NULL::UBIGINT AS row_hash, false AS on_change FROM saved.main.rejections",
                 )?;
             }
+            // Tables newer migrations add (`stale_links`, 3; `links_due`, 4) are empty in memory.
+            for (table, columns) in [
+                (
+                    "stale_links",
+                    "assoc VARCHAR, from_pk VARCHAR, to_value VARCHAR, labels VARCHAR, marked_at TIMESTAMP",
+                ),
+                ("links_due", "pk VARCHAR"),
+            ] {
+                if !store.has_table(table) {
+                    store.batch(&format!("CREATE TABLE memory.main.{table} ({columns})"))?;
+                }
+            }
         } else {
             for step in MIGRATIONS {
                 store.batch(step.sql)?;

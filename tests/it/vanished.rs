@@ -228,6 +228,8 @@ object = "contacts"
 match = { column = "email", property = "email" }
 fields = { email = "email", first_name = "firstname" }
 list = { name = "Synced users" }
+# A small list: one removal of four members is 25%, over the default guard of 10%.
+max_deletes = 10
 "#;
 
 fn members(h: &Harness, list_id: &str) -> BTreeSet<String> {
