@@ -11,14 +11,17 @@
 //!   with its counts, and is consumed by [`Run::finish`].
 //!
 //! Files: `types.rs` (the values), `read.rs` (reads), `store.rs` (opening, staging, diff and
-//! merge), `run.rs` (a run's record and journal), `links.rs` (associations and list members).
+//! merge), `run.rs` (a run's record and journal), `links.rs` (associations and list members),
+//! `budget.rs` (the memory budget every phase runs within, and the temp work tables).
 
+mod budget;
 mod links;
 mod read;
 mod run;
 mod store;
 mod types;
 
+pub use budget::{temp_dir_of, StateLimits};
 pub use links::{LinkCandidate, LinkFailure, PendingLink};
 pub use read::StateReader;
 pub use run::Run;

@@ -12,6 +12,8 @@ mod host_safety;
 mod links;
 mod metrics;
 mod rejections;
+mod second_read;
+mod state_budget;
 mod sync_core;
 mod sync_resilience;
 mod warehouse_tls;
