@@ -101,7 +101,7 @@ fn default_state_dir() -> PathBuf {
 }
 
 /// The memory budget of a run's state database unless `state_memory_mb` says otherwise.
-pub const DEFAULT_STATE_MEMORY_MB: u64 = 128;
+pub const DEFAULT_STATE_MEMORY_MB: u64 = 64;
 /// The smallest `state_memory_mb` accepted (the minimum budget): below it, some of DuckDB's
 /// joins and sorts cannot pin the pages they work on, and fail rather than spill.
 pub const MIN_STATE_MEMORY_MB: u64 = 64;

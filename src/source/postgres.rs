@@ -768,6 +768,25 @@ mod tests {
     }
 
     #[test]
+    fn keys_copied_in_read_back_as_they_were() {
+        for key in ["plain", "tab\there", "new\nline", "back\\slash", "cr\r", "\\.", "clé", ""] {
+            let mut field = BytesMut::new();
+            copy_text_field(key, &mut field);
+            assert!(!field.contains(&b'\t') && !field.contains(&b'\n'), "{key:?}");
+            assert_eq!(parse_field(&field).as_deref(), Some(key), "{key:?}");
+        }
+    }
+
+    #[test]
+    fn rows_picked_by_the_server_are_kept_unless_not_utf8() {
+        let mut p = CopyTextParser::new(2, None).picked_by_server();
+        let mut rows: Vec<Row> = p.feed(b"1\tAda\n2\tRen\xe9e\n3\tBo").into_iter().flatten().collect();
+        rows.extend(p.finish());
+        assert_eq!(rows, vec![vec![Some("1".into()), Some("Ada".into())], vec![Some("3".into()), Some("Bo".into())]]);
+        assert_eq!(p.received, 3, "every line the server sent is counted");
+    }
+
+    #[test]
     fn octal_and_hex_escapes() {
         assert_eq!(parse_field(b"\\101\\x42"), Some("AB".into()));
         assert_eq!(parse_field(b""), Some(String::new()));

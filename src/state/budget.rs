@@ -114,14 +114,14 @@ mod tests {
     }
 
     /// Every phase of a first run and of a 1%-changed run over `rows` rows, through the store's
-    /// own calls, at the minimum budget and one thread: staging, the diff, the changes, paging
+    /// own calls, at the minimum budget and the default threads: staging, the diff, the changes, paging
     /// them, journaling, the merge, the list check. Returns the seconds of each phase.
     fn run_phases_at_the_minimum(rows: usize, list: bool) -> Vec<(&'static str, f64)> {
         use crate::source::{key_hash, RowKey};
         use crate::state::{Entry, StateStore};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.duckdb");
-        let limits = StateLimits { memory_mb: MIN_STATE_MEMORY_MB, threads: Some(1) };
+        let limits = StateLimits { memory_mb: MIN_STATE_MEMORY_MB, threads: None };
         let mut times = Vec::new();
         let mut clock = std::time::Instant::now();
         let mut lap = |name: &'static str, times: &mut Vec<(&'static str, f64)>| {

@@ -63,6 +63,13 @@ pub struct BenchOptions {
     /// otherwise measured twice: the ten-column model, then with the text column).
     #[arg(long)]
     pub skip_text_column: bool,
+    /// `state_memory_mb` of the measured syncs (unset: hubsync's default), to measure another
+    /// memory budget.
+    #[arg(long, value_name = "MIB")]
+    pub state_memory_mb: Option<u64>,
+    /// `state_threads` of the measured syncs (unset: hubsync's default).
+    #[arg(long, value_name = "N")]
+    pub state_threads: Option<usize>,
     /// Contacts sent in the rate-limited case (a first sync: one batch upsert per 100).
     #[arg(long, value_name = "N", default_value_t = 20_000)]
     pub rate_limited_rows: u64,
@@ -100,6 +107,18 @@ timeout_secs = 120
 }
 
 const CONTACT_FIELDS: &str = r#"fields = { email = "email", first_name = "firstname", plan = "plan_tier", score = "score", lifetime_value = "lifetime_value", is_active = "active_user", signed_up = "signup_date", last_seen_at = "last_seen_at" }"#;
+
+/// A config with `--state-memory-mb` and `--state-threads` at its top, when given.
+fn with_state_budget(options: &BenchOptions, config: String) -> String {
+    let mut top = String::new();
+    if let Some(mb) = options.state_memory_mb {
+        top.push_str(&format!("state_memory_mb = {mb}\n"));
+    }
+    if let Some(threads) = options.state_threads {
+        top.push_str(&format!("state_threads = {threads}\n"));
+    }
+    top + &config
+}
 
 /// The contacts model a size is measured with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,7 +352,8 @@ async fn measure_size(
     db.build_model(contacts, companies, with_text).await?;
     let dir = options.dir.join(variant.dir_name(contacts));
     let emulator = start_emulator(exe, &dir, None).await?;
-    let command = prepare(exe, &dir, &config_toml(1_000_000, &size_syncs(variant)), db, &emulator)?;
+    let config = with_state_budget(options, config_toml(1_000_000, &size_syncs(variant)));
+    let command = prepare(exe, &dir, &config, db, &emulator)?;
 
     let mut runs = Vec::new();
     let first = |n| Fewest::new(n, n, n);
