@@ -6,10 +6,10 @@
 CREATE OR REPLACE TEMP TABLE snapshot_merged AS
 SELECT
     j.pk,
-    coalesce(j.hubspot_id, s.hubspot_id) AS hubspot_id,
-    CASE WHEN j.acked THEN j.row_hash ELSE s.row_hash END AS row_hash,
-    CASE WHEN j.acked THEN j.props ELSE s.props END AS props,
-    CASE WHEN j.acked THEN j.delivered_at ELSE s.delivered_at END AS delivered_at
+    CASE WHEN j.forgot THEN NULL ELSE coalesce(j.hubspot_id, s.hubspot_id) END AS hubspot_id,
+    CASE WHEN j.acked THEN j.row_hash WHEN j.cleared THEN NULL ELSE s.row_hash END AS row_hash,
+    CASE WHEN j.acked THEN j.props WHEN j.cleared THEN NULL ELSE s.props END AS props,
+    CASE WHEN j.acked THEN j.delivered_at WHEN j.cleared THEN NULL ELSE s.delivered_at END AS delivered_at
 FROM journal_last j
 LEFT JOIN snapshot s ON s.pk = j.pk;
 

@@ -55,6 +55,11 @@ enum Command {
         /// too long) although their rows did not change; by default they wait for a change.
         #[arg(long)]
         retry_rejected: bool,
+        /// Send the removals the delete guard would hold: more records archived, cleared,
+        /// unlinked or removed from the list than `max_deletes` allows, or a model that returned
+        /// no rows. Without it such a run sends everything else and exits with code 3.
+        #[arg(long)]
+        allow_deletes: bool,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -87,7 +92,11 @@ enum Command {
         /// Send every row, not only the changed ones.
         #[arg(long)]
         full: bool,
-        /// Follow the run to its end; exit non-zero if it did not succeed.
+        /// Send the removals the delete guard would hold, as `hubsync sync` does with this flag.
+        #[arg(long)]
+        allow_deletes: bool,
+        /// Follow the run to its end; exit non-zero if it did not succeed (3 when the delete
+        /// guard held its removals).
         #[arg(long)]
         wait: bool,
         /// The daemon's URL; by default the config's `daemon.listen`.
@@ -113,6 +122,10 @@ enum Command {
         /// Contacts in the sample warehouse.
         #[arg(long, default_value_t = 3000)]
         contacts: u32,
+        /// Milliseconds the emulator takes to answer each request, as real HubSpot takes
+        /// hundreds of milliseconds for a batch write; `0` answers at once.
+        #[arg(long, value_name = "MS", default_value_t = cli::DEMO_LATENCY_MS)]
+        latency_ms: u64,
     },
     /// Store, sign in with, or show the credentials of HubSpot accounts.
     #[command(subcommand)]
@@ -169,20 +182,20 @@ fn main() -> ExitCode {
         match args.command {
             Command::Validate => cli::validate(&config).await,
             Command::Plan { sync, full, json } => cli::plan(&config, &sync, full, json).await,
-            Command::Sync { syncs, all, full, retry_rejected, json } => {
-                cli::sync(&config, &syncs, all, full, retry_rejected, json).await
+            Command::Sync { syncs, all, full, retry_rejected, allow_deletes, json } => {
+                cli::sync(&config, &syncs, all, cli::SyncFlags { full, retry_rejected, allow_deletes, json }).await
             }
             Command::Status { sync, json, daemon: Some(url), .. } => {
                 cli::daemon_status(&config, &url, sync.as_deref(), json).await
             }
             Command::Status { sync, limit, json, daemon: None } => cli::status(&config, sync.as_deref(), limit, json),
             Command::Run { listen } => cli::run(&config, listen.as_deref()).await,
-            Command::Trigger { sync, full, wait, daemon } => {
-                cli::trigger(&config, &sync, full, wait, daemon.as_deref()).await
+            Command::Trigger { sync, full, allow_deletes, wait, daemon } => {
+                cli::trigger(&config, &sync, full, allow_deletes, wait, daemon.as_deref()).await
             }
             Command::Fields { sync } => cli::fields(&config, &sync).await,
             Command::Reset { sync } => cli::reset(&config, &sync),
-            Command::Demo { dir, contacts } => cli::demo(&dir, contacts).await,
+            Command::Demo { dir, contacts, latency_ms } => cli::demo(&dir, contacts, latency_ms).await,
             Command::Auth(AuthCommand::Token { account }) => cli::auth_token(&config, &account),
             Command::Auth(AuthCommand::Login { account, timeout }) => cli::auth_login(&config, &account, timeout).await,
             Command::Auth(AuthCommand::Status) => cli::auth_status(&config).await,

@@ -15,6 +15,7 @@ mod store;
 
 pub use admin_token::{admin_token_path, load_admin_token, load_or_create_admin_token, ADMIN_TOKEN_FILE};
 pub use scopes::{
-    describe_hubspot_error, is_granted, missing_scope_message, missing_scopes, required_scopes, ScopeNeed,
+    describe_hubspot_error, is_granted, missing_scope_message, missing_scopes, required_scopes, unique_key_scope,
+    ScopeNeed,
 };
 pub use store::{credentials_dir, CredentialStore, OAuthCredential, StoredCredential};

@@ -56,6 +56,9 @@ pub fn required_scopes(sync: &SyncSpec) -> Vec<ScopeNeed> {
         SyncMode::Create => "create",
     };
     add(format!("{verb} {object}"), object_scope(object, "write"));
+    if let Some(need) = unique_key_scope(sync) {
+        add(need.operation, need.scope);
+    }
     for a in &sync.associations {
         add(format!("associate {object} with {}", a.to), object_scope(&a.to, "read"));
         add(format!("associate {object} with {}", a.to), object_scope(&a.to, "write"));
@@ -65,6 +68,22 @@ pub fn required_scopes(sync: &SyncSpec) -> Vec<ScopeNeed> {
         add("keep its list".to_string(), "crm.lists.write".to_string());
     }
     needs
+}
+
+/// The scope that creating the sync's unique key property (`unique_key_property = true`) needs:
+/// the object's `crm.schemas.*.write`. `None` when the setting is off, or for contacts, which
+/// never use it. Without the scope a run falls back to journaled creates.
+pub fn unique_key_scope(sync: &SyncSpec) -> Option<ScopeNeed> {
+    let object = sync.object.as_str();
+    let fam = family(object);
+    if !sync.unique_key_property || standard_object(object).is_some_and(|o| o.type_id == "0-1") {
+        return None;
+    }
+    let schema = if fam == "custom" || is_custom_type_id(object) { "custom" } else { fam };
+    Some(ScopeNeed {
+        operation: format!("create its unique key property on {object}"),
+        scope: format!("crm.schemas.{schema}.write"),
+    })
 }
 
 /// True when `granted` holds `scope`, or a sensitive-data variant HubSpot accepts in its place
@@ -134,6 +153,9 @@ mod tests {
             list_name: None,
             key: "syncs[0]".into(),
             schedule: None,
+            unique_key_property: false,
+            on_delete: Default::default(),
+            max_deletes: Default::default(),
         }
     }
 
@@ -160,6 +182,7 @@ mod tests {
             type_name: None,
             column: "c".into(),
             match_property: "domain".into(),
+            remove_stale: false,
         });
         s.list_name = Some("l".into());
         assert_eq!(
@@ -174,6 +197,29 @@ mod tests {
                 "crm.lists.write",
             ]
         );
+    }
+
+    #[test]
+    fn the_unique_key_property_needs_the_schema_write_scope() {
+        let mut s = spec("companies", SyncMode::Upsert);
+        assert!(!scopes(&s).iter().any(|x| x.contains("schemas.companies.write")));
+        s.unique_key_property = true;
+        assert_eq!(
+            scopes(&s),
+            [
+                "crm.objects.companies.read",
+                "crm.schemas.companies.read",
+                "crm.objects.companies.write",
+                "crm.schemas.companies.write"
+            ]
+        );
+        assert_eq!(unique_key_scope(&s).unwrap().operation, "create its unique key property on companies");
+        let mut pets = spec("pets", SyncMode::Upsert);
+        pets.unique_key_property = true;
+        assert_eq!(unique_key_scope(&pets).unwrap().scope, "crm.schemas.custom.write");
+        let mut contacts = spec("contacts", SyncMode::Upsert);
+        contacts.unique_key_property = true;
+        assert_eq!(unique_key_scope(&contacts), None, "contacts never use it");
     }
 
     #[test]

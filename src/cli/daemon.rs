@@ -170,13 +170,18 @@ pub async fn trigger(
     config_path: &Path,
     sync: &str,
     full: bool,
+    allow_deletes: bool,
     wait: bool,
     daemon_url: Option<&str>,
 ) -> Result<(), CliError> {
     let client = DaemonClient::new(config_path, daemon_url)?;
     let path = format!("/syncs/{}", encode(sync));
-    let accepted =
-        client.call(reqwest::Method::POST, &format!("{path}/run"), Some(serde_json::json!({ "full": full }))).await?;
+    let body = if allow_deletes {
+        serde_json::json!({ "full": full, "allow_deletes": true })
+    } else {
+        serde_json::json!({ "full": full })
+    };
+    let accepted = client.call(reqwest::Method::POST, &format!("{path}/run"), Some(body)).await?;
     let id = accepted.get("request_id").and_then(Value::as_u64).ok_or_else(|| {
         CliError::Failed(format!("the daemon at {} did not return a request id: {accepted}", client.base))
     })?;
@@ -198,6 +203,12 @@ pub async fn trigger(
             "succeeded" => {
                 println!("sync `{sync}`: {}", describe_run(info.get("run").unwrap_or(&Value::Null)));
                 return Ok(());
+            }
+            "held" => {
+                let run = info.get("run").unwrap_or(&Value::Null);
+                println!("sync `{sync}`: {}", describe_run(run));
+                let error = run.get("error").and_then(Value::as_str).unwrap_or("the delete guard held the removals");
+                return Err(CliError::Held(format!("sync `{sync}`: {error}")));
             }
             "failed" | "cancelled" => {
                 let run = info.get("run").unwrap_or(&Value::Null);

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{Accounts, CliError};
 use crate::config::Config;
 use crate::sync::{self, RunOptions};
-use hubspot_emulator::{Emulator, EmulatorConfig};
+use hubspot_emulator::{Emulator, EmulatorConfig, FaultConfig};
 
 fn failed(what: &str) -> impl Fn(duckdb::Error) -> CliError + '_ {
     move |e| CliError::Failed(format!("demo: {what}: {e}"))
@@ -193,8 +193,12 @@ fn claim_dir(dir: &Path) -> Result<(), CliError> {
     .map_err(io)
 }
 
+/// The emulator's answer latency in the demo unless `--latency-ms` says otherwise: real
+/// HubSpot answers a batch write in a few hundred milliseconds.
+pub const DEMO_LATENCY_MS: u64 = 200;
+
 /// `hubsync demo`.
-pub async fn demo(dir: &Path, contacts: u32) -> Result<(), CliError> {
+pub async fn demo(dir: &Path, contacts: u32, latency_ms: u64) -> Result<(), CliError> {
     let io = |e: std::io::Error| CliError::Failed(format!("demo: cannot prepare {}: {e}", dir.display()));
     claim_dir(dir)?;
     std::fs::create_dir_all(dir.join("models")).map_err(io)?;
@@ -207,12 +211,16 @@ pub async fn demo(dir: &Path, contacts: u32) -> Result<(), CliError> {
     let emulator = Emulator::start(EmulatorConfig {
         max_requests_per_10s: Some(100),
         daily_limit: Some(250_000),
+        faults: FaultConfig { latency_ms, ..FaultConfig::default() },
         ..EmulatorConfig::default()
     })
     .await
     .map_err(|e| CliError::Failed(format!("demo: cannot start the HubSpot emulator: {e:#}")))?;
     set_up_portal(&emulator);
-    println!("HubSpot emulator listening on {} (100 requests per 10 s, like a Starter portal).", emulator.base_url());
+    println!(
+        "HubSpot emulator listening on {} (100 requests per 10 s, like a Starter portal; answers after {latency_ms} ms).",
+        emulator.base_url()
+    );
     println!("Sample warehouse: {} ({contacts} users, {} companies).", warehouse.display(), (contacts / 10).max(10));
 
     let url = emulator.base_url();

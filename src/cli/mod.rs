@@ -13,7 +13,7 @@ pub use crate::accounts::Accounts;
 pub use auth::{auth_login, auth_status, auth_token};
 pub use bench::{bench, BenchOptions};
 pub use daemon::{daemon_status, run, trigger};
-pub use demo::demo;
+pub use demo::{demo, DEMO_LATENCY_MS};
 
 use crate::config::{Config, ConfigError};
 use crate::state::{StateLimits, StateReader, StateStore};
@@ -29,13 +29,20 @@ pub enum CliError {
     /// The command could not do its job: exit code 1.
     #[error("{0}")]
     Failed(String),
+    /// A run sent everything but its removals, which the delete guard held: exit code 3.
+    #[error("{0}")]
+    Held(String),
 }
+
+/// The exit code of a run whose removals the delete guard held.
+pub const EXIT_HELD: u8 = 3;
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Config(_) => 2,
             CliError::Failed(_) => 1,
+            CliError::Held(_) => EXIT_HELD,
         }
     }
 }
@@ -127,15 +134,19 @@ pub async fn plan(config_path: &Path, name: &str, full: bool, json: bool) -> Res
     Ok(())
 }
 
-/// `hubsync sync <sync>...`: runs the syncs one after another; fails if any run failed.
-pub async fn sync(
-    config_path: &Path,
-    names: &[String],
-    all: bool,
-    full: bool,
-    retry_rejected: bool,
-    json: bool,
-) -> Result<(), CliError> {
+/// How `hubsync sync` was asked to run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SyncFlags {
+    pub full: bool,
+    pub retry_rejected: bool,
+    pub allow_deletes: bool,
+    pub json: bool,
+}
+
+/// `hubsync sync <sync>...`: runs the syncs one after another; fails if any run failed (exit
+/// code 1), or, when none failed, if the delete guard held a run's removals (exit code 3).
+pub async fn sync(config_path: &Path, names: &[String], all: bool, flags: SyncFlags) -> Result<(), CliError> {
+    let SyncFlags { full, retry_rejected, allow_deletes, json } = flags;
     let config = Config::load(config_path)?;
     let specs: Vec<_> = if all {
         config.syncs.iter().collect()
@@ -150,28 +161,38 @@ pub async fn sync(
     };
     let accounts = Accounts::build(&config)?;
     let stop = stop_on_signal()?;
-    let mut failed = Vec::new();
+    let (mut failed, mut held) = (Vec::new(), Vec::new());
     for spec in specs {
         if stop.load(std::sync::atomic::Ordering::SeqCst) {
             failed.push(format!("{}: not started, the command was stopped by a signal", spec.name));
             continue;
         }
-        let options =
-            RunOptions { full, trigger: "cli".into(), stop: Some(stop.clone()), progress: !json, retry_rejected };
+        let options = RunOptions {
+            full,
+            trigger: "cli".into(),
+            stop: Some(stop.clone()),
+            progress: !json,
+            retry_rejected,
+            allow_deletes,
+        };
         let summary = sync::run_sync(&config, spec, accounts.client(&spec.hubspot)?, &options).await?;
         if json {
             println!("{}", serde_json::to_string(&summary).unwrap_or_default());
         } else {
             print_summary(&summary);
         }
-        if summary.status != RunStatus::Succeeded {
-            failed.push(format!("{}: {}", summary.sync, summary.error.unwrap_or_default()));
+        match summary.status {
+            RunStatus::Succeeded => {}
+            RunStatus::Held => held.push(format!("{}: {}", summary.sync, summary.error.unwrap_or_default())),
+            _ => failed.push(format!("{}: {}", summary.sync, summary.error.unwrap_or_default())),
         }
     }
-    if failed.is_empty() {
-        Ok(())
-    } else {
+    if !failed.is_empty() {
         Err(CliError::Failed(format!("sync failed: {}", failed.join("; "))))
+    } else if !held.is_empty() {
+        Err(CliError::Held(held.join("; ")))
+    } else {
+        Ok(())
     }
 }
 

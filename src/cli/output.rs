@@ -63,6 +63,7 @@ pub fn print_summary(s: &RunSummary) {
         RunStatus::Succeeded => "succeeded",
         RunStatus::Failed => "FAILED",
         RunStatus::Cancelled => "was cancelled",
+        RunStatus::Held => "sent everything but its removals (HELD)",
     };
     println!(
         "sync `{}` run {} {verb} in {:.1}s: {} rows read, {} unchanged, {} created, {} updated, {} skipped, \
@@ -85,6 +86,12 @@ pub fn print_summary(s: &RunSummary) {
             c.associated, c.association_rejected, c.list_added, c.list_removed
         );
     }
+    if c.archived + c.cleared + c.unlinked > 0 {
+        println!(
+            "  removals: {} archived, {} cleared, {} link(s) removed (records whose rows left the model, links no row asks for).",
+            c.archived, c.cleared, c.unlinked
+        );
+    }
     if c.held > 0 {
         println!(
             "  {} rejected record(s) not sent again: HubSpot refused these very values before; they are sent once \
@@ -99,8 +106,17 @@ pub fn print_summary(s: &RunSummary) {
             c.uncertain, c.reconciled
         );
     }
-    if let Some(error) = &s.error {
-        println!("  error: {error}");
+    if c.merged + c.vanished > 0 {
+        println!(
+            "  records changed in HubSpot: {} merged into another (the id map moved to the survivor), {} deleted \
+             (matched again: re-created, or skipped in update mode).",
+            c.merged, c.vanished
+        );
+    }
+    match (&s.error, s.status) {
+        (Some(message), RunStatus::Held) => println!("  {message}"),
+        (Some(error), _) => println!("  error: {error}"),
+        (None, _) => {}
     }
     if c.rejected > 0 || c.invalid > 0 || c.association_rejected > 0 {
         println!("  run `hubsync status {}` to see the rejected and invalid rows with their reasons.", s.sync);
@@ -128,9 +144,46 @@ pub fn print_plan(p: &Plan) {
     ]);
     t.row(vec!["skip (mode)".into(), p.skipped.to_string(), "0".into()]);
     t.row(vec!["reject (cannot be matched)".into(), p.rejected.to_string(), "0".into()]);
+    t.row(vec!["archive (row left the model)".into(), p.archive.to_string(), batches(p.archive)]);
+    t.row(vec!["clear (row left the model)".into(), p.clear.to_string(), batches(p.clear)]);
+    t.row(vec!["associate".into(), p.association_creates.to_string(), "after lookups".into()]);
+    let per = |n: u64, size: usize| n.div_ceil(size as u64).to_string();
+    t.row(vec![
+        "remove stale association".into(),
+        p.association_removals.to_string(),
+        per(p.association_removals, crate::sync::ASSOCIATION_BATCH_SIZE),
+    ]);
+    t.row(vec![
+        "add to list (records with an id)".into(),
+        p.list_adds.to_string(),
+        per(p.list_adds, crate::sync::LIST_BATCH_SIZE),
+    ]);
+    t.row(vec![
+        "remove from list".into(),
+        p.list_removes.to_string(),
+        per(p.list_removes, crate::sync::LIST_BATCH_SIZE),
+    ]);
     t.print();
+    match &p.delete_guard {
+        Some(message) => println!("the delete guard would hold the removals: {message}"),
+        None if p.removal_records > 0 => {
+            println!(
+                "{} record(s) lose something (archive, clear, unlink, list removal): within max_deletes.",
+                p.removal_records
+            )
+        }
+        None => {}
+    }
+    if !p.link_samples.is_empty() {
+        println!("sample associations, list changes and removals:");
+        let mut t = Table::new(&["key", "operation", "what"]);
+        for s in &p.link_samples {
+            t.row(vec![clip(&s.pk, 24), s.operation.clone(), clip(&s.detail, 60)]);
+        }
+        t.print();
+    }
     if p.samples.is_empty() {
-        println!("nothing to send.");
+        println!("no record to send.");
         return;
     }
     println!("sample changes:");
@@ -181,6 +234,9 @@ pub fn print_status(v: &StatusView<'_>) {
         "invalid",
         "uncertain",
         "reconciled",
+        "merged",
+        "vanished",
+        "removed",
         "requests",
         "error",
     ]);
@@ -200,11 +256,21 @@ pub fn print_status(v: &StatusView<'_>) {
             c.invalid.to_string(),
             c.uncertain.to_string(),
             c.reconciled.to_string(),
+            c.merged.to_string(),
+            c.vanished.to_string(),
+            if c.removals_held > 0 {
+                format!("{} held", c.removals_held)
+            } else {
+                (c.archived + c.cleared + c.unlinked + c.list_removed).to_string()
+            },
             c.requests.to_string(),
             clip(r.error.as_deref().unwrap_or(""), 60),
         ]);
     }
     t.print();
+    if let Some(last) = runs.first().filter(|r| r.status == "held") {
+        println!("{}", last.error.as_deref().unwrap_or("the delete guard held the last run's removals"));
+    }
     if v.pending_creates > 0 {
         println!(
             "{} create(s) got no certain answer; the next run looks them up by search before creating any again.",

@@ -56,6 +56,13 @@ pub struct SyncSpec {
     pub key: String,
     /// When `hubsync run` starts it on its own; `None` runs it only when triggered.
     pub schedule: Option<super::schedule::Schedule>,
+    /// The user's consent to keep hubsync's own unique key property (`hubsync_key`) on the
+    /// object, so records not found by search are upserted by it instead of created.
+    pub unique_key_property: bool,
+    /// What happens to a record whose row left the model.
+    pub on_delete: super::OnDelete,
+    /// The delete guard's limit.
+    pub max_deletes: super::DeleteLimit,
 }
 
 impl Config {
@@ -275,6 +282,17 @@ fn check(path: &Path, file: ConfigFile, env: &dyn Fn(&str) -> Option<String>) ->
                 ),
             );
         }
+        if s.unique_key_property && objects::standard_object(&s.object).is_some_and(|o| o.type_id == "0-1") {
+            problem(
+                "unique_key_property",
+                "contacts cannot use hubsync's unique key property".into(),
+                Some(
+                    "remove it: a contacts sync matched on `email` upserts by it, and one matched on another \
+                     property journals its creates and reconciles them instead"
+                        .into(),
+                ),
+            );
+        }
         let mut by_property: BTreeMap<&str, &str> = BTreeMap::new();
         for (column, property) in &s.fields {
             if property.trim().is_empty() {
@@ -342,6 +360,18 @@ fn check(path: &Path, file: ConfigFile, env: &dyn Fn(&str) -> Option<String>) ->
             &mut problems,
         );
         let schedule = check_schedule(&format!("{key}.schedule"), s.schedule.as_ref(), daemon.timezone, &mut problems);
+        let max_deletes = match s.max_deletes.as_ref().map(super::DeleteLimit::parse) {
+            None => super::DEFAULT_MAX_DELETES,
+            Some(Ok(limit)) => limit,
+            Some(Err(message)) => {
+                problems.push(Problem {
+                    key: format!("{key}.max_deletes"),
+                    message,
+                    hint: Some("for example max_deletes = 500 or max_deletes = \"10%\"".into()),
+                });
+                super::DEFAULT_MAX_DELETES
+            }
+        };
         syncs.push(SyncSpec {
             name: s.name,
             warehouse,
@@ -357,6 +387,9 @@ fn check(path: &Path, file: ConfigFile, env: &dyn Fn(&str) -> Option<String>) ->
             list_name,
             key,
             schedule,
+            unique_key_property: s.unique_key_property,
+            on_delete: s.on_delete,
+            max_deletes,
         });
     }
 
@@ -525,6 +558,23 @@ fields = { email = "email" }
         assert!(err.problems[0].message.contains("unencrypted"), "{err}");
         assert!(with("http://hubspot.internal", "").is_err());
         assert!(with("http://192.0.2.10:8080", "allow_insecure_http = true").is_ok());
+    }
+
+    #[test]
+    fn removal_settings_are_checked_naming_file_and_key() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.syncs[0].on_delete, crate::config::OnDelete::Nothing);
+        assert_eq!(c.syncs[0].max_deletes, crate::config::DEFAULT_MAX_DELETES);
+        let c =
+            parse(&MINIMAL.replace("primary_key", "on_delete = \"archive\"\nmax_deletes = 500\nprimary_key")).unwrap();
+        assert_eq!(c.syncs[0].on_delete, crate::config::OnDelete::Archive);
+        assert_eq!(c.syncs[0].max_deletes, crate::config::DeleteLimit::Count(500));
+        let err = parse(&MINIMAL.replace("primary_key", "max_deletes = \"10 %\"\nprimary_key")).unwrap_err();
+        assert_eq!(err.problems[0].key, "syncs[0].max_deletes");
+        assert!(err.to_string().contains("/nonexistent/hubsync.toml") && err.to_string().contains("10 %"), "{err}");
+        let err = parse(&MINIMAL.replace("primary_key", "on_delete = \"purge\"\nprimary_key")).unwrap_err();
+        assert_eq!(err.problems[0].key, "syncs[0].on_delete");
+        assert!(err.problems[0].message.contains("purge") && err.problems[0].message.contains("archive"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! interpolation (`interpolate.rs`), and the checks that turn it into a [`Config`] (`load.rs`).
 
 mod daemon;
+mod delete_guard;
 mod interpolate;
 mod load;
 mod model;
@@ -12,6 +13,7 @@ mod schedule;
 mod warehouse;
 
 pub use daemon::DaemonSettings;
+pub use delete_guard::{DeleteLimit, OnDelete, DEFAULT_MAX_DELETES};
 pub use hubspot_model::Secret;
 pub use load::{Config, SyncSpec};
 pub use model::{

@@ -253,7 +253,7 @@ pub struct SyncConfig {
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
     /// Links from each synced record to other HubSpot records (`[[syncs.associations]]`).
-    /// Syncing only creates links: a link is never removed because its value changed.
+    /// Links are only added, unless the rule sets `remove_stale`.
     #[serde(default)]
     pub associations: Vec<AssociationConfig>,
     /// Keep a static (MANUAL) list of the synced records: `list = true` names it after the
@@ -263,6 +263,23 @@ pub struct SyncConfig {
     /// When `hubsync run` starts this sync on its own, e.g. `{ cron = "*/15 * * * *" }` or
     /// `{ interval_secs = 300 }`. Without it the sync runs only when triggered.
     pub schedule: Option<ScheduleConfig>,
+    /// Consent to keep hubsync's own unique key property on the object (not on contacts):
+    /// `hubsync_key` (`hasUniqueValue: true`, in a property group `hubsync`), created on the
+    /// first run that needs it. Used only when `match.property` is not unique: rows not found
+    /// by search are then upserted by `hubsync_key` (`<sync name>:<primary key>`) instead of
+    /// created, so a re-send after an error or a crash cannot duplicate a record. Needs the
+    /// object's `crm.schemas.*.write` scope to create it; without it hubsync falls back to
+    /// journaled creates. Default `false`: it changes the portal's schema.
+    #[serde(default)]
+    pub unique_key_property: bool,
+    /// What happens to a record whose row left the model: `"nothing"` (the default), `"clear"`
+    /// (empty the mapped properties, keep the record) or `"archive"` (HubSpot's batch archive).
+    #[serde(default)]
+    pub on_delete: super::OnDelete,
+    /// The delete guard: a run that would archive, clear, unlink or unlist more records than
+    /// this sends none of those removals (everything else still goes). A count (`500`) or a
+    /// share of the snapshot (`"10%"`, the default).
+    pub max_deletes: Option<toml::Value>,
 }
 
 /// One association rule: each row's `column` names records of object `to`, found by their
@@ -283,6 +300,11 @@ pub struct AssociationConfig {
     /// Property of the associated object to find it by (e.g. `name`, `domain`, `email`).
     #[serde(rename = "match")]
     pub match_property: String,
+    /// Remove the links hubsync made under this rule once a row's value no longer asks for
+    /// them (its value changed or its row left the model). Links made by anyone else are never
+    /// removed. Default `false`: links are only added.
+    #[serde(default)]
+    pub remove_stale: bool,
 }
 
 /// `list = true` or `list = { name = "..." }`.

@@ -10,7 +10,8 @@
 //! - `GET /readyz`: 200 once the workers run, 503 while stopping.
 //! - `GET /metrics`: Prometheus text exposition.
 //! - `GET /syncs`, `GET /syncs/{name}`: schedule, state, next run, last runs, rejected counts.
-//! - `POST /syncs/{name}/run` with an optional `{"full": bool}`: 202 and a request id.
+//! - `POST /syncs/{name}/run` with an optional `{"full": bool, "allow_deletes": bool}`: 202 and
+//!   a request id.
 //! - `GET /syncs/{name}/requests/{id}`: what became of a run request.
 //! - `POST /syncs/{name}/reset`: forget the snapshot (409 while the sync runs or is queued).
 
@@ -38,6 +39,9 @@ struct RunBody {
     /// Send every row, not only the changed ones.
     #[serde(default)]
     full: bool,
+    /// Send the removals the delete guard would hold (`hubsync sync --allow-deletes`).
+    #[serde(default)]
+    allow_deletes: bool,
 }
 
 /// The admin API over a daemon's shared state.
@@ -209,10 +213,15 @@ async fn run_sync(
         Ok(None) => RunBody::default(),
         Ok(Some(json)) => match serde_json::from_slice(json) {
             Ok(b) => b,
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("the body must be {{\"full\": true|false}}: {e}")),
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body must be {{\"full\": true|false, \"allow_deletes\": true|false}}: {e}"),
+                )
+            }
         },
     };
-    match shared.request_run(&name, Trigger::Api, body.full) {
+    match shared.request_run_with(&name, Trigger::Api, body.full, body.allow_deletes) {
         Ok(Some(info)) => (StatusCode::ACCEPTED, Json(info)).into_response(),
         Ok(None) => error(StatusCode::CONFLICT, "the run was not queued"),
         Err(why) => refused(&shared, &name, why),

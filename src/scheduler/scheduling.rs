@@ -45,6 +45,7 @@ pub(super) async fn worker(shared: Arc<Shared>, slot: Arc<Slot>) {
         let Some(run) = take_pending(&slot) else { continue };
         let options = RunOptions {
             full: run.full,
+            allow_deletes: run.allow_deletes,
             trigger: run.trigger.as_str().to_string(),
             stop: Some(shared.stop_runs.clone()),
             ..RunOptions::default()
@@ -90,6 +91,7 @@ fn take_pending(slot: &Slot) -> Option<CurrentRun> {
     let run = CurrentRun {
         trigger: pending.trigger,
         full: pending.full,
+        allow_deletes: pending.allow_deletes,
         request_ids: pending.request_ids,
         started_at: now_text(),
     };
@@ -106,7 +108,8 @@ fn finish(slot: &Slot, run: &CurrentRun, summary: RunSummary, stored: Option<Sto
             r.run = Some(summary.clone());
         }
     }
-    if summary.status == RunStatus::Succeeded {
+    // A held run sent everything but its removals: its records are fresh.
+    if matches!(summary.status, RunStatus::Succeeded | RunStatus::Held) {
         st.last_success_at = Some(now_text());
     }
     if stored.is_some() {

@@ -175,6 +175,18 @@ impl Shared {
     /// Asks for a run of `name`. Scheduled requests are skipped (`Ok(None)`) when the sync is
     /// busy; manual ones wait their turn, merged with any request already waiting.
     pub fn request_run(&self, name: &str, trigger: Trigger, full: bool) -> Result<Option<RequestInfo>, Refused> {
+        self.request_run_with(name, trigger, full, false)
+    }
+
+    /// `request_run`, with `allow_deletes`: the run sends removals the delete guard would hold
+    /// (merged like `full`: one request that allows them lets the merged run send them).
+    pub fn request_run_with(
+        &self,
+        name: &str,
+        trigger: Trigger,
+        full: bool,
+        allow_deletes: bool,
+    ) -> Result<Option<RequestInfo>, Refused> {
         let slot = self.slots.get(name).ok_or(Refused::UnknownSync)?;
         if self.is_stopping() {
             return Err(Refused::ShuttingDown);
@@ -191,10 +203,12 @@ impl Shared {
         let pending = st.pending.get_or_insert_with(|| PendingRun {
             trigger,
             full: false,
+            allow_deletes: false,
             request_ids: Vec::new(),
             requested_at: requested_at.clone(),
         });
         pending.full |= full;
+        pending.allow_deletes |= allow_deletes;
         pending.request_ids.push(id);
         if trigger == Trigger::Api {
             pending.trigger = Trigger::Api;

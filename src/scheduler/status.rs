@@ -46,6 +46,8 @@ pub enum Phase {
 pub struct PendingRun {
     pub trigger: Trigger,
     pub full: bool,
+    /// Send removals the delete guard would hold.
+    pub allow_deletes: bool,
     pub request_ids: Vec<u64>,
     pub requested_at: String,
 }
@@ -55,6 +57,7 @@ pub struct PendingRun {
 pub struct CurrentRun {
     pub trigger: Trigger,
     pub full: bool,
+    pub allow_deletes: bool,
     pub request_ids: Vec<u64>,
     pub started_at: String,
 }
@@ -65,7 +68,8 @@ pub struct RequestInfo {
     pub request_id: u64,
     pub sync: String,
     pub full: bool,
-    /// `queued`, `running`, `succeeded`, `failed`, `cancelled` or `dropped`.
+    /// `queued`, `running`, `succeeded`, `failed`, `cancelled`, `held` (everything sent but the
+    /// removals the delete guard held) or `dropped`.
     pub state: String,
     pub requested_at: String,
     /// The run that carried it out, once finished.

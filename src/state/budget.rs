@@ -97,6 +97,11 @@ pub(super) const LEFTOVER_WORK_TABLES: &[&str] = &[
     "link_failures_now",
     "list_removed_now",
     "wanted_keys",
+    "removed_rows",
+    "removal_list",
+    "stale_now",
+    "removal_links",
+    "removal_now",
 ];
 
 /// The SQL dropping [`LEFTOVER_WORK_TABLES`] from the file's own schema.

@@ -10,23 +10,32 @@
 //! - [`StateStore::begin_run`] gives the only [`Run`], which journals entries under its id and
 //!   with its counts, and is consumed by [`Run::finish`].
 //!
-//! Files: `types.rs` (the values), `read.rs` (reads), `store.rs` (opening, staging, diff and
-//! merge), `run.rs` (a run's record and journal), `links.rs` (associations and list members),
-//! `budget.rs` (the memory budget every phase runs within, and the temp work tables).
+//! Files: `types.rs` (the values), `read.rs` (reads), `migrate.rs` (schema versions and their
+//! migrations), `store.rs` (opening, staging, diff and merge), `run.rs` (a run's record and
+//! journal), `links.rs` (associations and list members), `vanished.rs` (associated records
+//! and lists that changed in HubSpot), `removals.rs` (rows that left, stale links, and what the
+//! delete guard counts), `budget.rs` (the memory budget every phase runs within, and the temp
+//! work tables).
 
 mod budget;
 mod links;
+mod migrate;
 mod read;
+mod removals;
 mod run;
 mod store;
 mod types;
+mod vanished;
 
 pub use budget::{temp_dir_of, StateLimits};
 pub use links::{LinkCandidate, LinkFailure, PendingLink};
+pub use migrate::{Migration, MIGRATIONS, SCHEMA_VERSION};
 pub use read::StateReader;
+pub use removals::{RemovalScope, RemovalTotals, StaleLink};
 pub use run::Run;
 pub use store::StateStore;
 pub use types::{
     waits_for_change, ChangeRow, DiffTotals, Entry, InvalidRow, PendingCreate, Rejection, RunCounts, RunRecord,
     StateError,
 };
+pub use vanished::{list_checked_key, list_fingerprint_key};

@@ -119,6 +119,10 @@ impl StateReader {
                     + &self.column_or("runs", "uncertain", "0")
                     + ", "
                     + &self.column_or("runs", "reconciled", "0")
+                    + ", "
+                    + &["merged", "vanished", "archived", "cleared", "unlinked", "removals_held"]
+                        .map(|c| self.column_or("runs", c, "0"))
+                        .join(", ")
             ))
             .map_err(|e| self.err(e))?;
         let rows = statement
@@ -147,6 +151,12 @@ impl StateReader {
                         held: n(19)?,
                         uncertain: n(20)?,
                         reconciled: n(21)?,
+                        merged: n(22)?,
+                        vanished: n(23)?,
+                        archived: n(24)?,
+                        cleared: n(25)?,
+                        unlinked: n(26)?,
+                        removals_held: n(27)?,
                     },
                     error: r.get(14)?,
                 })
@@ -199,7 +209,7 @@ impl StateReader {
     }
 
     /// Creates that may have happened without an answer, oldest first (see `pending_creates`
-    /// in `sql/schema.sql`).
+    /// in `sql/migrations/001_base.sql`).
     pub fn pending_creates(&self) -> Result<Vec<PendingCreate>, StateError> {
         if !self.has_column("pending_creates", "pk") {
             return Ok(Vec::new());

@@ -34,7 +34,8 @@ impl DerefMut for Run<'_> {
 
 const UPDATE_COUNTS: &str = "UPDATE runs SET rows_read = ?, invalid = ?, unchanged = ?, created = ?, updated = ?, \
      skipped = ?, rejected = ?, associated = ?, association_rejected = ?, list_added = ?, list_removed = ?, \
-     requests = ?, held = ?, uncertain = ?, reconciled = ? WHERE run_id = ?";
+     requests = ?, held = ?, uncertain = ?, reconciled = ?, merged = ?, vanished = ?, archived = ?, \
+     cleared = ?, unlinked = ?, removals_held = ? WHERE run_id = ?";
 
 fn update_counts(conn: &duckdb::Connection, run_id: i64, c: &RunCounts) -> duckdb::Result<usize> {
     conn.execute(
@@ -55,6 +56,12 @@ fn update_counts(conn: &duckdb::Connection, run_id: i64, c: &RunCounts) -> duckd
             c.held as i64,
             c.uncertain as i64,
             c.reconciled as i64,
+            c.merged as i64,
+            c.vanished as i64,
+            c.archived as i64,
+            c.cleared as i64,
+            c.unlinked as i64,
+            c.removals_held as i64,
             run_id
         ],
     )
@@ -138,6 +145,12 @@ impl Run<'_> {
                     Entry::Settle { pk } => appender.append_row(params![
                         seq, run_id, "settle", pk, none, no_hash, none, none, none, now, none, no_flag
                     ]),
+                    Entry::Moved { pk, hubspot_id } => appender.append_row(params![
+                        seq, run_id, "moved", pk, hubspot_id, no_hash, none, none, none, now, none, no_flag
+                    ]),
+                    Entry::Forget { pk } => appender.append_row(params![
+                        seq, run_id, "forget", pk, none, no_hash, none, none, none, now, none, no_flag
+                    ]),
                 };
                 result.map_err(|e| query_error(&path, e))?;
             }
@@ -215,6 +228,51 @@ mod tests {
         let (list, _) = store.rejections(10).unwrap();
         let waits: Vec<(String, bool)> = list.into_iter().map(|r| (r.pk, r.waits_for_change)).collect();
         assert!(waits.contains(&("a".into(), true)) && waits.contains(&("b".into(), false)), "{waits:?}");
+    }
+
+    #[test]
+    fn moved_and_forgotten_records_change_the_id_map_and_drop_their_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = StateStore::open(&dir.path().join("s.duckdb")).unwrap();
+        let ack = |pk: &str, id: &str, hash: u64| Entry::Ack {
+            pk: pk.into(),
+            hubspot_id: id.into(),
+            hash,
+            props: "{}".into(),
+        };
+        let mut run = store.begin_run("test", false).unwrap();
+        run.record(&[ack("a", "101", 1), ack("b", "102", 2), ack("c", "103", 3), ack("d", "104", 4)]).unwrap();
+        run.merge_journal().unwrap();
+        let members: Vec<(String, String)> = [("a", "101"), ("b", "102"), ("c", "103"), ("d", "104")]
+            .iter()
+            .map(|(p, i)| (p.to_string(), i.to_string()))
+            .collect();
+        run.record_list_added("L", &members).unwrap();
+        run.finish("succeeded", None).unwrap();
+
+        let mut run = store.begin_run("test", false).unwrap();
+        run.record(&[
+            Entry::Moved { pk: "a".into(), hubspot_id: "201".into() },
+            Entry::Forget { pk: "b".into() },
+            Entry::Forget { pk: "c".into() },
+            ack("c", "303", 9),
+        ])
+        .unwrap();
+        run.record_list_added("L", &[("a".to_string(), "201".to_string())]).unwrap();
+        run.merge_journal().unwrap();
+        run.finish("succeeded", None).unwrap();
+        assert_eq!(store.hubspot_id("a").unwrap().as_deref(), Some("201"), "moved to the survivor");
+        assert_eq!(store.hubspot_id("b").unwrap(), None, "forgotten");
+        assert_eq!(store.hubspot_id("c").unwrap().as_deref(), Some("303"), "created again");
+        let hash = |pk: &str| {
+            store.scalar_i64(&format!("SELECT coalesce(row_hash, 0)::BIGINT FROM snapshot WHERE pk = '{pk}'")).unwrap()
+        };
+        assert_eq!((hash("a"), hash("b"), hash("c"), hash("d")), (1, 0, 9, 4), "a gone record's delivery is forgotten");
+        let listed = store
+            .scalar_i64("SELECT count(*) FROM list_members WHERE (pk = 'a' AND hubspot_id = '201') OR (pk = 'd' AND hubspot_id = '104')")
+            .unwrap();
+        assert_eq!(listed, 2, "the survivor's membership and the untouched one stay");
+        assert_eq!(store.list_member_count("L").unwrap(), 2, "memberships of the old ids are forgotten");
     }
 
     #[test]

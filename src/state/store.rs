@@ -10,15 +10,16 @@ use std::path::Path;
 use duckdb::{params, ToSql};
 
 use super::budget::{self, StateLimits};
+use super::migrate::{file_version, migrate, too_new, MIGRATIONS, SCHEMA_VERSION};
 use super::read::{open_error, StateReader};
 use super::types::{query_error, ChangeRow, DiffTotals, StateError};
 use crate::source::{key_hash, KeySet, Row, RowKey};
 
-const SCHEMA: &str = include_str!("../../sql/schema.sql");
 const MERGE_JOURNAL_LAST: &str = include_str!("../../sql/merge_journal_last.sql");
 const MERGE_SWAP: &str = include_str!("../../sql/merge.sql");
 const MERGE_IN_PLACE: &str = include_str!("../../sql/merge_in_place.sql");
 const MERGE_REJECTIONS: &str = include_str!("../../sql/merge_rejections.sql");
+const MERGE_VANISHED: &str = include_str!("../../sql/merge_vanished.sql");
 /// A journal with fewer entries than the snapshot's rows divided by this is merged in place;
 /// a bigger one rewrites the snapshot (cheaper than replacing most of its rows one by one).
 const IN_PLACE_RATIO: i64 = 8;
@@ -56,7 +57,8 @@ impl DerefMut for StateStore {
 }
 
 impl StateStore {
-    /// Opens (or creates) a state file, brings its schema up to date, merges what a crashed
+    /// Opens (or creates) a state file, brings its schema up to date (see `migrate.rs`: one
+    /// transaction; a file from a newer hubsync is refused), merges what a crashed
     /// run left in the journal, and marks that run interrupted (its counts are those of its
     /// last journaled batch).
     pub fn open(path: &Path) -> Result<StateStore, StateError> {
@@ -79,7 +81,14 @@ impl StateStore {
             _spill_dir: None,
             changes_page_rows: usize::MAX,
         };
-        store.batch(SCHEMA)?;
+        if let Some(done) = migrate(&store.conn, path)? {
+            tracing::info!(
+                path = %path.display(),
+                from = done.from,
+                to = done.to,
+                "Brought the state file's schema up to date."
+            );
+        }
         store.batch(&budget::drop_leftovers_sql())?;
         store.next_seq = store.scalar_i64("SELECT coalesce(max(seq), 0) + 1 FROM journal")?;
         if store.merge_journal()? {
@@ -123,6 +132,10 @@ impl StateStore {
                     "ATTACH '{file}' AS saved (READ_ONLY); SET search_path = 'memory.main,saved.main';"
                 ))
                 .map_err(|e| open_error(path, e))?;
+            let version = file_version(&store.conn, Some("saved")).map_err(|e| open_error(path, e))?;
+            if version > SCHEMA_VERSION {
+                return Err(too_new(path, version));
+            }
             // A file written by an older hubsync lacks the newer rejection columns.
             if !store.has_column("rejections", "on_change") {
                 store.batch(
@@ -131,7 +144,9 @@ impl StateStore {
                 )?;
             }
         } else {
-            store.batch(SCHEMA)?;
+            for step in MIGRATIONS {
+                store.batch(step.sql)?;
+            }
         }
         Ok(store)
     }
@@ -389,7 +404,7 @@ impl StateStore {
         self.batch("SET preserve_insertion_order = false")?;
         let merged = self
             .batch(&format!(
-                "BEGIN TRANSACTION;\n{MERGE_JOURNAL_LAST}\n{snapshot}\nDROP VIEW journal_last;\n{MERGE_REJECTIONS}\nCOMMIT;"
+                "BEGIN TRANSACTION;\n{MERGE_JOURNAL_LAST}\n{snapshot}\nDROP VIEW journal_last;\n{MERGE_VANISHED}\n{MERGE_REJECTIONS}\nCOMMIT;"
             ))
             .inspect_err(|_| {
                 let _ = self.conn.execute_batch("ROLLBACK");

@@ -60,6 +60,12 @@ pub enum Entry {
     /// Written (and committed) before the request leaves, so a create whose answer never
     /// arrives is reconciled by search instead of being sent again blindly.
     Intent { pk: String, match_value: String, batch: String },
+    /// The record was merged into another in HubSpot: the key's id map moves to the surviving
+    /// record `hubspot_id`. Its list memberships and links are made again for that id.
+    Moved { pk: String, hubspot_id: String },
+    /// The record is gone from HubSpot (deleted): the key's id and what was delivered to it are
+    /// forgotten, so the row goes through its match rule again.
+    Forget { pk: String },
     /// A create that was uncertain was looked up after the search index lag and not found:
     /// it did not happen, and the record may be created again.
     Settle { pk: String },
@@ -100,6 +106,20 @@ pub struct RunCounts {
     pub uncertain: u64,
     /// Uncertain creates settled by a search after the index lag (found, or known not made).
     pub reconciled: u64,
+    /// Records (and association targets, list members) found merged into another record in
+    /// HubSpot: the id map moved to the survivor and the change went there.
+    pub merged: u64,
+    /// Records (and association targets, list members) found deleted in HubSpot: the id was
+    /// forgotten and the row matched again (re-created by an upsert, skipped in update mode).
+    pub vanished: u64,
+    /// Records archived because their rows left the model (`on_delete = "archive"`).
+    pub archived: u64,
+    /// Records whose mapped properties were emptied because their rows left (`"clear"`).
+    pub cleared: u64,
+    /// Links hubsync made that were removed because no row asks for them (`remove_stale`).
+    pub unlinked: u64,
+    /// Records whose removals the delete guard held back (none of them was sent).
+    pub removals_held: u64,
 }
 
 /// One stored run.

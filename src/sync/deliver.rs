@@ -8,7 +8,7 @@
 //! looked up by its match value; found, its id is learned; not found, it is created again.
 //! Intents a crash left behind are reconciled the same way at the start of the next run.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,10 +19,13 @@ use super::metrics::{CreatesReconciled, CreatesUncertain, RecordRejected};
 use super::object::{check_mappings, object_meta, ObjectMeta};
 use super::options::RunOptions;
 use super::route::{changed_properties, route, snapshot_props, Route, BATCH_SIZE};
+use super::unique_key::{self, KEY_PROPERTY};
 use super::SyncError;
 use crate::config::{SyncMode, SyncSpec};
 use crate::state::{Entry, PendingCreate, Run};
 use hubspot_client::{outcome_codes, HubSpotClient, WriteInput, WriteOutcome};
+
+mod vanished;
 
 /// Changed rows read back from DuckDB at a time.
 const PAGE_ROWS: usize = 5_000;
@@ -118,6 +121,7 @@ pub(super) async fn deliver_records(
         return Err(SyncError::Config { sync: sync.name.clone(), key, message });
     }
     let links = sync.associations.len();
+    let by_key = unique_key::ensure(client, sync, meta).await;
     let progress = progress_bar(options.progress, changed);
     let mut delivery = Delivery {
         client,
@@ -125,6 +129,7 @@ pub(super) async fn deliver_records(
         sync,
         run,
         match_is_unique: meta.is_unique(&sync.match_on.property),
+        by_key,
         queues: Queues::default(),
         stop: options.stop.clone(),
         search_index_lag,
@@ -144,6 +149,7 @@ pub(super) async fn deliver_records(
                 snapshot,
                 send,
                 match_value: row.match_value.clone().unwrap_or_default(),
+                rechecked: false,
             };
             match route(&row, sync.mode, delivery.match_is_unique, &sync.match_on.column) {
                 Route::Update { id } => delivery.queues.update.push((id, pending)),
@@ -171,7 +177,12 @@ pub(super) async fn deliver_records(
             );
         }
     }
-    let stopped = delivery.send_rest().await?;
+    let mut stopped = delivery.send_rest().await?;
+    // Rows re-routed because their record was merged or deleted in HubSpot (`vanished.rs`)
+    // go out in the same run.
+    while !stopped && delivery.has_queued() {
+        stopped = delivery.send_rest().await?;
+    }
     progress.finish_and_clear();
     Ok(stopped)
 }
@@ -199,6 +210,9 @@ struct Pending {
     /// The properties to send.
     send: BTreeMap<String, String>,
     match_value: String,
+    /// True once its record was read again after an update by id got no result (`vanished.rs`):
+    /// it is not read a second time in the same run.
+    rechecked: bool,
 }
 
 #[derive(Default)]
@@ -218,6 +232,9 @@ struct Delivery<'a, 'r> {
     sync: &'a SyncSpec,
     run: &'a mut Run<'r>,
     match_is_unique: bool,
+    /// Records not found by search are upserted by hubsync's unique key property instead of
+    /// created (`unique_key.rs`); found ones get the key written.
+    by_key: bool,
     queues: Queues,
     stop: Option<Arc<AtomicBool>>,
     search_index_lag: Duration,
@@ -417,8 +434,24 @@ impl Delivery<'_, '_> {
             .iter()
             .map(|(id, p)| WriteInput { trace_id: p.pk.clone(), id: Some(id.clone()), properties: p.send.clone() })
             .collect();
-        let outcomes = self.client.batch_update(&self.meta.path_name, inputs).await?;
-        self.commit_writes(batch.into_iter().map(|(_, p)| p).collect(), outcomes, false)
+        let mut outcomes = self.client.batch_update(&self.meta.path_name, inputs).await?;
+        let mut batch = batch;
+        if self.by_key {
+            // A found record refused the row's key: the record holding it is the row's own.
+            let taken: HashSet<String> =
+                outcomes.iter().filter(|o| unique_key::key_taken(o)).map(|o| o.trace_id().to_string()).collect();
+            if !taken.is_empty() {
+                outcomes.retain(|o| !taken.contains(o.trace_id()));
+                let (moved, kept): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(_, p)| taken.contains(&p.pk));
+                batch = kept;
+                self.queues.create.extend(moved.into_iter().map(|(_, p)| p));
+            }
+        }
+        // Inputs HubSpot answered without a result or as not found: their records may have been
+        // merged or deleted, and are read again before anything is concluded.
+        let (batch, outcomes, gone) = vanished::set_aside(batch, outcomes);
+        self.commit_writes(batch, outcomes, false)?;
+        self.recheck_vanished(gone).await
     }
 
     async fn send_upserts(&mut self, n: usize) -> Result<(), SyncError> {
@@ -439,6 +472,9 @@ impl Delivery<'_, '_> {
     /// crash at any later moment leaves it to be reconciled; inputs whose answer was lost are
     /// set aside for reconciliation instead of being rejected.
     async fn send_creates(&mut self, n: usize) -> Result<(), SyncError> {
+        if self.by_key {
+            return self.send_key_upserts(n).await;
+        }
         let batch: Vec<Pending> = self.queues.create.drain(..n).collect();
         self.create_batches += 1;
         let label = format!("run {} create batch {}", self.run.id(), self.create_batches);
@@ -483,6 +519,18 @@ impl Delivery<'_, '_> {
         self.commit_writes(answered, settled_outcomes, true)
     }
 
+    /// Sends records not found by search as an upsert by hubsync's key property: idempotent,
+    /// so retried after 5xx like any upsert, with no intent to journal or reconcile.
+    async fn send_key_upserts(&mut self, n: usize) -> Result<(), SyncError> {
+        let batch: Vec<Pending> = self.queues.create.drain(..n).collect();
+        let rows = batch.iter().map(|p| (p.pk.clone(), self.with_match_property(p))).collect();
+        let inputs = unique_key::upsert_inputs(&self.sync.name, rows);
+        let outcomes = self.client.batch_upsert(&self.meta.path_name, KEY_PROPERTY, inputs).await?;
+        // Not found by search: counted as created, also when a retry after a lost answer
+        // updated what the first attempt made.
+        self.commit_writes(batch, outcomes, true)
+    }
+
     async fn send_reads(&mut self, n: usize) -> Result<(), SyncError> {
         let batch: Vec<Pending> = self.queues.read.drain(..n).collect();
         let values = unique_values(&batch);
@@ -504,10 +552,13 @@ impl Delivery<'_, '_> {
     fn route_found(&mut self, batch: Vec<Pending>, found: Vec<(String, String)>) -> Result<(), SyncError> {
         let ids = ids_by_value(found);
         let mut entries = Vec::new();
-        for p in batch {
+        for mut p in batch {
             match ids.get(&p.match_value.trim().to_lowercase()) {
                 Some(id) => {
                     entries.push(Entry::Id { pk: p.pk.clone(), hubspot_id: id.clone() });
+                    if self.by_key && self.sync.mode != SyncMode::Create {
+                        p.send.insert(KEY_PROPERTY.to_string(), unique_key::key_value(&self.sync.name, &p.pk));
+                    }
                     match self.sync.mode {
                         SyncMode::Create => self.run.counts.skipped += 1,
                         SyncMode::Upsert | SyncMode::Update => self.queues.update.push((id.clone(), p)),

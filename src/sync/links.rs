@@ -14,6 +14,8 @@ use crate::state::{LinkCandidate, LinkFailure, Run, StateStore};
 use hubspot_client::{AssocOutcome, AssociationInput, AssociationLabel, HubSpotClient};
 use hubspot_model::objects;
 
+mod vanished;
+
 /// Associations per v4 batch create request (HubSpot's documented limit).
 pub const ASSOCIATION_BATCH_SIZE: usize = hubspot_client::ASSOCIATION_BATCH_LIMIT;
 /// Record ids per list membership request (Lists v3 documents no maximum; v1 allowed 500).
@@ -353,13 +355,13 @@ pub async fn deliver_associations(
             buffer.push((pending.link, input));
             if buffer.len() >= ASSOCIATION_BATCH_SIZE {
                 let batch = std::mem::take(buffer);
-                send_links(client, from, rule, batch, run, &mut failures).await?;
+                send_links(client, sync, from, rule, batch, run, &mut failures).await?;
             }
         }
     }
     for (key, batch) in buffers {
         if let (Some(rule), false) = (by_key.get(key.as_str()), batch.is_empty()) {
-            send_links(client, from, rule, batch, run, &mut failures).await?;
+            send_links(client, sync, from, rule, batch, run, &mut failures).await?;
         }
     }
     run.counts.association_rejected = failures.len() as u64;
@@ -369,6 +371,7 @@ pub async fn deliver_associations(
 
 async fn send_links(
     client: &HubSpotClient,
+    sync: &SyncSpec,
     from: &ObjectMeta,
     rule: &ResolvedRule,
     batch: Vec<(LinkCandidate, AssociationInput)>,
@@ -380,11 +383,18 @@ async fn send_links(
     let mut by_trace: HashMap<String, (LinkCandidate, AssociationInput)> =
         batch.into_iter().map(|(link, input)| (input.trace.clone(), (link, input))).collect();
     let mut delivered = Vec::new();
+    // Links to a record HubSpot does not know: one end may have been merged or deleted.
+    let mut lost = Vec::new();
     for outcome in outcomes {
         match outcome {
             AssocOutcome::Associated { trace } => {
                 if let Some((link, input)) = by_trace.remove(&trace) {
                     delivered.push((link, input.from_id, input.to_id));
+                }
+            }
+            AssocOutcome::Rejected { trace, code, message } if code == "OBJECT_NOT_FOUND" => {
+                if let Some((link, input)) = by_trace.remove(&trace) {
+                    lost.push((link, input, message));
                 }
             }
             AssocOutcome::Rejected { trace, code, message } => {
@@ -401,22 +411,47 @@ async fn send_links(
             }
         }
     }
+    delivered.extend(vanished::relink(client, &sync.name, from, rule, lost, run, failures).await?);
     run.counts.associated += delivered.len() as u64;
     blocking(|| run.record_links(&delivered).and_then(|_| run.save_counts()))?;
     Ok(())
 }
 
 /// Keeps the sync's MANUAL list equal to the model's records: finds or creates it, then adds
-/// and removes members in batches, recording each acknowledged batch.
+/// and removes members in batches, recording each acknowledged batch. Without `send_removes`
+/// (the delete guard held the run's removals), only members are added.
 pub async fn sync_list(
     client: &HubSpotClient,
     sync: &SyncSpec,
     list_name: &str,
     meta_slot: &mut Option<ObjectMeta>,
     run: &mut Run<'_>,
+    send_removes: bool,
+) -> Result<(), SyncError> {
+    match sync_list_once(client, sync, list_name, meta_slot, run, send_removes).await {
+        // A membership change answered 404: the list was deleted in HubSpot since it was last
+        // read. It is created again and refilled, once.
+        Err(SyncError::HubSpot(e)) if e.is_not_found() => {
+            let meta_key = format!("list:{list_name}");
+            if let Some(list_id) = blocking(|| run.meta_get(&meta_key))? {
+                vanished::list_deleted(sync, run, &meta_key, &list_id)?;
+            }
+            sync_list_once(client, sync, list_name, meta_slot, run, send_removes).await
+        }
+        other => other,
+    }
+}
+
+async fn sync_list_once(
+    client: &HubSpotClient,
+    sync: &SyncSpec,
+    list_name: &str,
+    meta_slot: &mut Option<ObjectMeta>,
+    run: &mut Run<'_>,
+    send_removes: bool,
 ) -> Result<(), SyncError> {
     let meta_key = format!("list:{list_name}");
-    let list_id = match blocking(|| run.meta_get(&meta_key))? {
+    let list_id = match vanished::stored_list(client, sync, run, &meta_key).await? {
         Some(id) => id,
         None => {
             let object = object_meta(meta_slot, client, sync).await?;
@@ -449,6 +484,10 @@ pub async fn sync_list(
         return Ok(());
     }
     let (adds, removes) = blocking(|| run.prepare_list_changes(&list_id))?;
+    let removes = if send_removes { removes } else { 0 };
+    // Both at once: one add-and-remove request carries them.
+    let (adds, removes) =
+        vanished::send_adds_and_removes(client, sync, meta_slot, run, &list_id, adds, removes).await?;
     // Read a batch at a time, so memory does not grow with the list.
     for offset in (0..removes).step_by(LIST_BATCH_SIZE) {
         let chunk = blocking(|| run.list_changes_page(true, offset, LIST_BATCH_SIZE))?;
@@ -458,7 +497,8 @@ pub async fn sync_list(
     }
     for offset in (0..adds).step_by(LIST_BATCH_SIZE) {
         let chunk = blocking(|| run.list_changes_page(false, offset, LIST_BATCH_SIZE))?;
-        client.list_add(&list_id, chunk.iter().map(|(_, id)| id.clone()).collect()).await?;
+        let change = client.list_add(&list_id, chunk.iter().map(|(_, id)| id.clone()).collect()).await?;
+        let chunk = vanished::settle_missing(client, sync, meta_slot, run, &list_id, chunk, &change.missing).await?;
         blocking(|| run.record_list_added(&list_id, &chunk))?;
         run.counts.list_added += chunk.len() as u64;
     }

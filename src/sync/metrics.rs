@@ -11,10 +11,12 @@ use crate::telemetry::{counter, float_gauge, gauge, histogram, unix_now};
 use super::{RunStatus, RunSummary};
 
 /// Run outcomes (`outcome` label).
-pub const OUTCOMES: [&str; 3] = ["succeeded", "failed", "cancelled"];
+/// `held`: everything was sent but the removals, which the delete guard held back.
+pub const OUTCOMES: [&str; 4] = ["succeeded", "failed", "cancelled", "held"];
 
 /// Change operations (`operation` label).
-pub const OPERATIONS: [&str; 6] = ["create", "update", "skip", "associate", "list_add", "list_remove"];
+pub const OPERATIONS: [&str; 9] =
+    ["create", "update", "skip", "associate", "list_add", "list_remove", "archive", "clear", "unlink"];
 
 /// Rejection codes (`error_code` label): HubSpot's validation codes and hubsync's own, lower
 /// case; anything else is `other`.
@@ -89,7 +91,15 @@ pub struct SyncMetrics {
     pub reconciled_creates_total: IntCounterVec,
     /// Rows not sent because HubSpot refused the same values before, by sync.
     pub rows_held_total: IntCounterVec,
+    /// Records, association targets and list members found merged into another record
+    /// (`merged`) or deleted (`deleted`) in HubSpot, by sync.
+    pub vanished_records_total: IntCounterVec,
+    /// Records whose removals the delete guard held in the sync's last run (0 when none).
+    pub removals_held: IntGaugeVec,
 }
+
+/// What happened to a record hubsync knew the id of (`outcome` label of `vanished_records_total`).
+pub const VANISHED: [&str; 2] = ["merged", "deleted"];
 
 /// Outcomes of a reconciled create (`outcome` label).
 pub const RECONCILED: [&str; 2] = ["found", "not_found"];
@@ -150,6 +160,17 @@ impl SyncMetrics {
                 "Rows not sent because HubSpot refused the same values before; sent again once the row changes.",
                 &["sync"],
             ),
+            vanished_records_total: counter(
+                "vanished_records_total",
+                "Records, association targets and list members found merged into another record (merged; the id \
+                 map moved to the survivor) or deleted (deleted; the row was matched again) in HubSpot.",
+                &["sync", "outcome"],
+            ),
+            removals_held: gauge(
+                "removals_held",
+                "Records whose removals (archive, clear, unlink, list removal) the delete guard held in the sync's last run; run with --allow-deletes or raise max_deletes.",
+                &["sync"],
+            ),
         }
     }
 
@@ -179,6 +200,10 @@ impl SyncMetrics {
             self.reconciled_creates_total.with_label_values(&[sync, outcome]);
         }
         self.rows_held_total.with_label_values(&[sync]);
+        for outcome in VANISHED {
+            self.vanished_records_total.with_label_values(&[sync, outcome]);
+        }
+        self.removals_held.with_label_values(&[sync]);
         if let Some(ok) = last_run_succeeded {
             self.last_run_succeeded.with_label_values(&[sync]).set(i64::from(ok));
         }
@@ -236,6 +261,11 @@ impl RunFinished<'_> {
                 m.last_run_succeeded.with_label_values(&[sync]).set(1);
             }
             RunStatus::Failed => m.last_run_succeeded.with_label_values(&[sync]).set(0),
+            // Everything but the removals went: the records are fresh; `removals_held` alerts.
+            RunStatus::Held => {
+                m.last_success_timestamp_seconds.with_label_values(&[sync]).set(unix_now());
+                m.last_run_succeeded.with_label_values(&[sync]).set(1);
+            }
             RunStatus::Cancelled => {}
         }
         m.rows_read_total.with_label_values(&[sync]).inc_by(c.rows_read);
@@ -248,12 +278,35 @@ impl RunFinished<'_> {
             ("associate", c.associated),
             ("list_add", c.list_added),
             ("list_remove", c.list_removed),
+            ("archive", c.archived),
+            ("clear", c.cleared),
+            ("unlink", c.unlinked),
         ] {
             m.changes_total.with_label_values(&[sync, operation]).inc_by(n);
         }
         if let Some(rows) = self.snapshot_rows {
             m.snapshot_rows.with_label_values(&[sync]).set(rows as i64);
         }
+    }
+}
+
+/// The delete guard decided on a run's removals: `records` held (0 when they were sent or
+/// there were none).
+pub struct RemovalsHeld<'a> {
+    pub sync: &'a str,
+    pub records: u64,
+}
+
+impl RemovalsHeld<'_> {
+    pub fn emit(&self) {
+        if self.records > 0 {
+            tracing::warn!(
+                sync = self.sync,
+                records = self.records,
+                "The delete guard held this run's removals; nothing was archived, cleared, unlinked or unlisted."
+            );
+        }
+        metrics().removals_held.with_label_values(&[self.sync]).set(self.records.min(i64::MAX as u64) as i64);
     }
 }
 
@@ -311,6 +364,33 @@ impl CreatesReconciled<'_> {
         let m = &metrics().reconciled_creates_total;
         m.with_label_values(&[self.sync, "found"]).inc_by(self.found as u64);
         m.with_label_values(&[self.sync, "not_found"]).inc_by(self.not_found as u64);
+    }
+}
+
+/// Records hubsync knew by id were found merged into another or deleted in HubSpot.
+pub struct RecordsVanished<'a> {
+    pub sync: &'a str,
+    /// Merged: the id map moved to the surviving record.
+    pub merged: usize,
+    /// Deleted: the id was forgotten and the row matched again.
+    pub deleted: usize,
+}
+
+impl RecordsVanished<'_> {
+    pub fn emit(&self) {
+        if self.merged + self.deleted == 0 {
+            return;
+        }
+        tracing::warn!(
+            sync = self.sync,
+            merged = self.merged,
+            deleted = self.deleted,
+            "Records were merged or deleted in HubSpot; merged ones now go to their surviving record, deleted ones \
+             were matched again."
+        );
+        let m = &metrics().vanished_records_total;
+        m.with_label_values(&[self.sync, "merged"]).inc_by(self.merged as u64);
+        m.with_label_values(&[self.sync, "deleted"]).inc_by(self.deleted as u64);
     }
 }
 

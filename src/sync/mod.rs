@@ -1,8 +1,10 @@
 //! The sync runner: source -> diff -> plan -> deliver -> commit. The run lifecycle (`run.rs`)
 //! stages and diffs the model (`stage.rs`), delivers the records (`deliver.rs`) and then
 //! associations and list members (`links.rs`); `route.rs` holds the pure routing and property
-//! decisions, `object.rs` the object resolution, `options.rs` what a run is asked and answers,
-//! `blocking.rs` how DuckDB work runs from async code; `plan.rs` and `validate.rs` are the
+//! decisions, `unique_key.rs` hubsync's own unique key property for idempotent creates,
+//! `object.rs` the object resolution, `options.rs` what a run is asked and answers,
+//! `blocking.rs` how DuckDB work runs from async code; `removals.rs` what a run takes away
+//! (archives, clears, unlinks, list removals) and the delete guard; `plan.rs` and `validate.rs` are the
 //! read-only views of a sync.
 
 mod blocking;
@@ -12,9 +14,11 @@ pub mod metrics;
 mod object;
 mod options;
 mod plan;
+mod removals;
 mod route;
 mod run;
 mod stage;
+mod unique_key;
 mod validate;
 
 pub use links::{parse_link_cell, LinkValue, ASSOCIATION_BATCH_SIZE, LIST_BATCH_SIZE};
@@ -22,8 +26,10 @@ pub use object::{check_mappings, resolve_object, resolve_object_name, ObjectMeta
 pub use options::{Phases, RunOptions, RunStatus, RunSummary};
 pub(crate) use plan::batches;
 pub use plan::{plan_sync, Plan};
+pub use removals::Removals;
 pub use route::BATCH_SIZE;
 pub use run::run_sync;
+pub use unique_key::{KEY_GROUP, KEY_PROPERTY};
 pub use validate::{validate_sync, Finding, Severity};
 
 use crate::source::SourceError;

@@ -20,6 +20,9 @@ pub struct RunOptions {
     /// Send again the records HubSpot refused for their values, although their rows did not
     /// change (by default they wait for a change; transient failures are always retried).
     pub retry_rejected: bool,
+    /// Send removals the delete guard would hold (more than `max_deletes`, or a model that
+    /// returned no rows).
+    pub allow_deletes: bool,
 }
 
 /// How a run ended.
@@ -29,6 +32,8 @@ pub enum RunStatus {
     Succeeded,
     Failed,
     Cancelled,
+    /// Everything was sent but the removals, which the delete guard held back.
+    Held,
 }
 
 impl RunStatus {
@@ -37,6 +42,7 @@ impl RunStatus {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::Held => "held",
         }
     }
 }

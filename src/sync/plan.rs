@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 
 use super::blocking::blocking;
 use super::object::{check_mappings, resolve_object};
+use super::removals::{collect_link_candidates, find_removals, removal_scope};
 use super::route::{changed_properties, route, Route, BATCH_SIZE};
 use super::stage::stage_and_diff;
 use super::SyncError;
-use crate::config::{Config, SyncMode, SyncSpec};
+use crate::config::{Config, OnDelete, SyncMode, SyncSpec};
 use crate::state::{RunCounts, StateLimits, StateStore};
 use hubspot_client::HubSpotClient;
 
@@ -47,6 +48,33 @@ pub struct Plan {
     /// Write requests for the operations known now (lookups add their own).
     pub write_requests: u64,
     pub samples: Vec<SampleChange>,
+    /// Records to archive because their rows left the model (`on_delete = "archive"`).
+    pub archive: u64,
+    /// Records to clear because their rows left the model (`on_delete = "clear"`).
+    pub clear: u64,
+    /// Associations to create (their targets are looked up when sent).
+    pub association_creates: u64,
+    /// Links hubsync made that no row asks for any more, to remove (`remove_stale`).
+    pub association_removals: u64,
+    /// Records with a HubSpot id to add to the list (records created by the run are added too).
+    pub list_adds: u64,
+    /// Records to remove from the list.
+    pub list_removes: u64,
+    /// Sample links and list and record removals.
+    pub link_samples: Vec<SampleLink>,
+    /// Records losing something (archive, clear, unlink, list removal), each counted once.
+    pub removal_records: u64,
+    /// The delete guard's message when it would hold the removals.
+    pub delete_guard: Option<String>,
+}
+
+/// One association, list membership or record removal, for the sample.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SampleLink {
+    pub operation: String,
+    pub pk: String,
+    /// The associated value (and labels), or the record's HubSpot id.
+    pub detail: String,
 }
 
 /// Requests needed for `n` records in object batches.
@@ -77,7 +105,8 @@ async fn plan_with(
     store: &mut StateStore,
     counts: &mut RunCounts,
 ) -> Result<Plan, SyncError> {
-    let props = stage_and_diff(config, sync, store, full, false, counts, None).await?.props;
+    let staged = stage_and_diff(config, sync, store, full, false, counts, None).await?;
+    let props = staged.props.clone();
     let mut plan = Plan {
         sync: sync.name.clone(),
         rows: counts.rows_read,
@@ -86,6 +115,7 @@ async fn plan_with(
         held: counts.held,
         ..Plan::default()
     };
+    plan_links_and_removals(sync, store, &mut plan, 2 + props.len(), &staged.label_objects).await?;
     if counts.rows_read == counts.invalid + counts.held + counts.unchanged {
         return Ok(plan);
     }
@@ -144,4 +174,64 @@ async fn plan_with(
     }
     plan.write_requests = batches(plan.update_by_id) + batches(plan.upsert);
     Ok(plan)
+}
+
+/// Adds the associations to create, the list's adds and removes, the removals of rows that
+/// left the model and of stale links, and the delete guard's verdict, to the plan.
+async fn plan_links_and_removals(
+    sync: &SyncSpec,
+    store: &mut StateStore,
+    plan: &mut Plan,
+    first_cell: usize,
+    label_objects: &[bool],
+) -> Result<(), SyncError> {
+    let sample = |plan: &mut Plan, operation: &str, pk: String, detail: String| {
+        plan.link_samples.push(SampleLink { operation: operation.to_string(), pk, detail });
+    };
+    if !sync.associations.is_empty() {
+        collect_link_candidates(sync, store, first_cell, label_objects)?;
+        plan.association_creates = blocking(|| store.prepare_pending_links())?;
+        for p in blocking(|| store.pending_links_page(0, SAMPLE_ROWS))? {
+            let labels = if p.link.labels.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", p.link.labels.replace('\n', ", "))
+            };
+            let to = p.link.assoc.split('|').next().unwrap_or("").to_string();
+            sample(plan, "associate", p.link.from_pk, format!("{to} {}{labels}", p.link.to_value));
+        }
+    }
+    if let Some(list_name) = &sync.list_name {
+        let list_id = blocking(|| store.meta_get(&format!("list:{list_name}")))?.unwrap_or_default();
+        let (adds, removes) = blocking(|| store.prepare_list_changes(&list_id))?;
+        plan.list_adds = adds;
+        plan.list_removes = removes;
+        for (pk, id) in blocking(|| store.list_changes_page(false, 0, SAMPLE_ROWS))? {
+            sample(plan, "list add", pk, format!("record {id}"));
+        }
+        for (pk, id) in blocking(|| store.list_changes_page(true, 0, SAMPLE_ROWS))? {
+            sample(plan, "list remove", pk, format!("record {id}"));
+        }
+    }
+    let Some(scope) = removal_scope(sync, !sync.associations.is_empty()) else { return Ok(()) };
+    let removals = find_removals(sync, store, &scope, false, false).await?;
+    match sync.on_delete {
+        OnDelete::Archive => plan.archive = removals.totals.rows,
+        OnDelete::Clear => plan.clear = removals.totals.rows,
+        OnDelete::Nothing => {}
+    }
+    plan.association_removals = removals.totals.links;
+    plan.removal_records = removals.totals.records;
+    plan.delete_guard = removals.held.clone();
+    for (pk, id) in blocking(|| store.removed_rows_page(0, SAMPLE_ROWS))? {
+        sample(plan, sync.on_delete.as_str(), pk, format!("record {id}"));
+    }
+    for link in blocking(|| store.removal_links_page(0, SAMPLE_ROWS))? {
+        let to = link.assoc.split('|').next().unwrap_or("").to_string();
+        let what = if link.kept.is_empty() { "unlink" } else { "remove labels" };
+        let labels =
+            if link.labels.is_empty() { String::new() } else { format!(" ({})", link.labels.replace('\n', ", ")) };
+        sample(plan, what, link.from_pk, format!("{to} {}{labels}", link.to_value));
+    }
+    Ok(())
 }

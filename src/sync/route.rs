@@ -75,7 +75,13 @@ pub fn route(row: &ChangeRow, mode: SyncMode, match_is_unique: bool, match_colum
             SyncMode::Upsert | SyncMode::Update => Route::Update { id: id.clone() },
         };
     }
-    match row.match_value.as_deref().map(str::trim) {
+    route_by_match(row.match_value.as_deref(), mode, match_is_unique, match_column)
+}
+
+/// How a row without a known HubSpot id reaches HubSpot: through its match rule (also for a row
+/// whose record was deleted in HubSpot, once its id is forgotten).
+pub fn route_by_match(match_value: Option<&str>, mode: SyncMode, match_is_unique: bool, match_column: &str) -> Route {
+    match match_value.map(str::trim) {
         None | Some("") => Route::Reject(
             "MISSING_MATCH_VALUE",
             format!("the match column `{match_column}` is empty, so the record cannot be matched in HubSpot"),

@@ -13,6 +13,7 @@ use super::links::{deliver_associations, sync_list};
 use super::metrics::RunFinished;
 use super::object::{object_meta, ObjectMeta};
 use super::options::{Phases, RunOptions, RunStatus, RunSummary};
+use super::removals::{find_removals, removal_scope, report_held, send_removals};
 use super::stage::{stage_and_diff, Staged};
 use super::SyncError;
 use crate::config::{Config, SyncSpec, DEFAULT_SEARCH_INDEX_LAG_SECS};
@@ -40,13 +41,16 @@ pub async fn run_sync(
     span.in_scope(|| tracing::info!(full = options.full, trigger = %options.trigger, "Sync run started."));
     // This run's own requests, exact even when other syncs share the account's client.
     let client = &client.with_run_stats();
-    let outcome = execute(config, sync, client, options, &mut run, &mut phases).instrument(span.clone()).await;
+    let mut held = None;
+    let outcome =
+        execute(config, sync, client, options, &mut run, &mut held, &mut phases).instrument(span.clone()).await;
     run.counts.requests = client.stats().total_requests();
     // Whatever happened, fold in what HubSpot acknowledged so far.
     let merging = Instant::now();
     let merged = blocking(|| run.merge_journal().and_then(|_| run.drop_work_tables()));
     phases.merge_secs += merging.elapsed().as_secs_f64();
     let (status, error) = match (&outcome, merged) {
+        (Ok(false), Ok(())) if held.is_some() => (RunStatus::Held, held),
         (Ok(false), Ok(())) => (RunStatus::Succeeded, None),
         (Ok(true), Ok(())) => (RunStatus::Cancelled, Some("stopped before the end by a shutdown".to_string())),
         (Err(e @ SyncError::Source(SourceError::Cancelled { .. })), _) => (RunStatus::Cancelled, Some(e.to_string())),
@@ -68,13 +72,15 @@ pub async fn run_sync(
     Ok(summary)
 }
 
-/// Returns `Ok(true)` when stopped early by the stop flag.
+/// Returns `Ok(true)` when stopped early by the stop flag. `held` gets the delete guard's
+/// message when it held the run's removals.
 async fn execute(
     config: &Config,
     sync: &SyncSpec,
     client: &HubSpotClient,
     options: &RunOptions,
     run: &mut Run<'_>,
+    held: &mut Option<String>,
     phases: &mut Phases,
 ) -> Result<bool, SyncError> {
     let mut meta_slot: Option<ObjectMeta> = None;
@@ -112,15 +118,32 @@ async fn execute(
     phases.merge_secs += merging.elapsed().as_secs_f64();
     let linking = Instant::now();
     let link_failures = blocking(|| run.link_failures(0))?.1;
-    if !sync.associations.is_empty() && (changed > 0 || link_failures > 0) {
+    let links_read = !sync.associations.is_empty() && (changed > 0 || link_failures > 0);
+    if links_read {
         let meta = object_meta(&mut meta_slot, client, sync).await?;
         deliver_associations(client, sync, meta, run, 2 + props.len(), &label_objects).await?;
     }
+    // Removals are counted before any is sent, the list's included: the delete guard lets
+    // all of them through or none.
+    let removals = match removal_scope(sync, links_read) {
+        Some(scope) => Some(find_removals(sync, run, &scope, options.allow_deletes, true).await?),
+        None => None,
+    };
+    let may_remove = removals.as_ref().is_none_or(|r| r.may_send());
     if let Some(list_name) = &sync.list_name {
         if options.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
             return Ok(true);
         }
-        sync_list(client, sync, list_name, &mut meta_slot, run).await?;
+        sync_list(client, sync, list_name, &mut meta_slot, run, may_remove).await?;
+    }
+    if let Some(removals) = removals {
+        report_held(sync, &removals);
+        if let Some(message) = &removals.held {
+            run.counts.removals_held = removals.totals.records;
+            *held = Some(message.clone());
+        } else if send_removals(client, sync, options, &removals, &mut meta_slot, run).await? {
+            return Ok(true);
+        }
     }
     phases.links_secs = linking.elapsed().as_secs_f64();
     Ok(false)

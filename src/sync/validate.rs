@@ -67,6 +67,11 @@ pub async fn validate_sync(config: &Config, sync: &SyncSpec, client: &HubSpotCli
                 return findings;
             }
         };
+        // Without the schema write scope, the unique key property falls back to journaled
+        // creates: a warning, not an error.
+        let key_scope = crate::auth::unique_key_scope(sync).map(|n| n.scope);
+        let (optional, missing): (Vec<_>, Vec<_>) =
+            missing.into_iter().partition(|n| key_scope.as_deref() == Some(n.scope.as_str()));
         for need in &missing {
             findings.push(error(
                 format!("{}.hubspot", sync.key),
@@ -75,6 +80,18 @@ pub async fn validate_sync(config: &Config, sync: &SyncSpec, client: &HubSpotCli
         }
         if !missing.is_empty() {
             return findings;
+        }
+        for need in optional {
+            findings.push(Finding {
+                severity: Severity::Warning,
+                sync: sync.name.clone(),
+                key: format!("{}.unique_key_property", sync.key),
+                message: format!(
+                    "{}; until then, unless `{}` exists already, new records are created with journaled creates",
+                    crate::auth::missing_scope_message(&sync.name, &need.scope, &need.operation),
+                    super::KEY_PROPERTY
+                ),
+            });
         }
     }
     let meta = match resolve_object(client, sync).await {
@@ -110,7 +127,32 @@ pub async fn validate_sync(config: &Config, sync: &SyncSpec, client: &HubSpotCli
     if !sync.associations.is_empty() {
         findings.extend(check_association_labels(config, sync, client, &meta).await);
     }
-    if meta.property(&sync.match_on.property).is_some() && !meta.is_unique(&sync.match_on.property) {
+    if super::unique_key::wanted(sync, &meta) {
+        let message = match meta.property(super::KEY_PROPERTY) {
+            Some(p) if p.has_unique_value => None,
+            Some(_) => Some(format!(
+                "{} has a property `{}` that is not unique, so hubsync cannot upsert by it and creates new records \
+                 with journaled creates; rename or archive that property",
+                sync.object,
+                super::KEY_PROPERTY
+            )),
+            None => Some(format!(
+                "the first run creates the unique property `{}` (group `{}`) on {}; it needs {}",
+                super::KEY_PROPERTY,
+                super::KEY_GROUP,
+                sync.object,
+                crate::auth::unique_key_scope(sync).map(|n| n.scope).unwrap_or_default()
+            )),
+        };
+        if let Some(message) = message {
+            findings.push(Finding {
+                severity: Severity::Warning,
+                sync: sync.name.clone(),
+                key: format!("{}.unique_key_property", sync.key),
+                message,
+            });
+        }
+    } else if meta.property(&sync.match_on.property).is_some() && !meta.is_unique(&sync.match_on.property) {
         findings.push(Finding {
             severity: Severity::Warning,
             sync: sync.name.clone(),
@@ -118,7 +160,8 @@ pub async fn validate_sync(config: &Config, sync: &SyncSpec, client: &HubSpotCli
             message: format!(
                 "`{}` is not a unique property of {}, so new rows are matched by search (eventually consistent, \
                  5 requests/s) and records sharing a value can be updated as one or duplicated; create a unique \
-                 property such as `external_id` (hasUniqueValue: true) and match on it",
+                 property such as `external_id` (hasUniqueValue: true) and match on it, or (not for contacts) \
+                 set `unique_key_property = true` so records not found are upserted by hubsync's own key",
                 sync.match_on.property, sync.object
             ),
         });

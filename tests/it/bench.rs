@@ -16,7 +16,10 @@ fn bench_writes_its_figures_and_every_run_sends_the_fewest_requests() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let output = Command::new(env!("CARGO_BIN_EXE_hubsync"))
-        .args(["bench", "--rows", "2000", "--rate-limited-rows", "1100", "--rate-limit", "10", "--repeats", "2"])
+        .args(["bench", "--rows", "2000", "--rate-limited-rows", "1100", "--rate-limits", "10", "--repeats", "2"])
+        // One rate-limited cell (answers at once, so a debug build's timing is what it measures),
+        // and a small throughput case at a short latency.
+        .args(["--latencies-ms", "0", "--throughput-rows", "2000", "--throughput-latency-ms", "20"])
         .arg("--postgres-url")
         .arg(admin_url())
         .arg("--out")
@@ -88,12 +91,24 @@ fn bench_writes_its_figures_and_every_run_sends_the_fewest_requests() {
     }
     assert!(stdout.contains("With a 128-character text column"), "{stdout}");
 
-    let rate_limited = &latest["rate_limited"];
+    let cells = latest["rate_limited"].as_array().unwrap();
+    assert_eq!(cells.len(), 1, "one cell per latency and limit");
+    let rate_limited = &cells[0];
+    assert_eq!((rate_limited["limit_per_10s"].as_u64(), rate_limited["latency_ms"].as_u64()), (Some(10), Some(0)));
     assert_eq!(rate_limited["status_429"], 0, "{rate_limited:#}");
     assert!(rate_limited["achieved_over_limit"].as_f64().unwrap() >= 0.9, "{rate_limited:#}");
-    assert!(latest["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|t| t["name"] == "requests / fewest possible" && t["met"] == true));
+    assert!(stdout.contains("| answer latency | 10/10 s |"), "{stdout}");
+    assert!(stdout.contains("| 0 ms |"), "{stdout}");
+
+    let throughput = &latest["throughput"];
+    assert_eq!(throughput["contacts"], 2000);
+    assert_eq!(throughput["latency_ms"], 20);
+    assert_eq!(throughput["run"]["requests"]["records"], 20, "{throughput:#}");
+    let max_in_flight = throughput["max_in_flight"].as_f64().unwrap();
+    assert_eq!(throughput["ceiling_per_sec"].as_f64().unwrap(), max_in_flight * 1000.0 / 20.0);
+    assert!(throughput["requests_per_sec"].as_f64().unwrap() > 0.0, "{throughput:#}");
+    assert!(stdout.contains("ceiling (max_in_flight / latency)"), "{stdout}");
+    let targets = latest["targets"].as_array().unwrap();
+    assert!(targets.iter().any(|t| t["name"] == "requests / fewest possible" && t["met"] == true));
+    assert!(targets.iter().any(|t| t["name"].as_str().unwrap().starts_with("rate-limited first sync")), "{targets:?}");
 }

@@ -100,6 +100,10 @@ async fn gateway_errors_after_the_write(case: Case) {
     assert_eq!(run.counts.created, rows as u64, "{:?}", run.counts);
     assert_eq!(run.counts.rejected, 0, "{:?}", run.counts);
     assert_one_record_per_row(&h, case, rows);
+    assert!(
+        h.emulator.properties(case.object).iter().all(|p| p["name"] != "hubsync_key"),
+        "without consent hubsync adds no property"
+    );
     let summary = text(&h.cli(&["status", "firms"]).stdout);
     assert!(summary.contains("uncertain") && summary.contains("reconciled"), "{summary}");
     let metrics = hubsync::telemetry::encode();

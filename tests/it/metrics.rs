@@ -158,11 +158,13 @@ async fn every_metric_a_dashboard_or_an_alert_names_is_exported() {
         "hubsync_rate_budget_remaining_requests",
         "hubsync_daily_quota_remaining_requests",
         "hubsync_snapshot_rows",
+        "hubsync_removals_held",
         "hubsync_build_info",
     ] {
         assert!(exposed.contains(wanted), "{wanted} is not exported");
     }
-    for operation in ["create", "update", "skip", "associate", "list_add", "list_remove"] {
+    for operation in ["create", "update", "skip", "associate", "list_add", "list_remove", "archive", "clear", "unlink"]
+    {
         assert!(exposition.contains(&format!("operation=\"{operation}\"")), "operation {operation}");
     }
     assert!(
@@ -197,7 +199,7 @@ async fn promtool_accepts_the_exposition_and_the_alert_rules() {
     let out = Command::new(&promtool).args(["check", "rules"]).arg(alert_rules()).output().unwrap();
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "promtool check rules:\n{said}");
-    assert!(said.contains("SUCCESS: 6 rules found"), "{said}");
+    assert!(said.contains("SUCCESS: 7 rules found"), "{said}");
 
     let out = Command::new(&promtool)
         .args(["check", "config"])
@@ -319,6 +321,6 @@ async fn prometheus_scraping_a_daemon_answers_every_panel_and_alert_query() {
             }
         }
     }
-    assert_eq!(alerts, 6, "every alert rule was loaded: {rules}");
+    assert_eq!(alerts, 7, "every alert rule was loaded: {rules}");
     assert!(failures.is_empty(), "{}\n\nPrometheus log:\n{}", failures.join("\n"), prometheus.log_text());
 }

@@ -105,6 +105,11 @@ impl HubSpotError {
         }
     }
 
+    /// True for a 404 answer: what the request named (a list, a record) does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, HubSpotError::Api { status: 404, .. } | HubSpotError::Unexpected { status: 404, .. })
+    }
+
     /// True when no later request to the account can succeed before a person or the clock
     /// intervenes (bad token, missing scopes, daily limit): the runner should stop, not go on
     /// with the next batch.

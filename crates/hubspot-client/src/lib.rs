@@ -29,7 +29,7 @@ mod types;
 pub use budget::{
     AccountPause, BudgetSnapshot, DailyLimitReached, RateBudget, RateLimitHeaders, RequestClass, SendPermit,
 };
-pub use client::HubSpotClient;
+pub use client::{HubSpotClient, LabelRemoval};
 pub use errors::{ApiError, HubSpotError};
 pub use oauth::{now_ms, OAuthApp, OAuthError, OAuthSession, OAuthTokens, TokenEndpoint, TokenInfo, TokenStore};
 pub use requests::{ASSOCIATION_BATCH_LIMIT, OBJECT_BATCH_LIMIT, SEARCH_VALUES_LIMIT};
@@ -42,6 +42,6 @@ pub use settings::{
 };
 pub use stats::{ClientStats, EndpointKind, StatusClass};
 pub use types::{
-    outcome_codes, AssocOutcome, AssociationInput, AssociationLabel, ListInfo, MembershipChange, PropertyInfo,
-    SchemaInfo, WriteInput, WriteOutcome,
+    outcome_codes, AssocOutcome, AssociationInput, AssociationLabel, ListInfo, MembershipChange, NewProperty,
+    NewPropertyGroup, PropertyInfo, SchemaInfo, WriteInput, WriteOutcome,
 };

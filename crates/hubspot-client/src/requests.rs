@@ -2,11 +2,12 @@
 //! Nothing here does I/O; every function is tested with literal JSON.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use serde_json::{json, Map, Value};
 use url::Url;
 
-use super::types::{AssociationInput, WriteInput};
+use super::types::{AssociationInput, NewProperty, NewPropertyGroup, WriteInput};
 
 /// Inputs per object batch request (HubSpot: "limited to 100 inputs per request").
 pub const OBJECT_BATCH_LIMIT: usize = 100;
@@ -63,6 +64,16 @@ impl Paths {
         url
     }
 
+    /// `POST /crm/properties/{ver}/{type}`: creates a property.
+    pub fn property_create(&self, object_type: &str) -> Url {
+        self.url(&["crm", "properties", &self.version, object_type])
+    }
+
+    /// `POST /crm/properties/{ver}/{type}/groups`: creates a property group.
+    pub fn property_groups(&self, object_type: &str) -> Url {
+        self.url(&["crm", "properties", &self.version, object_type, "groups"])
+    }
+
     /// `GET /crm-object-schemas/{ver}/schemas` (the dated path exists in HubSpot's 2026-03 spec).
     pub fn schemas(&self) -> Url {
         self.url(&["crm-object-schemas", &self.version, "schemas"])
@@ -76,6 +87,16 @@ impl Paths {
     /// `POST /crm/associations/{ver}/{from}/{to}/batch/create`.
     pub fn association_batch_create(&self, from_type: &str, to_type: &str) -> Url {
         self.url(&["crm", "associations", &self.version, from_type, to_type, "batch", "create"])
+    }
+
+    /// `POST /crm/associations/{ver}/{from}/{to}/batch/archive` (every type between each pair),
+    /// or with `labels`, `.../batch/labels/archive` (only the listed types).
+    pub fn association_batch_archive(&self, from_type: &str, to_type: &str, labels: bool) -> Url {
+        if labels {
+            self.url(&["crm", "associations", &self.version, from_type, to_type, "batch", "labels", "archive"])
+        } else {
+            self.url(&["crm", "associations", &self.version, from_type, to_type, "batch", "archive"])
+        }
     }
 
     /// `GET /crm/associations/{ver}/{from}/{to}/labels`.
@@ -93,7 +114,20 @@ impl Paths {
         self.url(&["crm", "lists", &self.version, "object-type-id", object_type_id, "name", name])
     }
 
-    /// `PUT /crm/lists/{ver}/{listId}/memberships/{add|remove}`.
+    /// `GET /crm/objects/{ver}/{type}/{id}?properties=hs_object_id`: one record by its id, with
+    /// only its id (a merged-away id answers with the surviving record).
+    pub fn object_by_id(&self, object_type: &str, id: &str) -> Url {
+        let mut url = self.url(&["crm", "objects", &self.version, object_type, id]);
+        url.query_pairs_mut().append_pair("properties", "hs_object_id");
+        url
+    }
+
+    /// `GET /crm/lists/{ver}/{listId}`.
+    pub fn list_by_id(&self, list_id: &str) -> Url {
+        self.url(&["crm", "lists", &self.version, list_id])
+    }
+
+    /// `PUT /crm/lists/{ver}/{listId}/memberships/{add|remove|add-and-remove}`.
     pub fn list_memberships_change(&self, list_id: &str, change: &str) -> Url {
         self.url(&["crm", "lists", &self.version, list_id, "memberships", change])
     }
@@ -261,6 +295,51 @@ pub fn association_create_body(inputs: &[&AssociationInput]) -> Value {
     json!({ "inputs": inputs })
 }
 
+/// `PropertyGroupCreate` body.
+pub fn property_group_body(group: &NewPropertyGroup) -> Value {
+    json!({ "name": group.name, "label": group.label, "displayOrder": group.display_order })
+}
+
+/// `PropertyCreate` body.
+pub fn property_create_body(p: &NewProperty) -> Value {
+    json!({
+        "name": p.name,
+        "label": p.label,
+        "description": p.description,
+        "type": p.type_,
+        "fieldType": p.field_type,
+        "groupName": p.group_name,
+        "hasUniqueValue": p.has_unique_value,
+        "formField": p.form_field,
+        "hidden": false,
+    })
+}
+
+/// Object `batch/archive` body: `{inputs:[{id}]}`.
+pub fn archive_body(ids: &[String]) -> Value {
+    let inputs: Vec<Value> = ids.iter().map(|id| json!({ "id": id })).collect();
+    json!({ "inputs": inputs })
+}
+
+/// Association `batch/archive` body: `{inputs:[{from:{id}, to:[{id}, ...]}]}`, one input per
+/// from record with every target to unlink from it, in first-seen order.
+pub fn association_archive_body(pairs: &[(String, String)]) -> Value {
+    let mut order: Vec<&str> = Vec::new();
+    let mut tos: HashMap<&str, Vec<Value>> = HashMap::new();
+    for (from, to) in pairs {
+        let entry = tos.entry(from.as_str()).or_insert_with(|| {
+            order.push(from.as_str());
+            Vec::new()
+        });
+        entry.push(json!({ "id": to }));
+    }
+    let inputs: Vec<Value> = order
+        .iter()
+        .map(|from| json!({ "from": { "id": from }, "to": tos.remove(from).unwrap_or_default() }))
+        .collect();
+    json!({ "inputs": inputs })
+}
+
 /// Static list create body.
 pub fn list_create_body(object_type_id: &str, name: &str) -> Value {
     json!({ "name": name, "objectTypeId": object_type_id, "processingType": "MANUAL" })
@@ -269,6 +348,27 @@ pub fn list_create_body(object_type_id: &str, name: &str) -> Value {
 /// Membership add/remove body: a bare array of record ids.
 pub fn membership_body(record_ids: &[String]) -> Value {
     json!(record_ids)
+}
+
+/// Splits `adds` and `removes` record ids into add-and-remove requests of at most `cap` ids in
+/// all: removes first, adds in the room left, so a change that fits in one request is one
+/// request. Each pair is (adds, removes) index ranges.
+pub fn add_and_remove_chunks(adds: usize, removes: usize, cap: usize) -> Vec<(Range<usize>, Range<usize>)> {
+    let cap = cap.max(1);
+    let (mut a, mut r, mut out) = (0, 0, Vec::new());
+    while a < adds || r < removes {
+        let take_r = (removes - r).min(cap);
+        let take_a = (adds - a).min(cap - take_r);
+        out.push((a..a + take_a, r..r + take_r));
+        a += take_a;
+        r += take_r;
+    }
+    out
+}
+
+/// The body of `PUT .../memberships/add-and-remove`: both arrays, in one request.
+pub fn add_and_remove_body(add: &[String], remove: &[String]) -> Value {
+    json!({ "recordIdsToAdd": add, "recordIdsToRemove": remove })
 }
 
 /// The dedupe key of a write input: ids compare exactly, except emails, which HubSpot matches
@@ -348,6 +448,11 @@ mod tests {
             p.list_memberships("42", Some("abc")).as_str(),
             "https://api.hubapi.com/crm/lists/2026-03/42/memberships?limit=250&after=abc"
         );
+        assert_eq!(
+            p.object_by_id("companies", "56503292710").as_str(),
+            "https://api.hubapi.com/crm/objects/2026-03/companies/56503292710?properties=hs_object_id"
+        );
+        assert_eq!(p.list_by_id("42").as_str(), "https://api.hubapi.com/crm/lists/2026-03/42");
     }
 
     #[test]
@@ -440,6 +545,28 @@ mod tests {
     }
 
     #[test]
+    fn archive_bodies() {
+        assert_eq!(archive_body(&["1".into(), "2".into()]), json!({"inputs": [{"id": "1"}, {"id": "2"}]}));
+        let pairs = vec![("1".to_string(), "7".to_string()), ("2".into(), "8".into()), ("1".into(), "9".into())];
+        assert_eq!(
+            association_archive_body(&pairs),
+            json!({"inputs": [
+                {"from": {"id": "1"}, "to": [{"id": "7"}, {"id": "9"}]},
+                {"from": {"id": "2"}, "to": [{"id": "8"}]}
+            ]})
+        );
+        let paths = Paths::new("https://api.hubapi.com", "2026-03").unwrap();
+        assert_eq!(
+            paths.association_batch_archive("contacts", "companies", true).as_str(),
+            "https://api.hubapi.com/crm/associations/2026-03/contacts/companies/batch/labels/archive"
+        );
+        assert_eq!(
+            paths.object_batch("contacts", "archive").as_str(),
+            "https://api.hubapi.com/crm/objects/2026-03/contacts/batch/archive"
+        );
+    }
+
+    #[test]
     fn association_and_list_bodies() {
         let a = AssociationInput {
             trace: "t".into(),
@@ -459,6 +586,18 @@ mod tests {
             json!({"name": "Sync: VIP", "objectTypeId": "0-1", "processingType": "MANUAL"})
         );
         assert_eq!(membership_body(&["1".into(), "2".into()]), json!(["1", "2"]));
+        assert_eq!(
+            add_and_remove_body(&["1".into()], &["2".into(), "3".into()]),
+            json!({"recordIdsToAdd": ["1"], "recordIdsToRemove": ["2", "3"]})
+        );
+    }
+
+    #[test]
+    fn add_and_remove_requests_carry_both_and_stay_under_the_cap() {
+        assert_eq!(add_and_remove_chunks(3, 2, 500), vec![(0..3, 0..2)]);
+        assert_eq!(add_and_remove_chunks(0, 0, 500), vec![]);
+        assert_eq!(add_and_remove_chunks(4, 3, 5), vec![(0..2, 0..3), (2..4, 3..3)]);
+        assert_eq!(add_and_remove_chunks(1, 7, 3), vec![(0..0, 0..3), (0..0, 3..6), (0..1, 6..7)]);
     }
 
     #[test]

@@ -425,27 +425,36 @@ fn flag(v: Option<&Value>) -> bool {
 
 /// Reads `GET /crm/properties/{ver}/{type}`.
 pub fn parse_properties(body: &str) -> Result<Vec<PropertyInfo>, String> {
-    Ok(results_array(body)?
-        .iter()
-        .filter(|p| p.get("name").is_some())
-        .map(|p| PropertyInfo {
-            name: text(p, "name"),
-            label: text(p, "label"),
-            type_: text(p, "type"),
-            field_type: text(p, "fieldType"),
-            has_unique_value: flag(p.get("hasUniqueValue")),
-            read_only_value: flag(p.get("modificationMetadata").and_then(|m| m.get("readOnlyValue")))
-                || flag(p.get("calculated")),
-            options: p
-                .get("options")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|o| o.get("value").and_then(value_to_string))
-                .collect(),
-            hubspot_defined: flag(p.get("hubspotDefined")),
-        })
-        .collect())
+    Ok(results_array(body)?.iter().filter(|p| p.get("name").is_some()).map(property_info).collect())
+}
+
+/// Reads one `Property` (the answer of a property create).
+pub fn parse_property(body: &str) -> Result<PropertyInfo, String> {
+    let v: Value = serde_json::from_str(body).map_err(|e| format!("the body is not JSON ({e})"))?;
+    if v.get("name").and_then(Value::as_str).is_none() {
+        return Err("the property has no name".to_string());
+    }
+    Ok(property_info(&v))
+}
+
+fn property_info(p: &Value) -> PropertyInfo {
+    PropertyInfo {
+        name: text(p, "name"),
+        label: text(p, "label"),
+        type_: text(p, "type"),
+        field_type: text(p, "fieldType"),
+        has_unique_value: flag(p.get("hasUniqueValue")),
+        read_only_value: flag(p.get("modificationMetadata").and_then(|m| m.get("readOnlyValue")))
+            || flag(p.get("calculated")),
+        options: p
+            .get("options")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o.get("value").and_then(value_to_string))
+            .collect(),
+        hubspot_defined: flag(p.get("hubspotDefined")),
+    }
 }
 
 /// Reads `GET /crm-object-schemas/{ver}/schemas`.
@@ -478,6 +487,18 @@ pub fn parse_labels(body: &str) -> Result<Vec<AssociationLabel>, String> {
             })
         })
         .collect()
+}
+
+/// Reads the id of a single record answer (`{"id": "...", "properties": {...}}`); the id may be
+/// a string or a number, and `properties.hs_object_id` stands in for a missing `id`.
+pub fn parse_record_id(body: &str) -> Result<String, String> {
+    let value: Value = serde_json::from_str(body).map_err(|e| format!("the body is not JSON ({e})"))?;
+    value
+        .get("id")
+        .and_then(value_to_string)
+        .or_else(|| value.get("properties")?.get("hs_object_id").and_then(value_to_string))
+        .filter(|id| !id.trim().is_empty())
+        .ok_or_else(|| "the record has no id".to_string())
 }
 
 /// Reads a list answer: `{"list": {...}}` (or the list object itself).
@@ -849,6 +870,18 @@ mod tests {
         assert_eq!(list.list_id, "42");
         assert_eq!(list.size, Some(7));
         assert!(parse_list("{}").is_err());
+    }
+
+    #[test]
+    fn reads_a_single_record_id() {
+        assert_eq!(
+            parse_record_id(r#"{"id":"56514030382","properties":{"hs_object_id":"56514030382"}}"#).unwrap(),
+            "56514030382"
+        );
+        assert_eq!(parse_record_id(r#"{"id":7,"properties":{}}"#).unwrap(), "7");
+        assert_eq!(parse_record_id(r#"{"properties":{"hs_object_id":"9"}}"#).unwrap(), "9");
+        assert!(parse_record_id("<html>").is_err());
+        assert!(parse_record_id(r#"{"properties":{}}"#).is_err());
     }
 
     #[test]

@@ -20,10 +20,12 @@ pub enum EndpointKind {
     Associations,
     Lists,
     ListMemberships,
+    /// Record batch archive and association batch (labels) archive: removals.
+    Archive,
 }
 
 impl EndpointKind {
-    pub const ALL: [EndpointKind; 11] = [
+    pub const ALL: [EndpointKind; 12] = [
         EndpointKind::Upsert,
         EndpointKind::Update,
         EndpointKind::Create,
@@ -35,6 +37,7 @@ impl EndpointKind {
         EndpointKind::Associations,
         EndpointKind::Lists,
         EndpointKind::ListMemberships,
+        EndpointKind::Archive,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +53,7 @@ impl EndpointKind {
             EndpointKind::Associations => "associations",
             EndpointKind::Lists => "lists",
             EndpointKind::ListMemberships => "list_memberships",
+            EndpointKind::Archive => "archive",
         }
     }
 }

@@ -22,6 +22,35 @@ pub struct PropertyInfo {
     pub hubspot_defined: bool,
 }
 
+/// A property group to create (`PropertyGroupCreate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPropertyGroup {
+    /// Internal name: lowercase letters, digits and `_`.
+    pub name: String,
+    pub label: String,
+    /// `-1` shows it after the groups with a positive order.
+    pub display_order: i64,
+}
+
+/// A property to create (the `PropertyCreate` fields hubsync sets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewProperty {
+    /// Internal name: lowercase letters, digits and `_`.
+    pub name: String,
+    pub label: String,
+    /// Help text shown in HubSpot.
+    pub description: String,
+    /// HubSpot's `type`, e.g. `string`.
+    pub type_: String,
+    /// HubSpot's `fieldType`, e.g. `text`.
+    pub field_type: String,
+    pub group_name: String,
+    /// `hasUniqueValue`: can key a batch upsert; cannot be changed once set.
+    pub has_unique_value: bool,
+    /// Whether the property may be used on HubSpot forms.
+    pub form_field: bool,
+}
+
 /// One custom object schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaInfo {

@@ -204,6 +204,37 @@ impl Emulator {
         }
     }
 
+    /// Archives (deletes) a record, as `DELETE /crm/v3/objects/{type}/{id}` does: it leaves
+    /// reads, searches, its associations and its list memberships. Returns false when no live
+    /// record has the id.
+    ///
+    /// # Panics
+    /// On an unknown object type.
+    pub fn archive_record(&self, object_type: &str, id: &str) -> bool {
+        let mut store = self.store();
+        let i =
+            store.resolve(object_type).unwrap_or_else(|| panic!("archive_record: unknown object type {object_type}"));
+        let Ok(id) = id.trim().parse::<u64>() else { return false };
+        routes::writes::archive_record(&mut store, i, id, clock::now_ms())
+    }
+
+    /// Deletes a list, as `DELETE /crm/v3/lists/{listId}` does. Returns false when there is no
+    /// such list.
+    pub fn delete_list(&self, list_id: &str) -> bool {
+        let mut store = self.store();
+        list_id.trim().parse::<u64>().is_ok_and(|id| store.lists.delete(id))
+    }
+
+    /// Renames a list, as `PUT /crm/v3/lists/{listId}/update-list-name` does. Returns false
+    /// when there is no such list or the name is taken.
+    pub fn rename_list(&self, list_id: &str, name: &str) -> bool {
+        let mut store = self.store();
+        list_id
+            .trim()
+            .parse::<u64>()
+            .is_ok_and(|id| store.lists.get(id).is_some() && store.lists.rename(id, name, clock::now_ms()).is_ok())
+    }
+
     /// Every association from records of `from_type` to records of `to_type`.
     pub fn associations(&self, from_type: &str, to_type: &str) -> Vec<EmAssociation> {
         let store = self.store();

@@ -37,8 +37,15 @@ fn failed(what: &str, e: impl std::fmt::Display) -> CliError {
 
 impl EmulatorProcess {
     /// Starts the emulator on a free port, with `max_requests_per_10s` as its burst limit (none
-    /// when `None`) and no search limit; its log goes to `log`.
-    pub fn start(exe: &Path, log: &Path, max_requests_per_10s: Option<u32>, token: &str) -> Result<Self, CliError> {
+    /// when `None`), `latency_ms` added to every answer and no search limit; its log goes to
+    /// `log`.
+    pub fn start(
+        exe: &Path,
+        log: &Path,
+        max_requests_per_10s: Option<u32>,
+        latency_ms: u64,
+        token: &str,
+    ) -> Result<Self, CliError> {
         let stderr = std::fs::File::create(log).map_err(|e| failed(&format!("cannot create {}", log.display()), e))?;
         let mut command = Command::new(exe);
         command.args([
@@ -54,6 +61,7 @@ impl EmulatorProcess {
         ]);
         // 0 turns the emulator's default burst limit (a real portal's) off.
         command.args(["--max-requests-per-10s", &max_requests_per_10s.unwrap_or(0).to_string()]);
+        command.args(["--latency-ms", &latency_ms.to_string()]);
         command.env_remove("RUST_LOG").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr);
         let mut child = command.spawn().map_err(|e| failed("cannot start it", e))?;
         let stdout = child.stdout.take().ok_or_else(|| failed("no output", "stdout is not piped"))?;

@@ -6,15 +6,18 @@
 //! are the sync's own. Requests are counted per endpoint from the emulator's journal and
 //! compared with the fewest that could carry the change. For each N: the companies' first sync, the
 //! contacts' first sync, the floor (`COPY (model) TO STDOUT` discarded), a run with no change
-//! and a run after 1% of the contacts changed. Then a rate-limited case: a first sync of 20,000
-//! contacts against an emulator allowing 100 requests per 10 s. It prints Markdown tables and
-//! writes the same figures as JSON.
+//! and a run after 1% of the contacts changed. Then the cases at HubSpot's answer times
+//! (`latency.rs`): a rate-limited first sync at each emulator latency (0, 300, 1,000 ms) and each
+//! limit (100 and 190 per 10 s), and a first sync of 1,000,000 contacts at 300 ms with no rate
+//! limit. It prints Markdown tables and writes the same figures as JSON.
 //!
 //! Files: `warehouse.rs` (the PostgreSQL model and the floor), `emulator.rs` (the emulator
-//! process), `child.rs` (running a measured sync), `report.rs` (figures, targets, tables).
+//! process), `child.rs` (running a measured sync), `report.rs` (figures, targets, tables),
+//! `latency.rs` (the cases at realistic latencies, their figures and tables).
 
 mod child;
 mod emulator;
+mod latency;
 mod report;
 mod warehouse;
 
@@ -27,8 +30,8 @@ use super::CliError;
 use child::SyncCommand;
 use emulator::EmulatorProcess;
 use report::{
-    achieved_per_10s, evaluate, evaluate_text_column, rss_mb, Checks, Fewest, FloorReport, Machine, RateLimitedReport,
-    Ratios, Report, Requests, RunReport, SizeReport, NO_CHANGE, ONE_PERCENT,
+    evaluate, evaluate_text_column, rss_mb, Checks, Fewest, FloorReport, Machine, Ratios, Report, Requests, RunReport,
+    SizeReport, NO_CHANGE, ONE_PERCENT,
 };
 use warehouse::{
     measure_floor, BenchDatabase, COMPANIES_MODEL, CONTACTS_MODEL, CONTACTS_TEXT_MODEL, RATE_LIMITED_MODEL,
@@ -70,13 +73,31 @@ pub struct BenchOptions {
     /// `state_threads` of the measured syncs (unset: hubsync's default).
     #[arg(long, value_name = "N")]
     pub state_threads: Option<usize>,
-    /// Contacts sent in the rate-limited case (a first sync: one batch upsert per 100).
-    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    /// Contacts sent in each cell of the rate-limited case (a first sync: one batch upsert per
+    /// 100); more than 100 per request of the highest limit, so a window's worth is measured.
+    #[arg(long, value_name = "N", default_value_t = 30_000)]
     pub rate_limited_rows: u64,
     /// Requests per rolling 10 s the emulator allows, and the account is set to, in the
-    /// rate-limited case.
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    pub rate_limit: u32,
+    /// rate-limited case, comma-separated: one cell per limit and latency (100 Free/Starter,
+    /// 190 Professional/Enterprise).
+    #[arg(long, alias = "rate-limit", value_name = "N,...", value_delimiter = ',', default_value = "100,190")]
+    pub rate_limits: Vec<u32>,
+    /// The emulator's answer latencies in the rate-limited case, in ms, comma-separated (real
+    /// HubSpot batch writes take hundreds of ms).
+    #[arg(long, value_name = "MS,...", value_delimiter = ',', default_value = "0,300,1000")]
+    pub latencies_ms: Vec<u64>,
+    /// The account's `max_in_flight` in the rate-limited and throughput cases.
+    #[arg(long, value_name = "N", default_value_t = hubspot_client::DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: usize,
+    /// Skip the throughput case (a large first sync at a realistic latency, no rate limit).
+    #[arg(long)]
+    pub skip_throughput: bool,
+    /// Contacts in the throughput case's first sync.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub throughput_rows: u64,
+    /// The emulator's answer latency in the throughput case, in ms.
+    #[arg(long, value_name = "MS", default_value_t = 300)]
+    pub throughput_latency_ms: u64,
     /// Timings of the floor and of the no-change run per size; the best of each counts (the
     /// no-change run's peak memory is the highest of its timings).
     #[arg(long, value_name = "N", default_value_t = 3)]
@@ -88,6 +109,11 @@ const TOKEN: &str = "bench-token";
 
 /// The config of the measured syncs, read with `${VAR}`s the child gets in its environment.
 fn config_toml(max_requests_per_10s: u32, syncs: &str) -> String {
+    config_toml_with(max_requests_per_10s, "", syncs)
+}
+
+/// `config_toml` with more lines (`key = value\n`) in the account's section.
+fn config_toml_with(max_requests_per_10s: u32, account_extra: &str, syncs: &str) -> String {
     format!(
         r#"# Written by `hubsync bench`.
 state_dir = "state"
@@ -102,7 +128,7 @@ base_url = "${{HUBSYNC_BENCH_URL}}"
 max_requests_per_10s = {max_requests_per_10s}
 daily_limit = 1000000000
 timeout_secs = 120
-{syncs}"#
+{account_extra}{syncs}"#
     )
 }
 
@@ -225,9 +251,10 @@ async fn start_emulator(
     exe: &Path,
     dir: &Path,
     max_requests_per_10s: Option<u32>,
+    latency_ms: u64,
 ) -> Result<EmulatorProcess, CliError> {
     std::fs::create_dir_all(dir).map_err(io_error(format!("cannot create {}", dir.display())))?;
-    let emulator = EmulatorProcess::start(exe, &dir.join("emulator.log"), max_requests_per_10s, TOKEN)?;
+    let emulator = EmulatorProcess::start(exe, &dir.join("emulator.log"), max_requests_per_10s, latency_ms, TOKEN)?;
     set_up_portal(&emulator).await?;
     Ok(emulator)
 }
@@ -351,7 +378,7 @@ async fn measure_size(
     eprintln!("bench: {contacts} contacts{described}, {companies} companies: building the model…");
     db.build_model(contacts, companies, with_text).await?;
     let dir = options.dir.join(variant.dir_name(contacts));
-    let emulator = start_emulator(exe, &dir, None).await?;
+    let emulator = start_emulator(exe, &dir, None, 0).await?;
     let config = with_state_budget(options, config_toml(1_000_000, &size_syncs(variant)));
     let command = prepare(exe, &dir, &config, db, &emulator)?;
 
@@ -397,40 +424,6 @@ async fn measure_size(
     Ok(SizeReport { contacts, companies, runs, floor, no_change_over_floor, checks })
 }
 
-/// The rate-limited case: a first sync of `rate_limited_rows` contacts against an emulator
-/// allowing `rate_limit` requests per 10 s, with the account configured to the same limit.
-async fn measure_rate_limited(
-    options: &BenchOptions,
-    exe: &Path,
-    db: &BenchDatabase,
-) -> Result<RateLimitedReport, CliError> {
-    let contacts = options.rate_limited_rows;
-    let limit = options.rate_limit;
-    eprintln!("bench: rate-limited case: {contacts} contacts at {limit} requests per 10 s…");
-    db.build_rate_limited_model(contacts).await?;
-    let dir = options.dir.join("rate-limited");
-    let emulator = start_emulator(exe, &dir, Some(limit)).await?;
-    let command = prepare(exe, &dir, &config_toml(limit, &rate_limited_syncs()), db, &emulator)?;
-    let (run, arrivals) =
-        measured(&command, &emulator, "contacts", "first sync", contacts, Fewest::new(contacts, 0, 0)).await?;
-    emulator.stop();
-    let sending_secs = match (arrivals.iter().min(), arrivals.iter().max()) {
-        (Some(first), Some(last)) => last.saturating_sub(*first).as_secs_f64(),
-        _ => 0.0,
-    };
-    let achieved = achieved_per_10s(&arrivals, limit as usize);
-    Ok(RateLimitedReport {
-        contacts,
-        limit_per_10s: limit,
-        sending_secs,
-        achieved_per_10s: achieved,
-        achieved_over_limit: achieved.map(|a| a / f64::from(limit)),
-        naive_per_10s: run.requests.total as f64 / sending_secs.max(1e-9) * 10.0,
-        status_429: run.requests.status_429,
-        run,
-    })
-}
-
 /// A `kB` field of a `/proc` file, e.g. `MemTotal` of `/proc/meminfo` or `VmHWM` of
 /// `/proc/self/status`.
 fn proc_kb(file: &str, field: &str) -> u64 {
@@ -470,8 +463,10 @@ async fn measure_all(options: &BenchOptions, exe: &Path, db: &BenchDatabase) -> 
         }
     }
     let rate_limited =
-        if options.skip_rate_limited { None } else { Some(measure_rate_limited(options, exe, db).await?) };
-    let mut targets = evaluate(&sizes, rate_limited.as_ref());
+        if options.skip_rate_limited { Vec::new() } else { latency::measure_rate_limited(options, exe, db).await? };
+    let throughput =
+        if options.skip_throughput { None } else { Some(latency::measure_throughput(options, exe, db).await?) };
+    let mut targets = evaluate(&sizes, &rate_limited);
     targets.extend(evaluate_text_column(&text_column));
     let mut machine = machine;
     machine.bench_process_peak_rss_mb = proc_kb("/proc/self/status", "VmHWM") as f64 / 1024.0;
@@ -481,6 +476,7 @@ async fn measure_all(options: &BenchOptions, exe: &Path, db: &BenchDatabase) -> 
         sizes,
         text_column,
         rate_limited,
+        throughput,
         targets,
     })
 }
@@ -502,13 +498,28 @@ pub async fn bench(options: &BenchOptions) -> Result<(), CliError> {
     if options.rows.is_empty() || options.rows.iter().any(|n| *n < 100) {
         return Err(CliError::Config("bench: --rows takes sizes of at least 100 contacts, e.g. 100000,1000000".into()));
     }
-    if !options.skip_rate_limited && options.rate_limited_rows <= u64::from(options.rate_limit) * 100 {
-        return Err(CliError::Config(format!(
-            "bench: the rate-limited case needs more than {} requests to measure a rate: pass \
-             --rate-limited-rows above {}",
-            options.rate_limit,
-            u64::from(options.rate_limit) * 100
-        )));
+    if !options.skip_rate_limited {
+        let highest = options.rate_limits.iter().copied().max().unwrap_or(0);
+        if options.rate_limits.is_empty() || options.rate_limits.contains(&0) || options.latencies_ms.is_empty() {
+            return Err(CliError::Config(
+                "bench: the rate-limited case needs --rate-limits of at least 1 and --latencies-ms, e.g. \
+                 --rate-limits 100,190 --latencies-ms 0,300,1000 (or --skip-rate-limited)"
+                    .into(),
+            ));
+        }
+        if options.rate_limited_rows <= u64::from(highest) * 100 {
+            return Err(CliError::Config(format!(
+                "bench: the rate-limited case needs more than {highest} requests to measure a rate: pass \
+                 --rate-limited-rows above {}",
+                u64::from(highest) * 100
+            )));
+        }
+    }
+    if options.max_in_flight == 0 {
+        return Err(CliError::Config("bench: --max-in-flight must be at least 1".into()));
+    }
+    if !options.skip_throughput && options.throughput_rows < 100 {
+        return Err(CliError::Config("bench: --throughput-rows takes at least 100 contacts".into()));
     }
     let exe = std::env::current_exe()
         .map_err(|e| CliError::Failed(format!("bench: cannot find the hubsync executable: {e}")))?;

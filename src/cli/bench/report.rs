@@ -209,11 +209,13 @@ impl SizeReport {
     }
 }
 
-/// The rate-limited case.
+/// One cell of the rate-limited case (a limit at an answer latency).
 #[derive(Debug, Clone, Serialize)]
 pub struct RateLimitedReport {
     pub contacts: u64,
     pub limit_per_10s: u32,
+    /// The emulator's answer latency.
+    pub latency_ms: u64,
     pub run: RunReport,
     /// From the first request's arrival to the last one's.
     pub sending_secs: f64,
@@ -273,7 +275,10 @@ pub struct Report {
     pub sizes: Vec<SizeReport>,
     /// The same runs with a contacts model carrying a 128-character text column.
     pub text_column: Vec<SizeReport>,
-    pub rate_limited: Option<RateLimitedReport>,
+    /// The rate-limited cells, each latency at each limit (`latency.rs`).
+    pub rate_limited: Vec<RateLimitedReport>,
+    /// The large first sync at a realistic latency without a rate limit (`latency.rs`).
+    pub throughput: Option<super::latency::ThroughputReport>,
     pub targets: Vec<Target>,
 }
 
@@ -286,7 +291,7 @@ pub fn rss_mb(bytes: u64) -> f64 {
     mb(bytes)
 }
 
-fn thousands(n: u64) -> String {
+pub(super) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -307,7 +312,7 @@ fn made_of(made: u64, fewest: u64) -> String {
 }
 
 /// Checks the targets of issue #6 against the figures.
-pub fn evaluate(sizes: &[SizeReport], rate_limited: Option<&RateLimitedReport>) -> Vec<Target> {
+pub fn evaluate(sizes: &[SizeReport], rate_limited: &[RateLimitedReport]) -> Vec<Target> {
     let mut targets = Vec::new();
     if !sizes.is_empty() {
         let worst = sizes
@@ -323,6 +328,7 @@ pub fn evaluate(sizes: &[SizeReport], rate_limited: Option<&RateLimitedReport>) 
             met: worst.is_empty(),
         });
     }
+    targets.extend(super::latency::rate_limited_target(rate_limited));
     let (Some(small), Some(large)) = (sizes.iter().min_by_key(|s| s.contacts), sizes.iter().max_by_key(|s| s.contacts))
     else {
         return targets;
@@ -380,15 +386,6 @@ pub fn evaluate(sizes: &[SizeReport], rate_limited: Option<&RateLimitedReport>) 
                 large.peak_rss_mb()
             ),
             met: growth <= 0.20,
-        });
-    }
-    if let Some(rl) = rate_limited {
-        let used = rl.achieved_over_limit.unwrap_or(0.0);
-        targets.push(Target {
-            name: format!("rate-limited run, {} contacts at {}/10 s", thousands(rl.contacts), rl.limit_per_10s),
-            target: "at least 95% of the limit used, no 429".into(),
-            measured: format!("{:.1}% used, {} × 429", used * 100.0, rl.status_429),
-            met: used >= 0.95 && rl.status_429 == 0,
         });
     }
     targets
@@ -570,23 +567,13 @@ impl Report {
             out.push('\n');
             out.push_str(&phases_markdown(&self.text_column, "Time per phase, with the 128-character text column:"));
         }
-        if let Some(rl) = &self.rate_limited {
+        if !self.rate_limited.is_empty() {
             out.push('\n');
-            out.push_str(
-                "| rate-limited run | limit | requests | wall s | sending s | achieved per 10 s | of the limit | 429s |\n\
-                 |---|---:|---:|---:|---:|---:|---:|---:|\n",
-            );
-            out.push_str(&format!(
-                "| {} contacts, first sync | {}/10 s | {} | {:.1} | {:.1} | {} | {} | {} |\n",
-                thousands(rl.contacts),
-                rl.limit_per_10s,
-                thousands(rl.run.requests.total),
-                rl.run.wall_secs,
-                rl.sending_secs,
-                rl.achieved_per_10s.map(|a| format!("{a:.1}")).unwrap_or_else(|| "—".into()),
-                rl.achieved_over_limit.map(|a| format!("{:.1}%", a * 100.0)).unwrap_or_else(|| "—".into()),
-                rl.status_429
-            ));
+            out.push_str(&super::latency::rate_limited_markdown(&self.rate_limited));
+        }
+        if let Some(t) = &self.throughput {
+            out.push('\n');
+            out.push_str(&super::latency::throughput_markdown(t));
         }
         out.push('\n');
         out.push_str("| target | wanted | measured | met |\n|---|---|---|---|\n");

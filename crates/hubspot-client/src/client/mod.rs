@@ -1,6 +1,7 @@
 //! The HubSpot client: the one module of this crate that does I/O. `transport.rs` sends one
-//! request; `batches.rs` chunks batch endpoints; `objects.rs`, `associations.rs` and `lists.rs`
-//! are the endpoints; this file holds the client itself and its metadata calls.
+//! request; `batches.rs` chunks batch endpoints; `objects.rs`, `associations.rs`, `lists.rs`,
+//! `properties.rs` (property and group creation) and `archive.rs` (removals) are the endpoints;
+//! this file holds the client itself and its metadata calls.
 //!
 //! Every request goes through `execute`: take a `SendPermit` from the account's `RateBudget`
 //! (an in-flight slot and room in every bucket), send, let the permit learn from the answer and
@@ -14,11 +15,16 @@
 //! outcomes carrying the error's code, so acknowledged writes (and the ids of created records)
 //! are never lost; the next call meets the same failure at once and returns it as `Err`.
 
+mod archive;
 mod associations;
 mod batches;
 mod lists;
 mod objects;
+mod properties;
+mod records;
 mod transport;
+
+pub use archive::LabelRemoval;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -645,3 +645,44 @@ async fn association_labels_read_null_and_text_labels() -> TestResult {
     assert_eq!(by_id(custom).category, "USER_DEFINED");
     Ok(())
 }
+
+#[tokio::test]
+async fn creates_a_unique_property_in_its_own_group_once() -> TestResult {
+    use hubspot_client::{NewProperty, NewPropertyGroup};
+    let emu = Emulator::start(EmulatorConfig {
+        static_tokens: vec![
+            StaticToken { token: TOKEN.into(), scopes: vec!["*".into()] },
+            StaticToken { token: "pat-na1-no-schemas".into(), scopes: vec!["crm.objects.companies.write".into()] },
+        ],
+        ..EmulatorConfig::default()
+    })
+    .await?;
+    let hs = client(&emu.base_url());
+    let group = NewPropertyGroup { name: "hubsync".into(), label: "hubsync".into(), display_order: -1 };
+    let property = NewProperty {
+        name: "hubsync_key".into(),
+        label: "hubsync key".into(),
+        description: "set by hubsync".into(),
+        type_: "string".into(),
+        field_type: "text".into(),
+        group_name: "hubsync".into(),
+        has_unique_value: true,
+        form_field: false,
+    };
+    assert!(hs.create_property_group("companies", &group).await?);
+    assert!(!hs.create_property_group("companies", &group).await?, "a 409 means it exists");
+    let created = hs.create_property("companies", &property).await?.expect("created");
+    assert!(created.has_unique_value);
+    assert_eq!(hs.create_property("companies", &property).await?, None, "a 409 means it exists");
+    let listed = hs.list_properties("companies").await?;
+    assert!(listed.iter().any(|p| p.name == "hubsync_key" && p.has_unique_value));
+
+    let no_schemas =
+        client_with(ClientSettings { token: Secret::new("pat-na1-no-schemas"), ..settings(&emu.base_url()) });
+    match no_schemas.create_property("deals", &property).await {
+        Err(HubSpotError::MissingScopes { scopes, .. }) => assert_eq!(scopes, vec!["crm.schemas.deals.write"]),
+        other => panic!("expected MissingScopes, got {other:?}"),
+    }
+    assert_eq!(emu.count_requests("POST", "/crm/properties/2026-03/deals"), 1, "a 403 is not retried");
+    Ok(())
+}

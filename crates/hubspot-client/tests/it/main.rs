@@ -3,4 +3,5 @@
 
 mod client;
 mod concurrency;
+mod removals;
 mod support;

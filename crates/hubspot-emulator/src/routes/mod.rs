@@ -70,6 +70,8 @@ pub(crate) enum Route {
     PropertiesBatchRead { object_type: String },
     PropertiesBatchArchive { object_type: String },
     PropertyGroups { object_type: String },
+    PropertyGroupCreate { object_type: String },
+    PropertyGroupGet { object_type: String, name: String },
 
     SchemasList,
     SchemaCreate,
@@ -284,6 +286,8 @@ fn properties_route(method: &Method, rest: &[&str]) -> Option<Route> {
         ("POST", [t, "batch", "read"]) => Route::PropertiesBatchRead { object_type: s(t) },
         ("POST", [t, "batch", "archive"]) => Route::PropertiesBatchArchive { object_type: s(t) },
         ("GET", [t, "groups"]) => Route::PropertyGroups { object_type: s(t) },
+        ("POST", [t, "groups"]) => Route::PropertyGroupCreate { object_type: s(t) },
+        ("GET", [t, "groups", name]) => Route::PropertyGroupGet { object_type: s(t), name: s(name) },
         ("GET", [t, name]) => Route::PropertyGet { object_type: s(t), name: s(name) },
         ("PATCH", [t, name]) => Route::PropertyUpdate { object_type: s(t), name: s(name) },
         ("DELETE", [t, name]) => Route::PropertyArchive { object_type: s(t), name: s(name) },
@@ -359,6 +363,8 @@ pub(crate) fn dispatch(ctx: &Ctx<'_>, route: Route) -> Reply {
         Route::PropertiesBatchRead { object_type } => properties::batch_read(ctx, &object_type),
         Route::PropertiesBatchArchive { object_type } => properties::batch_archive(ctx, &object_type),
         Route::PropertyGroups { object_type } => properties::groups(ctx, &object_type),
+        Route::PropertyGroupCreate { object_type } => properties::group_create(ctx, &object_type),
+        Route::PropertyGroupGet { object_type, name } => properties::group_get(ctx, &object_type, &name),
 
         Route::SchemasList => properties::schemas_list(ctx),
         Route::SchemaCreate => properties::schema_create(ctx),

@@ -1,7 +1,5 @@
 //! The properties API and the custom object schemas API (HubSpot docs: properties; sources in docs/emulator.md).
 
-use std::collections::BTreeSet;
-
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -9,8 +7,8 @@ use super::context::{unknown_type, Ctx};
 use super::wire::batch_body;
 use crate::auth::{property_scopes, schema_scopes, Access};
 use crate::reply::{parse_body, HsError, HsResult, Reply};
-use crate::store::properties::{PropOption, PropType, PropertyCreate};
-use crate::store::{CustomSchema, Store};
+use crate::store::properties::{is_valid_property_name, PropOption, PropType, PropertyCreate};
+use crate::store::{CustomSchema, PropertyGroup, Store};
 
 /// Unique properties allowed per object (properties guide: ten).
 const MAX_UNIQUE: usize = 10;
@@ -243,16 +241,68 @@ pub(crate) fn batch_archive(ctx: &Ctx<'_>, object_type: &str) -> HsResult<Reply>
     Ok(Reply::empty(204))
 }
 
+fn group_json(name: &str, group: &PropertyGroup) -> Value {
+    json!({"name": name, "label": group.label, "displayOrder": group.display_order, "archived": false})
+}
+
 pub(crate) fn groups(ctx: &Ctx<'_>, object_type: &str) -> HsResult<Reply> {
     let store = ctx.store();
     let i = resolve(ctx, &store, object_type, Access::Read)?;
-    let groups: BTreeSet<&str> = store.object_type(i).properties().map(|p| p.group_name.as_str()).collect();
-    let results: Vec<Value> = groups
-        .iter()
-        .enumerate()
-        .map(|(order, name)| json!({"name": name, "label": name, "displayOrder": order, "archived": false}))
-        .collect();
+    let results: Vec<Value> = store.object_type(i).groups().iter().map(|(name, g)| group_json(name, g)).collect();
     Ok(Reply::json(200, &json!({"results": results})))
+}
+
+pub(crate) fn group_get(ctx: &Ctx<'_>, object_type: &str, name: &str) -> HsResult<Reply> {
+    let store = ctx.store();
+    let i = resolve(ctx, &store, object_type, Access::Read)?;
+    match store.object_type(i).groups().get(name) {
+        Some(g) => Ok(Reply::json(200, &group_json(name, g))),
+        None => Err(HsError::new(404, format!("Unable to find property group {name} for object type {object_type}"))
+            .category("OBJECT_NOT_FOUND")
+            .reply()),
+    }
+}
+
+/// The body of `POST /crm/v3/properties/{objectType}/groups` (`PropertyGroupCreate`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GroupCreate {
+    name: Option<String>,
+    label: Option<String>,
+    display_order: Option<i64>,
+}
+
+/// Creates a property group: 201 with the `PropertyGroup`, 409 when the name is taken (as the
+/// legacy groups API documents; the v3 body is not recorded, so it follows the property one).
+pub(crate) fn group_create(ctx: &Ctx<'_>, object_type: &str) -> HsResult<Reply> {
+    let body: GroupCreate = parse_body(ctx.body)?;
+    let mut guard = ctx.store();
+    let store = &mut *guard;
+    let i = resolve(ctx, store, object_type, Access::Write)?;
+    let missing: Vec<&str> = [("name", &body.name), ("label", &body.label)]
+        .into_iter()
+        .filter(|(_, v)| v.as_deref().is_none_or(str::is_empty))
+        .map(|(field, _)| field)
+        .collect();
+    if !missing.is_empty() {
+        return Err(Reply::validation(format!("Missing required property group fields: {}", missing.join(", "))));
+    }
+    let name = body.name.unwrap_or_default();
+    if !is_valid_property_name(&name) {
+        return Err(Reply::validation(format!(
+            "Property group name {name} is invalid: use lowercase letters, numbers and underscores, starting with a letter"
+        )));
+    }
+    let group =
+        PropertyGroup { label: body.label.unwrap_or_default(), display_order: body.display_order.unwrap_or(-1) };
+    let json = group_json(&name, &group);
+    if !store.object_type_mut(i).add_group(&name, group) {
+        return Err(HsError::new(409, format!("A property group named '{name}' already exists."))
+            .category("OBJECT_ALREADY_EXISTS")
+            .context(json!({"name": [name]}))
+            .reply());
+    }
+    Ok(Reply::json(201, &json))
 }
 
 // ---------------------------------------------------------------- custom object schemas

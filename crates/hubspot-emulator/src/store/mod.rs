@@ -33,7 +33,7 @@ use properties::PropertyDef;
 use tokens::TokenStore;
 
 pub(crate) use hash::{FastMap, FastSet};
-pub(crate) use object_type::{Changes, MergeError, ObjectType, PropError, PropInput};
+pub(crate) use object_type::{Changes, MergeError, ObjectType, PropError, PropInput, PropertyGroup};
 pub use record::EmRecord;
 pub(crate) use record::{CustomSchema, Record};
 pub(crate) use record_json::{RecordJson, Selection};

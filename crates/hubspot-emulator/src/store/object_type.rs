@@ -32,6 +32,16 @@ pub(crate) struct ObjectType {
     unique: FastMap<Arc<str>, FastMap<String, u64>>,
     /// Merged-away record id -> the record it was merged into.
     merged: FastMap<u64, u64>,
+    /// Property groups created through the API, by name (groups that only exist because a
+    /// property names them are listed from the properties).
+    groups: BTreeMap<String, PropertyGroup>,
+}
+
+/// A property group created through the properties API.
+#[derive(Debug, Clone)]
+pub(crate) struct PropertyGroup {
+    pub label: String,
+    pub display_order: i64,
 }
 
 /// Property writes as a request names them: `None` is a JSON `null`.
@@ -88,6 +98,7 @@ impl ObjectType {
             records: BTreeMap::new(),
             unique: FastMap::default(),
             merged: FastMap::default(),
+            groups: BTreeMap::new(),
         };
         for p in props {
             t.add_property(p);
@@ -129,6 +140,27 @@ impl ObjectType {
     pub(crate) fn property_mut(&mut self, name: &str) -> Option<&mut PropertyDef> {
         let i = *self.prop_index.get(name)?;
         Some(&mut self.properties[i])
+    }
+
+    /// Every property group: those created through the API and those the properties name,
+    /// by name, with (label, display order).
+    pub(crate) fn groups(&self) -> BTreeMap<String, PropertyGroup> {
+        let mut all: BTreeMap<String, PropertyGroup> = BTreeMap::new();
+        for p in self.properties.iter().filter(|p| !p.archived) {
+            all.entry(p.group_name.clone())
+                .or_insert_with(|| PropertyGroup { label: p.group_name.clone(), display_order: -1 });
+        }
+        all.extend(self.groups.iter().map(|(k, v)| (k.clone(), v.clone())));
+        all
+    }
+
+    /// Adds a property group; false when one of that name exists.
+    pub(crate) fn add_group(&mut self, name: &str, group: PropertyGroup) -> bool {
+        if self.groups().contains_key(name) {
+            return false;
+        }
+        self.groups.insert(name.to_string(), group);
+        true
     }
 
     /// Adds (or revives) a property definition; a unique one gets its value index.

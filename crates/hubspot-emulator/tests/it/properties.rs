@@ -221,3 +221,78 @@ async fn handle_creates_custom_objects_and_properties() {
     assert_eq!(em.records(&type_id)[0].id, id);
     assert!(em.properties("lender").iter().any(|p| p["name"] == "code" && p["hasUniqueValue"] == true));
 }
+
+/// What hubsync's unique key property relies on: a property group of its own, a property with
+/// `hasUniqueValue` in it, batch upsert by that property (created, then updated, never twice),
+/// and the 403 for a token without the schema write scope.
+#[tokio::test(flavor = "multi_thread")]
+async fn property_groups_and_upsert_by_a_created_unique_property() {
+    use hubspot_emulator::StaticToken;
+    let em = crate::support::start_with(|c| {
+        c.static_tokens = vec![
+            StaticToken { token: "pat-na1-all".into(), scopes: vec!["*".into()] },
+            StaticToken {
+                token: "pat-na1-records".into(),
+                scopes: vec!["crm.objects.companies.read".into(), "crm.objects.companies.write".into()],
+            },
+        ];
+    })
+    .await;
+    let api = Api::with_token(&em, Some("pat-na1-all"));
+    let group = json!({"name": "hubsync", "label": "hubsync", "displayOrder": -1});
+    let (status, created) = api.post("/crm/properties/2026-03/companies/groups", group.clone()).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created, json!({"name": "hubsync", "label": "hubsync", "displayOrder": -1, "archived": false}));
+    let (status, again) = api.post("/crm/properties/2026-03/companies/groups", group).await;
+    assert_eq!(status, 409, "group names are unique");
+    assert_eq!(again["category"], "OBJECT_ALREADY_EXISTS");
+    let (status, one) = api.get("/crm/v3/properties/companies/groups/hubsync").await;
+    assert_eq!((status, one["label"].as_str()), (200, Some("hubsync")));
+    let (status, _) = api.get("/crm/v3/properties/companies/groups/nope").await;
+    assert_eq!(status, 404);
+    let (_, all) = api.get("/crm/v3/properties/companies/groups").await;
+    let names: Vec<&str> = all["results"].as_array().unwrap().iter().filter_map(|g| g["name"].as_str()).collect();
+    assert!(names.contains(&"hubsync") && names.contains(&"companyinformation"), "{names:?}");
+    let (status, bad) = api.post("/crm/v3/properties/companies/groups", json!({"name": "x"})).await;
+    assert_eq!(status, 400);
+    assert_eq!(bad["category"], "VALIDATION_ERROR");
+
+    // Without crm.schemas.companies.write: 403 MISSING_SCOPES naming it, nothing created.
+    let records_only = Api::with_token(&em, Some("pat-na1-records"));
+    let key = json!({"name": "hubsync_key", "label": "hubsync key", "type": "string", "fieldType": "text",
+                     "groupName": "hubsync", "hasUniqueValue": true});
+    for path in ["/crm/properties/2026-03/companies", "/crm/properties/2026-03/companies/groups"] {
+        let (status, body) = records_only.post(path, key.clone()).await;
+        assert_eq!(status, 403, "{path}");
+        assert_eq!(body["category"], "MISSING_SCOPES");
+        assert_eq!(body["errors"][0]["context"]["requiredGranularScopes"], json!(["crm.schemas.companies.write"]));
+    }
+    assert!(em.properties("companies").iter().all(|p| p["name"] != "hubsync_key"));
+
+    let (status, prop) = api.post("/crm/properties/2026-03/companies", key.clone()).await;
+    assert_eq!(status, 201, "{prop}");
+    assert_eq!((prop["hasUniqueValue"].as_bool(), prop["groupName"].as_str()), (Some(true), Some("hubsync")));
+    assert_eq!(api.post("/crm/properties/2026-03/companies", key).await.0, 409);
+
+    let upsert = |name: &str| {
+        json!({"inputs": [{"id": "firms:1", "idProperty": "hubsync_key", "objectWriteTraceId": "t1",
+                           "properties": {"name": name, "hubsync_key": "firms:1"}}]})
+    };
+    let (status, first) = records_only.post("/crm/objects/2026-03/companies/batch/upsert", upsert("Acme")).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["results"][0]["new"], true);
+    let id = first["results"][0]["id"].clone();
+    let (status, second) = records_only.post("/crm/objects/2026-03/companies/batch/upsert", upsert("Acme Inc")).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!((second["results"][0]["new"].as_bool(), &second["results"][0]["id"]), (Some(false), &id));
+    assert_eq!(em.records("companies").len(), 1, "an upsert by a unique property never creates twice");
+    // A second record cannot take the same value.
+    let (status, dup) = records_only
+        .post(
+            "/crm/objects/2026-03/companies/batch/create",
+            json!({"inputs": [{"objectWriteTraceId": "t2", "properties": {"name": "Other", "hubsync_key": "firms:1"}}]}),
+        )
+        .await;
+    assert_eq!(status, 207, "{dup}");
+    assert!(dup["errors"][0]["message"].as_str().unwrap().contains("already exists"), "{dup}");
+}

@@ -261,3 +261,53 @@ async fn a_dropped_connection_after_the_write_leaves_the_records_in_place() {
     assert_eq!(status, 200);
     assert!(out["results"].as_array().unwrap().iter().all(|r| r["new"] == false), "the retry finds them");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_handle_archives_records_and_deletes_and_renames_lists_as_a_person_would() {
+    let em = start().await;
+    let api = Api::new(&em);
+    let ada = em.insert_record("contacts", &[("email", "ada@example.com")]);
+    let grace = em.insert_record("contacts", &[("email", "grace@example.com")]);
+    let (status, list) =
+        api.post("/crm/v3/lists", json!({"name": "People", "objectTypeId": "0-1", "processingType": "MANUAL"})).await;
+    assert_eq!(status, 200);
+    let list_id = list["list"]["listId"].as_str().unwrap().to_string();
+    let (status, _) = api.put(&format!("/crm/v3/lists/{list_id}/memberships/add"), json!([ada, grace])).await;
+    assert_eq!(status, 200);
+
+    // Archived: gone from reads by id (404 JSON), from the list, and its email is free.
+    assert!(em.archive_record("contacts", &ada));
+    assert!(!em.archive_record("contacts", &ada), "only a live record can be archived");
+    let (status, body) = api.get(&format!("/crm/objects/2026-03/contacts/{ada}?properties=hs_object_id")).await;
+    assert_eq!((status, body["category"].as_str()), (404, Some("OBJECT_NOT_FOUND")));
+    assert_eq!(em.list_members(&list_id), vec![grace.clone()]);
+    assert!(em.find_by_property("contacts", "email", "ada@example.com").is_empty());
+
+    // A merged-away or archived id added to a list is reported missing, not added.
+    let survivor = em.insert_record("contacts", &[("email", "grace.hopper@example.com")]);
+    em.merge_records("contacts", &survivor, &grace);
+    let (status, body) = api.put(&format!("/crm/v3/lists/{list_id}/memberships/add"), json!([grace, ada])).await;
+    assert_eq!(status, 200);
+    let mut missing: Vec<String> =
+        body["recordIdsMissing"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    missing.sort();
+    let mut expected = vec![ada.clone(), grace.clone()];
+    expected.sort();
+    assert_eq!(missing, expected, "{body}");
+    assert!(body.get("recordsIdsAdded").is_none(), "{body}");
+    let (status, body) = api.get(&format!("/crm/objects/2026-03/contacts/{grace}?properties=hs_object_id")).await;
+    assert_eq!((status, body["id"].as_str()), (200, Some(survivor.as_str())), "a merged-away id reads the survivor");
+
+    // Renamed: the same id under the new name; deleted: gone by id and by name.
+    assert!(em.rename_list(&list_id, "People (renamed)"));
+    let (status, body) = api.get(&format!("/crm/lists/2026-03/{list_id}")).await;
+    assert_eq!((status, body["list"]["name"].as_str()), (200, Some("People (renamed)")));
+    assert!(em.list_by_name("People").is_none());
+    assert!(em.delete_list(&list_id));
+    assert!(!em.delete_list(&list_id));
+    assert!(!em.rename_list(&list_id, "Again"));
+    let (status, _) = api.get(&format!("/crm/lists/2026-03/{list_id}")).await;
+    assert_eq!(status, 404);
+    let (status, _) = api.put(&format!("/crm/v3/lists/{list_id}/memberships/add"), json!([survivor])).await;
+    assert_eq!(status, 404, "a membership change of a deleted list is a 404");
+}

@@ -1,3 +1,7 @@
+-- Schema version 1: the state schema of the first releases (frozen; later changes are new
+-- files in this folder, listed in src/state/migrate.rs). It is idempotent, so it also brings
+-- a file written before schema versions existed up to version 1.
+--
 -- hubsync state: one DuckDB file per sync. No indexes or constraints on the big tables:
 -- DuckDB's ART index makes bulk replaces 100x slower; whole tables are swapped instead.
 
