@@ -224,7 +224,7 @@ async fn rows_changed_between_the_reads_are_read_as_the_first_read_saw_them() {
             hubsync::sync::run_sync(&config, spec, accounts.client(&spec.hubspot).unwrap(), &options).await
         })
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !sync_reading(&h).await {
         assert!(Instant::now() < deadline, "the sync never started reading");
         tokio::time::sleep(Duration::from_millis(20)).await;
