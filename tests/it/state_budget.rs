@@ -18,7 +18,7 @@ async fn a_200k_row_first_sync_at_the_minimum_budget_spills_and_succeeds() {
     .await;
     // The minimum budget (MIN_STATE_MEMORY_MB) and one thread.
     let text = format!(
-        "state_memory_mb = 64\nstate_threads = 1\n\n[warehouses.pg]\ntype = \"postgres\"\nurl = \"{}\"\n\n\
+        "state_memory_mb = 128\nstate_threads = 1\n\n[warehouses.pg]\ntype = \"postgres\"\nurl = \"{}\"\n\n\
          [hubspot.main]\ntoken = \"test-token\"\nbase_url = \"{}\"\n\n{}",
         h.db.url,
         h.emulator.base_url(),
@@ -69,6 +69,6 @@ fn a_budget_below_the_minimum_is_refused_with_its_key() {
     let output = crate::common::hubsync_cmd(dir.path(), &path, &["validate"]);
     let stderr = text(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
-    assert!(stderr.contains("state_memory_mb") && stderr.contains("minimum of 64"), "{stderr}");
+    assert!(stderr.contains("state_memory_mb") && stderr.contains("minimum of 128"), "{stderr}");
     assert!(stderr.contains("state_threads"), "{stderr}");
 }
