@@ -16,7 +16,7 @@ pub use daemon::{daemon_status, run, trigger};
 pub use demo::{demo, DEMO_LATENCY_MS};
 
 use crate::config::{Config, ConfigError};
-use crate::state::{StateReader, StateStore};
+use crate::state::{StateLimits, StateReader, StateStore};
 use crate::sync::{self, RunOptions, RunStatus, Severity};
 use output::{print_plan, print_status, print_summary, StatusView, Table};
 
@@ -325,7 +325,7 @@ pub async fn fields(config_path: &Path, name: &str) -> Result<(), CliError> {
 pub fn reset(config_path: &Path, name: &str) -> Result<(), CliError> {
     let config = Config::load(config_path)?;
     let spec = config.require_sync(name)?;
-    let mut store = StateStore::open(&config.state_path(spec))?;
+    let mut store = StateStore::open_with(&config.state_path(spec), &StateLimits::of(&config))?;
     store.reset_snapshot()?;
     println!("sync `{name}`: snapshot forgotten; the next run compares against nothing (HubSpot ids are kept).");
     Ok(())

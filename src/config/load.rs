@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use super::daemon::{check_daemon, check_schedule, DaemonSettings};
 use super::interpolate::interpolate;
-use super::model::{AssociationConfig, ConfigFile, HubSpotAccountConfig, ListConfig, MatchConfig, SyncMode};
+use super::model::{
+    AssociationConfig, ConfigFile, HubSpotAccountConfig, ListConfig, MatchConfig, SyncMode, DEFAULT_STATE_MEMORY_MB,
+    MIN_STATE_MEMORY_MB,
+};
 use super::model_text::{interpolate_model, statement_body};
 use super::problem::{ConfigError, Problem};
 use super::warehouse::WarehouseConfig;
@@ -25,6 +28,10 @@ pub struct Config {
     pub syncs: Vec<SyncSpec>,
     /// The `[daemon]` section, checked.
     pub daemon: DaemonSettings,
+    /// `state_memory_mb`: the memory budget of each run's state database, in MiB.
+    pub state_memory_mb: u64,
+    /// `state_threads`: the threads of each run's state database; `None` for the default.
+    pub state_threads: Option<usize>,
 }
 
 /// One sync with its references resolved and its model read.
@@ -198,6 +205,7 @@ fn check(path: &Path, file: ConfigFile, env: &dyn Fn(&str) -> Option<String>) ->
         })
         .collect();
     let daemon = check_daemon(&file.daemon, &mut problems);
+    check_state_budget(file.state_memory_mb, file.state_threads, &mut problems);
     for (name, account) in &file.hubspot {
         let key = format!("hubspot.{name}");
         match url::Url::parse(&account.base_url) {
@@ -395,7 +403,31 @@ fn check(path: &Path, file: ConfigFile, env: &dyn Fn(&str) -> Option<String>) ->
         hubspot: file.hubspot,
         syncs,
         daemon,
+        state_memory_mb: file.state_memory_mb,
+        state_threads: file.state_threads,
     })
+}
+
+/// `state_memory_mb` must be at least [`MIN_STATE_MEMORY_MB`] (the minimum: the journal merge
+/// and the diff's joins need that much to run, spilling the rest); `state_threads` at least 1.
+fn check_state_budget(memory_mb: u64, threads: Option<usize>, problems: &mut Vec<Problem>) {
+    if memory_mb < MIN_STATE_MEMORY_MB {
+        problems.push(Problem {
+            key: "state_memory_mb".into(),
+            message: format!("{memory_mb} is below the minimum of {MIN_STATE_MEMORY_MB} MiB"),
+            hint: Some(format!(
+                "set it to {MIN_STATE_MEMORY_MB} or more (default {DEFAULT_STATE_MEMORY_MB}); a run that needs more \
+                 spills to disk"
+            )),
+        });
+    }
+    if threads == Some(0) {
+        problems.push(Problem {
+            key: "state_threads".into(),
+            message: "must be at least 1".into(),
+            hint: Some("leave it out for one per CPU, at most 2".into()),
+        });
+    }
 }
 
 /// A model is a file when it is a single `.sql` path, otherwise inline SQL. Both follow the

@@ -18,7 +18,7 @@ pub use hubspot_model::Secret;
 pub use load::{Config, SyncSpec};
 pub use model::{
     AssociationConfig, ConfigFile, DaemonConfig, HubSpotAccountConfig, ListConfig, MatchConfig, NamedList,
-    ScheduleConfig, SyncConfig, SyncMode, DEFAULT_SEARCH_INDEX_LAG_SECS,
+    ScheduleConfig, SyncConfig, SyncMode, DEFAULT_SEARCH_INDEX_LAG_SECS, DEFAULT_STATE_MEMORY_MB, MIN_STATE_MEMORY_MB,
 };
 pub use problem::{ConfigError, Problem};
 pub use schedule::{parse_timezone, Schedule};

@@ -17,6 +17,15 @@ pub struct ConfigFile {
     /// config file's folder.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// Memory one sync run's state database may use, in MiB (DuckDB's `memory_limit`), for
+    /// every phase: staging, the diff, delivery, the journal merge, associations and lists. Work
+    /// that does not fit spills to `<state_dir>/<sync>.duckdb.tmp/`; it does not fail. At least
+    /// 128 (the minimum, also the default); each sync running at once has its own.
+    #[serde(default = "default_state_memory_mb")]
+    pub state_memory_mb: u64,
+    /// Threads one sync run's state database may use (DuckDB's `threads`); unset, one per CPU,
+    /// at most 2. Fewer threads use less memory and run the diff and merge slower.
+    pub state_threads: Option<usize>,
     /// Warehouses the models run on, by name.
     #[serde(default)]
     pub warehouses: BTreeMap<String, WarehouseConfig>,
@@ -89,6 +98,16 @@ pub struct ScheduleConfig {
 
 fn default_state_dir() -> PathBuf {
     PathBuf::from("state")
+}
+
+/// The memory budget of a run's state database unless `state_memory_mb` says otherwise.
+pub const DEFAULT_STATE_MEMORY_MB: u64 = 128;
+/// The smallest `state_memory_mb` accepted (the minimum budget): below it, some of DuckDB's
+/// joins and sorts cannot pin the pages they work on, and fail rather than spill (seen at 32 MiB
+/// on 200,000 rows, and at 64 MiB with two threads on a first sync with associations).
+pub const MIN_STATE_MEMORY_MB: u64 = 128;
+fn default_state_memory_mb() -> u64 {
+    DEFAULT_STATE_MEMORY_MB
 }
 
 /// One HubSpot account (portal) and how hard hubsync may use its API.

@@ -13,7 +13,7 @@ use super::metrics::SyncRunning;
 use super::shared::{Shared, Slot};
 use super::status::{now_text, read_status, CurrentRun, Phase, StoredStatus, Trigger};
 use crate::config::Schedule;
-use crate::state::StateStore;
+use crate::state::{StateLimits, StateStore};
 use crate::sync::{run_sync, RunOptions, RunStatus, RunSummary};
 
 /// Runs a sync's requests one at a time.
@@ -62,14 +62,17 @@ pub(super) async fn worker(shared: Arc<Shared>, slot: Arc<Slot>) {
                 counts: Default::default(),
                 duration_secs: 0.0,
                 error: Some(e.to_string()),
+                phases: Default::default(),
             },
         };
         // Read the state file while still holding it, so the status shows this run.
         let path = shared.config.state_path(&slot.spec);
-        let stored = tokio::task::spawn_blocking(move || StateStore::open(&path).and_then(|s| read_status(&s)))
-            .await
-            .ok()
-            .and_then(Result::ok);
+        let limits = StateLimits::of(&shared.config);
+        let stored =
+            tokio::task::spawn_blocking(move || StateStore::open_with(&path, &limits).and_then(|s| read_status(&s)))
+                .await
+                .ok()
+                .and_then(Result::ok);
         drop(store_guard);
         drop(permit);
         finish(&slot, &run, summary, stored);

@@ -26,7 +26,7 @@ use super::status::{
 };
 use crate::accounts::Accounts;
 use crate::config::{Config, DaemonSettings, SyncSpec};
-use crate::state::{StateReader, StateStore};
+use crate::state::{StateLimits, StateReader, StateStore};
 use crate::sync::RunSummary;
 use hubspot_client::metrics::BudgetObserved;
 use hubspot_client::HubSpotClient;
@@ -253,8 +253,9 @@ impl Shared {
         }
         let guard = slot.store.lock().await;
         let path = self.config.state_path(&slot.spec);
+        let limits = StateLimits::of(&self.config);
         let result = tokio::task::spawn_blocking(move || {
-            let mut store = StateStore::open(&path).map_err(|e| e.to_string())?;
+            let mut store = StateStore::open_with(&path, &limits).map_err(|e| e.to_string())?;
             store.reset_snapshot().map_err(|e| e.to_string())?;
             read_status(&store).map_err(|e| e.to_string())
         })

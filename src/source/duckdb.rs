@@ -4,9 +4,11 @@
 //! current-thread runtime has no thread `block_in_place` could hand its tasks to).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use duckdb::arrow::array::{Array, AsArray, StringArray};
+use duckdb::arrow::compute::cast;
+use duckdb::arrow::datatypes::DataType;
 use duckdb::{AccessMode, Connection, InterruptHandle};
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
@@ -15,7 +17,7 @@ use super::duckdb_file::storage_version_message;
 use super::hash::{hash_values, key_hash, KeySet};
 use super::kinds::{duckdb_expr, duckdb_kind, ColumnInfo};
 use super::warehouse::{KeyRead, Warehouse};
-use super::{uses_label_objects, KeyChunk, Row, RowKey, SourceError, CHUNK_ROWS};
+use super::{row_bytes, uses_label_objects, KeyChunk, Row, RowKey, SourceError, CHUNK_BYTES, CHUNK_ROWS};
 
 #[derive(Clone)]
 pub struct DuckDbSource {
@@ -23,7 +25,13 @@ pub struct DuckDbSource {
     path: PathBuf,
     /// Interrupts the statement of the connection open now, if any.
     running: Arc<Mutex<Option<Arc<InterruptHandle>>>>,
+    /// The connection both reads of a run share, from `begin_snapshot` to `end_snapshot`: one
+    /// read-only transaction, so both see the same rows (and the keys the second read wants).
+    held: Arc<Mutex<Option<Connection>>>,
 }
+
+/// The temp table the second read's keys are loaded into (`load_keys`).
+const KEYS_TABLE: &str = "hubsync_wanted_keys";
 
 impl DuckDbSource {
     pub fn open(name: &str, path: &Path) -> Result<Self, SourceError> {
@@ -33,7 +41,12 @@ impl DuckDbSource {
                 message: format!("the DuckDB file {} does not exist", path.display()),
             });
         }
-        Ok(DuckDbSource { name: name.to_string(), path: path.to_path_buf(), running: Arc::default() })
+        Ok(DuckDbSource {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            running: Arc::default(),
+            held: Arc::default(),
+        })
     }
 
     fn connect(&self) -> Result<Connection, SourceError> {
@@ -52,15 +65,24 @@ impl DuckDbSource {
         SourceError::Query { sync: sync.to_string(), warehouse: self.name.clone(), message: e.to_string() }
     }
 
-    /// Runs `work` with a fresh read-only connection on a blocking thread.
+    /// Runs `work` on a blocking thread with the snapshot's connection, or a fresh read-only
+    /// one outside a snapshot.
     async fn on_blocking_thread<T: Send + 'static>(
         &self,
         sync: &str,
-        work: impl FnOnce(&DuckDbSource, Connection) -> Result<T, SourceError> + Send + 'static,
+        work: impl FnOnce(&DuckDbSource, &Connection) -> Result<T, SourceError> + Send + 'static,
     ) -> Result<T, SourceError> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = this.connect()?;
+            let held = this.held.lock().unwrap_or_else(|e| e.into_inner());
+            let fresh;
+            let conn = match held.as_ref() {
+                Some(conn) => conn,
+                None => {
+                    fresh = this.connect()?;
+                    &fresh
+                }
+            };
             *this.running.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.interrupt_handle());
             let result = work(&this, conn);
             *this.running.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -86,17 +108,37 @@ impl DuckDbSource {
     ) -> Result<u64, SourceError> {
         let sync_name = sync.to_string();
         self.on_blocking_thread(sync, move |this, conn| {
-            let mut statement = conn.prepare(&query).map_err(|e| this.query_error(&sync_name, e))?;
-            let mut rows = statement.query([]).map_err(|e| this.query_error(&sync_name, e))?;
+            let q = |e: duckdb::Error| this.query_error(&sync_name, e);
+            let mut statement = conn.prepare(&query).map_err(q)?;
+            // Streamed a vector at a time: a materialized result would hold the whole model.
+            let batches = statement.stream_arrow([]).map_err(q)?;
             let mut count = 0u64;
-            while let Some(row) = rows.next().map_err(|e| this.query_error(&sync_name, e))? {
-                let mut values: Row = Vec::with_capacity(width);
-                for i in 0..width {
-                    values.push(row.get::<_, Option<String>>(i).map_err(|e| this.query_error(&sync_name, e))?);
+            for batch in batches {
+                let batch = batch.map_err(q)?;
+                let mut columns = Vec::with_capacity(width);
+                for i in 0..width.min(batch.num_columns()) {
+                    let column = batch.column(i);
+                    let text = match column.data_type() {
+                        DataType::Utf8 => column.clone(),
+                        _ => cast(column, &DataType::Utf8).map_err(|e| SourceError::Query {
+                            sync: sync_name.clone(),
+                            warehouse: this.name.clone(),
+                            message: format!("cannot read a column as text: {e}"),
+                        })?,
+                    };
+                    columns.push(text);
                 }
-                count += 1;
-                if !each(Some(values)) {
-                    return Ok(count);
+                let strings: Vec<&StringArray> = columns.iter().map(|c| c.as_string::<i32>()).collect();
+                for r in 0..batch.num_rows() {
+                    let mut values: Row = Vec::with_capacity(width);
+                    for s in &strings {
+                        values.push((!s.is_null(r)).then(|| s.value(r).to_string()));
+                    }
+                    values.resize(width, None);
+                    count += 1;
+                    if !each(Some(values)) {
+                        return Ok(count);
+                    }
                 }
             }
             each(None);
@@ -116,6 +158,93 @@ impl DuckDbSource {
         if let Some(handle) = self.running.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             handle.interrupt();
         }
+    }
+
+    /// Opens the connection both reads share and starts its read-only transaction.
+    pub async fn begin_snapshot(&self, sync: &str) -> Result<(), SourceError> {
+        let this = self.clone();
+        let sync_name = sync.to_string();
+        let conn = tokio::task::spawn_blocking(move || {
+            let conn = this.connect()?;
+            conn.execute_batch("BEGIN TRANSACTION").map_err(|e| this.query_error(&sync_name, e))?;
+            Ok::<_, SourceError>(conn)
+        })
+        .await
+        .map_err(|e| self.thread_stopped(sync, e))??;
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn);
+        Ok(())
+    }
+
+    /// Ends the snapshot's transaction and closes its connection.
+    pub async fn end_snapshot(&self, sync: &str) -> Result<(), SourceError> {
+        let this = self.clone();
+        let sync_name = sync.to_string();
+        // On a blocking thread: a read being interrupted still holds the connection.
+        tokio::task::spawn_blocking(move || {
+            let Some(conn) = this.held.lock().unwrap_or_else(|e| e.into_inner()).take() else { return Ok(()) };
+            conn.execute_batch("COMMIT").map_err(|e| this.query_error(&sync_name, e))
+        })
+        .await
+        .map_err(|e| self.thread_stopped(sync, e))?
+    }
+
+    fn thread_stopped(&self, sync: &str, e: tokio::task::JoinError) -> SourceError {
+        SourceError::Query {
+            sync: sync.to_string(),
+            warehouse: self.name.clone(),
+            message: format!("the reading thread stopped: {e}"),
+        }
+    }
+
+    /// Loads the wanted keys into a temp table of the snapshot's connection.
+    pub async fn load_keys(&self, sync: &str, mut keys: mpsc::Receiver<Vec<String>>) -> Result<bool, SourceError> {
+        if self.held.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
+            return Ok(false);
+        }
+        let sync_name = sync.to_string();
+        self.on_blocking_thread(sync, move |this, conn| {
+            let q = |e| this.query_error(&sync_name, e);
+            conn.execute_batch(&format!("CREATE OR REPLACE TEMP TABLE {KEYS_TABLE} (k VARCHAR)")).map_err(q)?;
+            let mut appender = conn.appender_to_catalog_and_db(KEYS_TABLE, "temp", "main").map_err(q)?;
+            while let Some(page) = keys.blocking_recv() {
+                for key in &page {
+                    appender.append_row(duckdb::params![key]).map_err(q)?;
+                }
+            }
+            appender.flush().map_err(q)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Streams the rows of the keys `load_keys` loaded, converted to HubSpot values.
+    pub async fn stream_loaded(
+        &self,
+        sync: &str,
+        sql: &str,
+        columns: &[ColumnInfo],
+        tx: mpsc::Sender<Vec<Row>>,
+    ) -> Result<u64, SourceError> {
+        let key = duckdb_expr(&columns[0].name, columns[0].kind);
+        let query =
+            format!("{} WHERE {key} IN (SELECT k FROM temp.main.{KEYS_TABLE})", DuckDbSource::query(sql, columns));
+        let mut batch = Vec::with_capacity(CHUNK_ROWS);
+        let mut bytes = 0usize;
+        self.read_rows(sync, query, columns.len(), move |values| {
+            let Some(values) = values else {
+                let rest = std::mem::take(&mut batch);
+                return rest.is_empty() || tx.blocking_send(rest).is_ok();
+            };
+            bytes += row_bytes(&values);
+            batch.push(values);
+            if batch.len() == CHUNK_ROWS || bytes >= CHUNK_BYTES {
+                bytes = 0;
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(CHUNK_ROWS));
+                return tx.blocking_send(full).is_ok();
+            }
+            true
+        })
+        .await
     }
 
     pub async fn describe(&self, sync: &str, sql: &str) -> Result<Vec<ColumnInfo>, SourceError> {
@@ -166,7 +295,7 @@ impl DuckDbSource {
     }
 
     /// Streams the rows (only those whose key's hash is in `keys`, when given), converted to
-    /// HubSpot values. Returns the number of rows sent.
+    /// HubSpot values. Returns the number of rows read.
     pub async fn stream_rows(
         &self,
         sync: &str,
@@ -176,8 +305,7 @@ impl DuckDbSource {
         tx: mpsc::Sender<Vec<Row>>,
     ) -> Result<u64, SourceError> {
         let mut batch = Vec::with_capacity(CHUNK_ROWS);
-        let sent = Arc::new(AtomicU64::new(0));
-        let counter = sent.clone();
+        let mut bytes = 0usize;
         self.read_rows(sync, DuckDbSource::query(sql, columns), columns.len(), move |values| {
             let Some(values) = values else {
                 let rest = std::mem::take(&mut batch);
@@ -188,16 +316,16 @@ impl DuckDbSource {
                     return true;
                 }
             }
-            counter.fetch_add(1, Ordering::Relaxed);
+            bytes += row_bytes(&values);
             batch.push(values);
-            if batch.len() == CHUNK_ROWS {
+            if batch.len() == CHUNK_ROWS || bytes >= CHUNK_BYTES {
+                bytes = 0;
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(CHUNK_ROWS));
                 return tx.blocking_send(full).is_ok();
             }
             true
         })
-        .await?;
-        Ok(sent.load(Ordering::Relaxed))
+        .await
     }
 }
 
@@ -212,6 +340,33 @@ impl Warehouse for DuckDbSource {
 
     fn describe<'a>(&'a self, sync: &'a str, sql: &'a str) -> BoxFuture<'a, Result<Vec<ColumnInfo>, SourceError>> {
         Box::pin(DuckDbSource::describe(self, sync, sql))
+    }
+
+    fn begin_snapshot<'a>(&'a self, sync: &'a str) -> BoxFuture<'a, Result<(), SourceError>> {
+        Box::pin(DuckDbSource::begin_snapshot(self, sync))
+    }
+
+    fn end_snapshot<'a>(&'a self, sync: &'a str) -> BoxFuture<'a, Result<(), SourceError>> {
+        Box::pin(DuckDbSource::end_snapshot(self, sync))
+    }
+
+    fn load_keys<'a>(
+        &'a self,
+        sync: &'a str,
+        _key: &'a ColumnInfo,
+        keys: mpsc::Receiver<Vec<String>>,
+    ) -> BoxFuture<'a, Result<bool, SourceError>> {
+        Box::pin(DuckDbSource::load_keys(self, sync, keys))
+    }
+
+    fn stream_loaded<'a>(
+        &'a self,
+        sync: &'a str,
+        sql: &'a str,
+        columns: &'a [ColumnInfo],
+        tx: mpsc::Sender<Vec<Row>>,
+    ) -> BoxFuture<'a, Result<u64, SourceError>> {
+        Box::pin(DuckDbSource::stream_loaded(self, sync, sql, columns, tx))
     }
 
     fn stream_keys<'a>(

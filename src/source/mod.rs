@@ -6,9 +6,12 @@
 //!
 //! A run reads the model twice, inside one snapshot where the warehouse has them (PostgreSQL):
 //! first every row's key and hash (`stream_keys`, cheap: the values are hashed as they arrive and
-//! dropped), then, once the diff knows which rows changed, only those rows' values
-//! (`stream_filtered`). A run with nothing to send never makes the second read. `hash.rs` holds
-//! the hash.
+//! dropped), then, once the diff knows which rows changed, only those rows' values. The second
+//! read pushes the changed keys into the warehouse (`load_keys`, then `stream_loaded`: a temp
+//! table of keys joined with the model), so only those rows leave it; when most rows changed,
+//! or the warehouse cannot hold the keys, it scans the whole model and picks the rows by key
+//! hash (`stream_filtered`). A run with nothing to send never makes the second read. `hash.rs`
+//! holds the hash.
 
 mod duckdb;
 mod duckdb_file;
@@ -31,8 +34,17 @@ pub use hash::{key_hash, seed as row_hash_seed, KeySet};
 pub use kinds::{ColumnInfo, ValueKind};
 pub use warehouse::{KeyRead, Warehouse};
 
-/// Rows travel in chunks to keep channel overhead low.
+/// Rows travel in chunks to keep channel overhead low: this many rows at most, and a chunk is
+/// sent early once its values reach [`CHUNK_BYTES`], so the rows in flight stay within a few
+/// MiB however wide they are.
 pub const CHUNK_ROWS: usize = 2048;
+/// The bytes of values after which a chunk of rows is sent, whatever its number of rows.
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// The bytes of a row's values, for [`CHUNK_BYTES`].
+pub fn row_bytes(row: &Row) -> usize {
+    row.iter().map(|v| v.as_ref().map_or(1, |s| s.len() + 1)).sum()
+}
 
 /// One row: the requested columns' HubSpot values, `None` for SQL NULL.
 pub type Row = Vec<Option<String>>;
@@ -215,7 +227,32 @@ impl Source {
         self.guard(sync, self.warehouse.stream_keys(KeyRead { sync, sql, columns, first_link, seed }, tx)).await
     }
 
-    /// The second read: like [`Source::stream`], but only rows whose key's hash is in `keys`.
+    /// The second read, pushed down: loads the wanted keys (pages of the key column's HubSpot
+    /// values) into the warehouse session. Returns false, having read no key, when the
+    /// warehouse cannot hold them; then [`Source::stream_filtered`] reads the whole model.
+    pub async fn load_keys(
+        &self,
+        sync: &str,
+        key: &ColumnInfo,
+        keys: mpsc::Receiver<Vec<String>>,
+    ) -> Result<bool, SourceError> {
+        self.guard(sync, self.warehouse.load_keys(sync, key, keys)).await
+    }
+
+    /// The second read, pushed down: only the rows of the keys [`Source::load_keys`] loaded
+    /// leave the warehouse. Returns the rows it sent.
+    pub async fn stream_loaded(
+        &self,
+        sync: &str,
+        sql: &str,
+        columns: &[ColumnInfo],
+        tx: mpsc::Sender<Vec<Row>>,
+    ) -> Result<u64, SourceError> {
+        self.guard(sync, self.warehouse.stream_loaded(sync, sql, columns, tx)).await
+    }
+
+    /// The second read as a full scan: like [`Source::stream`], but only rows whose key's hash is
+    /// in `keys` are sent on. Returns the rows the warehouse sent (all of them).
     pub async fn stream_filtered(
         &self,
         sync: &str,

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::{BufMut, BytesMut};
 use futures::future::BoxFuture;
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_postgres::{CancelToken, Client};
 
@@ -14,7 +15,7 @@ use super::hash::{hash_bytes, key_hash, KeySet};
 use super::kinds::{postgres_expr, postgres_kind, quote_ident, ColumnInfo};
 use super::tls::{split_url, TlsFiles};
 use super::warehouse::{KeyRead, Warehouse};
-use super::{uses_label_objects, KeyChunk, Row, RowKey, RowReject, SourceError, CHUNK_ROWS};
+use super::{uses_label_objects, KeyChunk, Row, RowKey, RowReject, SourceError, CHUNK_BYTES, CHUNK_ROWS};
 use crate::config::PostgresConfig;
 
 pub struct PostgresSource {
@@ -172,6 +173,79 @@ impl PostgresSource {
         Ok(rows)
     }
 
+    /// Loads the wanted keys into a temp table of this session's transaction (dropped at its
+    /// end), `COPY`ing them in as they come. Inside a savepoint: a server that refuses temp
+    /// tables (a hot standby, a read-only transaction, no `TEMP` privilege) leaves the snapshot
+    /// as it was, and the second read scans the model instead.
+    pub async fn load_keys(
+        &self,
+        sync: &str,
+        key: &ColumnInfo,
+        mut keys: mpsc::Receiver<Vec<String>>,
+    ) -> Result<bool, SourceError> {
+        let column_type = native_key_type(key).unwrap_or("text");
+        let create = format!("SAVEPOINT hubsync_keys; CREATE TEMP TABLE {KEYS_TABLE} (k {column_type}) ON COMMIT DROP");
+        if let Err(e) = self.client.batch_execute(&create).await {
+            let reason = self.query_error(sync, e);
+            self.client
+                .batch_execute("ROLLBACK TO SAVEPOINT hubsync_keys")
+                .await
+                .map_err(|e| self.query_error(sync, e))?;
+            tracing::info!(
+                warehouse = %self.name,
+                sync,
+                reason = %reason,
+                "The warehouse cannot hold the changed keys in a temp table; the second read scans the whole model."
+            );
+            return Ok(false);
+        }
+        let sink = self
+            .client
+            .copy_in(format!("COPY {KEYS_TABLE} (k) FROM STDIN").as_str())
+            .await
+            .map_err(|e| self.query_error(sync, e))?;
+        futures::pin_mut!(sink);
+        while let Some(page) = keys.recv().await {
+            let mut buffer = BytesMut::with_capacity(page.iter().map(|k| k.len() + 1).sum());
+            for key in &page {
+                copy_text_field(key, &mut buffer);
+                buffer.put_u8(b'\n');
+            }
+            sink.send(buffer.freeze()).await.map_err(|e| self.query_error(sync, e))?;
+        }
+        sink.finish().await.map_err(|e| self.query_error(sync, e))?;
+        // Statistics let the planner pick a hash join for many keys and an index for few.
+        self.client
+            .batch_execute(&format!("RELEASE SAVEPOINT hubsync_keys; ANALYZE {KEYS_TABLE}"))
+            .await
+            .map_err(|e| self.query_error(sync, e))?;
+        Ok(true)
+    }
+
+    /// Streams the rows of the keys `load_keys` loaded, converted to HubSpot values. The key is
+    /// compared in its own type where its text converts back exactly (so an index on it can
+    /// serve), else as the text the first read saw.
+    pub async fn stream_loaded(
+        &self,
+        sync: &str,
+        sql: &str,
+        columns: &[ColumnInfo],
+        tx: mpsc::Sender<Vec<Row>>,
+    ) -> Result<u64, SourceError> {
+        let key = &columns[0];
+        let key_expr = match native_key_type(key) {
+            Some(_) => format!("m.{}", quote_ident(&key.name)),
+            None => postgres_expr(&key.name, key.kind),
+        };
+        let exprs: Vec<String> = columns.iter().map(|c| postgres_expr(&c.name, c.kind)).collect();
+        let copy = format!(
+            "COPY (SELECT {} FROM ({sql}) AS m WHERE {key_expr} IN (SELECT k FROM pg_temp.{KEYS_TABLE})) TO STDOUT",
+            exprs.join(", ")
+        );
+        let parser = CopyTextParser::new(columns.len(), None).picked_by_server();
+        self.copy_rows(sync, &copy, parser, tx).await
+    }
+
     /// Streams the rows (only those whose key's hash is in `keys`, when given), converted to
     /// HubSpot values.
     pub async fn stream_rows(
@@ -184,25 +258,33 @@ impl PostgresSource {
     ) -> Result<u64, SourceError> {
         let exprs: Vec<String> = columns.iter().map(|c| postgres_expr(&c.name, c.kind)).collect();
         let copy = format!("COPY (SELECT {} FROM ({sql}) AS m) TO STDOUT", exprs.join(", "));
-        let stream = self.client.copy_out(copy.as_str()).await.map_err(|e| self.query_error(sync, e))?;
+        self.copy_rows(sync, &copy, CopyTextParser::new(columns.len(), keys), tx).await
+    }
+
+    /// Runs a `COPY ... TO STDOUT` and sends the rows `parser` keeps to `tx` in chunks. Returns
+    /// the rows the server sent.
+    async fn copy_rows(
+        &self,
+        sync: &str,
+        copy: &str,
+        mut parser: CopyTextParser,
+        tx: mpsc::Sender<Vec<Row>>,
+    ) -> Result<u64, SourceError> {
+        let stream = self.client.copy_out(copy).await.map_err(|e| self.query_error(sync, e))?;
         futures::pin_mut!(stream);
-        let mut parser = CopyTextParser::new(columns.len(), keys);
-        let mut rows = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| self.query_error(sync, e))?;
             for batch in parser.feed(&chunk) {
-                rows += batch.len() as u64;
                 if tx.send(batch).await.is_err() {
-                    return Ok(rows);
+                    return Ok(parser.received);
                 }
             }
         }
         let rest = parser.finish();
-        rows += rest.len() as u64;
         if !rest.is_empty() {
             let _ = tx.send(rest).await;
         }
-        Ok(rows)
+        Ok(parser.received)
     }
 
     /// Runs `COPY (sql) TO STDOUT` on this connection and throws the rows away; returns the
@@ -258,6 +340,25 @@ impl Warehouse for PostgresSource {
         tx: mpsc::Sender<Vec<Row>>,
     ) -> BoxFuture<'a, Result<u64, SourceError>> {
         Box::pin(PostgresSource::stream_rows(self, sync, sql, columns, keys, tx))
+    }
+
+    fn load_keys<'a>(
+        &'a self,
+        sync: &'a str,
+        key: &'a ColumnInfo,
+        keys: mpsc::Receiver<Vec<String>>,
+    ) -> BoxFuture<'a, Result<bool, SourceError>> {
+        Box::pin(PostgresSource::load_keys(self, sync, key, keys))
+    }
+
+    fn stream_loaded<'a>(
+        &'a self,
+        sync: &'a str,
+        sql: &'a str,
+        columns: &'a [ColumnInfo],
+        tx: mpsc::Sender<Vec<Row>>,
+    ) -> BoxFuture<'a, Result<u64, SourceError>> {
+        Box::pin(PostgresSource::stream_loaded(self, sync, sql, columns, tx))
     }
 
     fn copy_to_nowhere<'a>(&'a self, sync: &'a str, sql: &'a str) -> BoxFuture<'a, Result<u64, SourceError>> {
@@ -415,23 +516,49 @@ impl KeyParser {
 struct CopyTextParser {
     columns: usize,
     keys: Option<Arc<KeySet>>,
+    /// The rows are those of wanted keys already (the server joined them with the keys).
+    picked: bool,
     lines: Lines,
     batch: Vec<Row>,
+    /// The bytes of the lines in `batch`.
+    batch_bytes: usize,
+    /// Lines the server sent.
+    received: u64,
 }
 
 impl CopyTextParser {
     fn new(columns: usize, keys: Option<Arc<KeySet>>) -> Self {
-        CopyTextParser { columns, keys, lines: Lines::default(), batch: Vec::with_capacity(CHUNK_ROWS) }
+        CopyTextParser {
+            columns,
+            keys,
+            picked: false,
+            lines: Lines::default(),
+            batch: Vec::with_capacity(CHUNK_ROWS),
+            batch_bytes: 0,
+            received: 0,
+        }
+    }
+
+    /// A parser of rows the server picked by key: every UTF-8 line is kept.
+    fn picked_by_server(mut self) -> Self {
+        self.picked = true;
+        self
     }
 
     fn line(&mut self, line: &[u8]) {
-        if let Some(keys) = &self.keys {
-            let wanted = parse_field(first_field(line)).is_some_and(|key| keys.contains(key_hash(&key)));
+        self.received += 1;
+        if self.picked || self.keys.is_some() {
+            if let Some(keys) = &self.keys {
+                if !parse_field(first_field(line)).is_some_and(|key| keys.contains(key_hash(&key))) {
+                    return;
+                }
+            }
             // A line that is not UTF-8 was rejected by the first read: never send its values.
-            if !wanted || std::str::from_utf8(line).is_err() {
+            if std::str::from_utf8(line).is_err() {
                 return;
             }
         }
+        self.batch_bytes += line.len() + 1;
         self.batch.push(parse_line(line, self.columns));
     }
 
@@ -441,18 +568,47 @@ impl CopyTextParser {
         let mut done = Vec::new();
         lines.feed(bytes, |line| {
             self.line(line);
-            if self.batch.len() == CHUNK_ROWS {
-                done.push(std::mem::replace(&mut self.batch, Vec::with_capacity(CHUNK_ROWS)));
+            if self.batch.len() == CHUNK_ROWS || self.batch_bytes >= CHUNK_BYTES {
+                let capacity = self.batch.len();
+                done.push(std::mem::replace(&mut self.batch, Vec::with_capacity(capacity)));
+                self.batch_bytes = 0;
             }
         });
         self.lines = lines;
         done
     }
 
-    fn finish(mut self) -> Vec<Row> {
+    fn finish(&mut self) -> Vec<Row> {
         let mut lines = std::mem::take(&mut self.lines);
         lines.finish(|line| self.line(line));
-        self.batch
+        std::mem::take(&mut self.batch)
+    }
+}
+
+/// The temp table the second read's keys are loaded into (`load_keys`).
+const KEYS_TABLE: &str = "hubsync_wanted_keys";
+
+/// The type a key column's HubSpot text converts back to exactly, for comparing the key in its
+/// own type: integers and plain text. `None` compares the text.
+fn native_key_type(key: &ColumnInfo) -> Option<&'static str> {
+    match key.type_name.as_str() {
+        "int2" | "int4" | "int8" => Some("int8"),
+        "text" | "varchar" => Some("text"),
+        "uuid" => Some("uuid"),
+        _ => None,
+    }
+}
+
+/// Appends `value` as one field of `COPY ... FROM STDIN` text format.
+fn copy_text_field(value: &str, out: &mut BytesMut) {
+    for &b in value.as_bytes() {
+        match b {
+            b'\\' => out.put_slice(b"\\\\"),
+            b'\n' => out.put_slice(b"\\n"),
+            b'\r' => out.put_slice(b"\\r"),
+            b'\t' => out.put_slice(b"\\t"),
+            other => out.put_u8(other),
+        }
     }
 }
 
@@ -609,6 +765,25 @@ mod tests {
         assert_eq!(memchr(b'!', text), None);
         assert_eq!(memchr(0x80, &[0x7f, 0x80, 0x81]), Some(1));
         assert_eq!(memchr(b'x', b""), None);
+    }
+
+    #[test]
+    fn keys_copied_in_read_back_as_they_were() {
+        for key in ["plain", "tab\there", "new\nline", "back\\slash", "cr\r", "\\.", "clé", ""] {
+            let mut field = BytesMut::new();
+            copy_text_field(key, &mut field);
+            assert!(!field.contains(&b'\t') && !field.contains(&b'\n'), "{key:?}");
+            assert_eq!(parse_field(&field).as_deref(), Some(key), "{key:?}");
+        }
+    }
+
+    #[test]
+    fn rows_picked_by_the_server_are_kept_unless_not_utf8() {
+        let mut p = CopyTextParser::new(2, None).picked_by_server();
+        let mut rows: Vec<Row> = p.feed(b"1\tAda\n2\tRen\xe9e\n3\tBo").into_iter().flatten().collect();
+        rows.extend(p.finish());
+        assert_eq!(rows, vec![vec![Some("1".into()), Some("Ada".into())], vec![Some("3".into()), Some("Bo".into())]]);
+        assert_eq!(p.received, 3, "every line the server sent is counted");
     }
 
     #[test]

@@ -49,7 +49,8 @@ pub trait Warehouse: Send + Sync {
     ) -> BoxFuture<'a, Result<u64, SourceError>>;
 
     /// Runs the model and sends the `columns` of every row (only those whose key's hash is in
-    /// `keys`, when given), as HubSpot values, to `tx` in chunks. Returns the rows sent.
+    /// `keys`, when given), as HubSpot values, to `tx` in chunks. Returns the rows the
+    /// warehouse sent (before `keys` picked some).
     fn stream_rows<'a>(
         &'a self,
         sync: &'a str,
@@ -58,6 +59,37 @@ pub trait Warehouse: Send + Sync {
         keys: Option<Arc<KeySet>>,
         tx: mpsc::Sender<Vec<Row>>,
     ) -> BoxFuture<'a, Result<u64, SourceError>>;
+
+    /// Loads the keys of the rows the second read wants (the key column's HubSpot values, in
+    /// pages from `keys`) into the warehouse session, for [`Warehouse::stream_loaded`]. Returns
+    /// false, having read no key, when the warehouse cannot hold them (a read-only replica):
+    /// the second read then scans the whole model.
+    fn load_keys<'a>(
+        &'a self,
+        _sync: &'a str,
+        _key: &'a ColumnInfo,
+        _keys: mpsc::Receiver<Vec<String>>,
+    ) -> BoxFuture<'a, Result<bool, SourceError>> {
+        Box::pin(async { Ok(false) })
+    }
+
+    /// The second read with the keys pushed into the query: runs the model joined with the keys
+    /// [`Warehouse::load_keys`] loaded (`columns[0]` is the key) and sends those rows' `columns`,
+    /// as HubSpot values, to `tx` in chunks. Returns the rows the warehouse sent.
+    fn stream_loaded<'a>(
+        &'a self,
+        sync: &'a str,
+        _sql: &'a str,
+        _columns: &'a [ColumnInfo],
+        _tx: mpsc::Sender<Vec<Row>>,
+    ) -> BoxFuture<'a, Result<u64, SourceError>> {
+        let error = SourceError::Query {
+            sync: sync.to_string(),
+            warehouse: self.name().to_string(),
+            message: "this warehouse cannot read rows by loaded keys".to_string(),
+        };
+        Box::pin(async move { Err(error) })
+    }
 
     /// Runs `COPY (sql) TO STDOUT` and throws the rows away: the floor `hubsync bench` compares
     /// runs with. Only PostgreSQL has it.

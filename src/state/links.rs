@@ -80,7 +80,7 @@ impl StateStore {
     pub fn prepare_link_inputs(&mut self, first: usize, links: usize) -> Result<(), StateError> {
         let cells: Vec<String> = (0..links).map(|j| format!(", c{} AS l{j}", first + j)).collect();
         self.batch(&format!(
-            "CREATE OR REPLACE TABLE link_inputs AS
+            "CREATE OR REPLACE TEMP TABLE link_inputs AS
              SELECT rownum, c0{} FROM staging_rows
              WHERE c0 IS NOT NULL AND c0 NOT IN (SELECT pk FROM dup_keys)
                AND (c0 IN (SELECT pk FROM changes) OR c0 IN (SELECT from_pk FROM association_rejections)
@@ -131,10 +131,10 @@ impl StateStore {
     /// Starts this run's candidate and target tables.
     pub fn begin_links(&mut self, targets: &[(String, String, String)]) -> Result<(), StateError> {
         self.batch(
-            "CREATE OR REPLACE TABLE link_candidates (assoc VARCHAR, from_pk VARCHAR, to_value VARCHAR, labels VARCHAR);
-             CREATE OR REPLACE TABLE link_targets (assoc VARCHAR, object VARCHAR, property VARCHAR);",
+            "CREATE OR REPLACE TEMP TABLE link_candidates (assoc VARCHAR, from_pk VARCHAR, to_value VARCHAR, labels VARCHAR);
+             CREATE OR REPLACE TEMP TABLE link_targets (assoc VARCHAR, object VARCHAR, property VARCHAR);",
         )?;
-        let mut appender = self.conn.appender("link_targets").map_err(self.q())?;
+        let mut appender = self.conn.appender_to_catalog_and_db("link_targets", "temp", "main").map_err(self.q())?;
         for (assoc, object, property) in targets {
             appender.append_row(params![assoc, object, property]).map_err(|e| self.err(e))?;
         }
@@ -143,7 +143,7 @@ impl StateStore {
     }
 
     pub fn append_link_candidates(&mut self, rows: &[LinkCandidate]) -> Result<(), StateError> {
-        let mut appender = self.conn.appender("link_candidates").map_err(self.q())?;
+        let mut appender = self.conn.appender_to_catalog_and_db("link_candidates", "temp", "main").map_err(self.q())?;
         for c in rows {
             appender.append_row(params![c.assoc, c.from_pk, c.to_value, c.labels]).map_err(|e| self.err(e))?;
         }
@@ -194,7 +194,7 @@ impl StateStore {
     /// Builds the table of associations to deliver now; returns how many.
     pub fn prepare_pending_links(&mut self) -> Result<u64, StateError> {
         self.batch(
-            "CREATE OR REPLACE TABLE pending_links AS
+            "CREATE OR REPLACE TEMP TABLE pending_links AS
              SELECT c.assoc, c.from_pk, c.to_value, c.labels, s.hubspot_id AS from_id, l.hubspot_id AS to_id
              FROM (SELECT DISTINCT * FROM link_candidates) c
              ANTI JOIN associations a ON a.assoc = c.assoc AND a.from_pk = c.from_pk AND a.to_value = c.to_value
@@ -255,9 +255,10 @@ impl StateStore {
 
     /// Replaces the failed associations with this run's, counting attempts per association.
     pub fn replace_link_failures(&mut self, failures: &[LinkFailure]) -> Result<(), StateError> {
-        self.batch("CREATE OR REPLACE TABLE link_failures_now (assoc VARCHAR, from_pk VARCHAR, to_value VARCHAR, labels VARCHAR, code VARCHAR, message VARCHAR)")?;
+        self.batch("CREATE OR REPLACE TEMP TABLE link_failures_now (assoc VARCHAR, from_pk VARCHAR, to_value VARCHAR, labels VARCHAR, code VARCHAR, message VARCHAR)")?;
         {
-            let mut appender = self.conn.appender("link_failures_now").map_err(self.q())?;
+            let mut appender =
+                self.conn.appender_to_catalog_and_db("link_failures_now", "temp", "main").map_err(self.q())?;
             for f in failures {
                 appender
                     .append_row(params![f.assoc, f.from_pk, f.to_value, f.labels, f.code, f.message])
@@ -331,11 +332,11 @@ impl StateStore {
         let current = "SELECT st.c0 AS pk, s.hubspot_id FROM staging st JOIN snapshot s ON s.pk = st.c0
                        WHERE st.c0 IS NOT NULL AND st.c0 NOT IN (SELECT pk FROM dup_keys) AND s.hubspot_id IS NOT NULL";
         self.batch(&format!(
-            "CREATE OR REPLACE TABLE list_current AS {current};
-             CREATE OR REPLACE TABLE list_adds AS
+            "CREATE OR REPLACE TEMP TABLE list_current AS {current};
+             CREATE OR REPLACE TEMP TABLE list_adds AS
                SELECT c.pk, c.hubspot_id FROM list_current c
                ANTI JOIN (SELECT * FROM list_members WHERE list_id = '{list}') m ON m.pk = c.pk ORDER BY c.pk;
-             CREATE OR REPLACE TABLE list_removes AS
+             CREATE OR REPLACE TEMP TABLE list_removes AS
                SELECT m.pk, m.hubspot_id FROM (SELECT * FROM list_members WHERE list_id = '{list}') m
                ANTI JOIN list_current c ON c.pk = m.pk ORDER BY m.pk;
              DROP TABLE list_current;"
@@ -378,9 +379,10 @@ impl StateStore {
 
     /// Forgets members HubSpot removed.
     pub fn record_list_removed(&mut self, list_id: &str, members: &[(String, String)]) -> Result<(), StateError> {
-        self.batch("CREATE OR REPLACE TABLE list_removed_now (pk VARCHAR)")?;
+        self.batch("CREATE OR REPLACE TEMP TABLE list_removed_now (pk VARCHAR)")?;
         {
-            let mut appender = self.conn.appender("list_removed_now").map_err(self.q())?;
+            let mut appender =
+                self.conn.appender_to_catalog_and_db("list_removed_now", "temp", "main").map_err(self.q())?;
             for (pk, _) in members {
                 appender.append_row(params![pk]).map_err(|e| self.err(e))?;
             }

@@ -14,8 +14,10 @@
 //! migrations), `store.rs` (opening, staging, diff and merge), `run.rs` (a run's record and
 //! journal), `links.rs` (associations and list members), `vanished.rs` (associated records
 //! and lists that changed in HubSpot), `removals.rs` (rows that left, stale links, and what the
-//! delete guard counts).
+//! delete guard counts), `budget.rs` (the memory budget every phase runs within, and the temp
+//! work tables).
 
+mod budget;
 mod links;
 mod migrate;
 mod read;
@@ -25,6 +27,7 @@ mod store;
 mod types;
 mod vanished;
 
+pub use budget::{temp_dir_of, StateLimits};
 pub use links::{LinkCandidate, LinkFailure, PendingLink};
 pub use migrate::{Migration, MIGRATIONS, SCHEMA_VERSION};
 pub use read::StateReader;

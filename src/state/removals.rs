@@ -79,11 +79,11 @@ impl StateStore {
         let rules = quoted_list(&scope.stale_rules);
         let present = "(SELECT c0 FROM staging WHERE c0 IS NOT NULL)";
         self.batch(&format!(
-            "CREATE OR REPLACE TABLE removed_rows AS
+            "CREATE OR REPLACE TEMP TABLE removed_rows AS
                SELECT s.pk, s.hubspot_id FROM snapshot s
                WHERE {rows} AND s.row_hash IS NOT NULL AND s.hubspot_id IS NOT NULL AND s.pk NOT IN {present}
                ORDER BY s.pk;
-             CREATE OR REPLACE TABLE removal_list (pk VARCHAR);"
+             CREATE OR REPLACE TEMP TABLE removal_list (pk VARCHAR);"
         ))?;
         let marks = if self.has_stale_links() {
             "SELECT assoc, from_pk, to_value, labels FROM stale_links"
@@ -105,14 +105,14 @@ impl StateStore {
             ("false", "false", "false")
         };
         self.batch(&format!(
-            "CREATE OR REPLACE TABLE stale_now AS
+            "CREATE OR REPLACE TEMP TABLE stale_now AS
                SELECT DISTINCT a.assoc, a.from_pk, a.to_value, a.labels FROM associations a
                WHERE a.assoc IN ({rules}) AND (
                      a.from_pk NOT IN {present}
                   OR ({read} AND NOT {asked} AND NOT {unreadable})
                   OR (NOT {read} AND EXISTS (SELECT 1 FROM ({marks}) m WHERE m.assoc = a.assoc AND m.from_pk = a.from_pk
                                              AND m.to_value = a.to_value AND m.labels = a.labels)));
-             CREATE OR REPLACE TABLE removal_links AS
+             CREATE OR REPLACE TEMP TABLE removal_links AS
                WITH stale AS (
                    SELECT a.* FROM associations a
                    JOIN stale_now s ON s.assoc = a.assoc AND s.from_pk = a.from_pk AND s.to_value = a.to_value
@@ -137,7 +137,8 @@ impl StateStore {
 
     /// Notes records the run would remove from its list (for the guard's count).
     pub fn add_list_removals(&mut self, pks: &[String]) -> Result<(), StateError> {
-        let mut appender = self.conn.appender("removal_list").map_err(|e| self.err(e))?;
+        let mut appender =
+            self.conn.appender_to_catalog_and_db("removal_list", "temp", "main").map_err(|e| self.err(e))?;
         for pk in pks {
             appender.append_row(params![pk]).map_err(|e| self.err(e))?;
         }
@@ -222,8 +223,9 @@ impl StateStore {
     fn load_removal_keys(&mut self, keys: &[Vec<&str>], width: usize) -> Result<(), StateError> {
         let columns =
             if width == 1 { "pk VARCHAR" } else { "assoc VARCHAR, from_pk VARCHAR, to_value VARCHAR, labels VARCHAR" };
-        self.batch(&format!("CREATE OR REPLACE TABLE removal_now ({columns})"))?;
-        let mut appender = self.conn.appender("removal_now").map_err(|e| self.err(e))?;
+        self.batch(&format!("CREATE OR REPLACE TEMP TABLE removal_now ({columns})"))?;
+        let mut appender =
+            self.conn.appender_to_catalog_and_db("removal_now", "temp", "main").map_err(|e| self.err(e))?;
         for key in keys {
             appender.append_row(duckdb::appender_params_from_iter(key.iter())).map_err(|e| self.err(e))?;
         }

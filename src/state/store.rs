@@ -7,8 +7,9 @@
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
 
-use duckdb::{params, Connection, ToSql};
+use duckdb::{params, ToSql};
 
+use super::budget::{self, StateLimits};
 use super::migrate::{file_version, migrate, too_new, MIGRATIONS, SCHEMA_VERSION};
 use super::read::{open_error, StateReader};
 use super::types::{query_error, ChangeRow, DiffTotals, StateError};
@@ -30,7 +31,17 @@ pub struct StateStore {
     pub(super) next_seq: i64,
     /// A scratch store (`plan`): the file is attached read-only, work tables live in memory.
     scratch: bool,
+    /// A scratch store's spill folder, removed with the store.
+    _spill_dir: Option<tempfile::TempDir>,
+    /// The most changed rows a page holds, so a page of wide rows stays near
+    /// [`CHANGES_PAGE_BYTES`] (set by `build_changes`).
+    changes_page_rows: usize,
 }
+
+/// The bytes of values a page of changed rows aims at, however wide the rows.
+const CHANGES_PAGE_BYTES: f64 = 8.0 * 1024.0 * 1024.0;
+/// A page holds at least a batch of rows.
+const MIN_PAGE_ROWS: usize = 100;
 
 impl Deref for StateStore {
     type Target = StateReader;
@@ -51,15 +62,25 @@ impl StateStore {
     /// run left in the journal, and marks that run interrupted (its counts are those of its
     /// last journaled batch).
     pub fn open(path: &Path) -> Result<StateStore, StateError> {
+        StateStore::open_with(path, &StateLimits::default())
+    }
+
+    /// [`StateStore::open`] with the memory budget `limits` (`state_memory_mb`).
+    pub fn open_with(path: &Path, limits: &StateLimits) -> Result<StateStore, StateError> {
         if let Some(dir) = path.parent() {
             crate::private_files::create_private_dir(dir)
                 .map_err(|e| open_error(path, format!("cannot create {}: {e}", dir.display())))?;
         }
-        let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
+        let conn = budget::open_file(path, limits)?;
         // The file holds every delivered value: owner only (DuckDB creates it with the umask).
         crate::private_files::restrict_state_file(path);
-        let mut store =
-            StateStore { reader: StateReader { conn, path: path.to_path_buf() }, next_seq: 0, scratch: false };
+        let mut store = StateStore {
+            reader: StateReader { conn, path: path.to_path_buf() },
+            next_seq: 0,
+            scratch: false,
+            _spill_dir: None,
+            changes_page_rows: usize::MAX,
+        };
         if let Some(done) = migrate(&store.conn, path)? {
             tracing::info!(
                 path = %path.display(),
@@ -68,6 +89,7 @@ impl StateStore {
                 "Brought the state file's schema up to date."
             );
         }
+        store.batch(&budget::drop_leftovers_sql())?;
         store.next_seq = store.scalar_i64("SELECT coalesce(max(seq), 0) + 1 FROM journal")?;
         if store.merge_journal()? {
             tracing::info!(path = %path.display(), "Merged acknowledgements left by an interrupted run.");
@@ -84,8 +106,24 @@ impl StateStore {
     /// run does without writing the file. A journal left by a crash is not merged (it is, by
     /// the next run).
     pub fn open_scratch(path: &Path) -> Result<StateStore, StateError> {
-        let conn = Connection::open_in_memory().map_err(|e| open_error(path, e))?;
-        let store = StateStore { reader: StateReader { conn, path: path.to_path_buf() }, next_seq: 0, scratch: true };
+        StateStore::open_scratch_with(path, &StateLimits::default())
+    }
+
+    /// [`StateStore::open_scratch`] with the memory budget `limits`; it spills to a private
+    /// temp folder removed with the store.
+    pub fn open_scratch_with(path: &Path, limits: &StateLimits) -> Result<StateStore, StateError> {
+        let spill = tempfile::Builder::new()
+            .prefix("hubsync-plan-")
+            .tempdir()
+            .map_err(|e| open_error(path, format!("cannot create a temp folder for the plan: {e}")))?;
+        let conn = budget::open_memory(path, limits, spill.path())?;
+        let store = StateStore {
+            reader: StateReader { conn, path: path.to_path_buf() },
+            next_seq: 0,
+            scratch: true,
+            _spill_dir: Some(spill),
+            changes_page_rows: usize::MAX,
+        };
         if path.exists() {
             let file = path.display().to_string().replace('\'', "''");
             store
@@ -129,14 +167,14 @@ impl StateStore {
     /// key (`c0`), key hash (`k`), row hash (`h`), and why the source rejected it, if it did.
     pub fn create_staging(&mut self) -> Result<(), StateError> {
         self.batch(
-            "CREATE OR REPLACE TABLE staging (rownum BIGINT, c0 VARCHAR, k UBIGINT, h UBIGINT, \
+            "CREATE OR REPLACE TEMP TABLE staging (rownum BIGINT, c0 VARCHAR, k UBIGINT, h UBIGINT, \
              reject_code VARCHAR, reject_message VARCHAR)",
         )
     }
 
     /// Appends the first read's rows to the staging table; `first_rownum` numbers the first.
     pub fn append_staging(&mut self, first_rownum: i64, keys: &[RowKey]) -> Result<(), StateError> {
-        let mut appender = self.conn.appender("staging").map_err(|e| self.err(e))?;
+        let mut appender = self.conn.appender_to_catalog_and_db("staging", "temp", "main").map_err(|e| self.err(e))?;
         for (i, row) in keys.iter().enumerate() {
             let rownum = first_rownum + i as i64;
             appender
@@ -159,12 +197,13 @@ impl StateStore {
     /// cells).
     pub fn create_staging_rows(&mut self, width: usize) -> Result<(), StateError> {
         let columns: Vec<String> = (0..width).map(|i| format!("c{i} VARCHAR")).collect();
-        self.batch(&format!("CREATE OR REPLACE TABLE staging_rows (rownum BIGINT, {})", columns.join(", ")))
+        self.batch(&format!("CREATE OR REPLACE TEMP TABLE staging_rows (rownum BIGINT, {})", columns.join(", ")))
     }
 
     /// Appends rows of values; `first_rownum` numbers the first of them.
     pub fn append_staging_rows(&mut self, first_rownum: i64, rows: &[Row]) -> Result<(), StateError> {
-        let mut appender = self.conn.appender("staging_rows").map_err(|e| self.err(e))?;
+        let mut appender =
+            self.conn.appender_to_catalog_and_db("staging_rows", "temp", "main").map_err(|e| self.err(e))?;
         for (i, row) in rows.iter().enumerate() {
             let rownum = first_rownum + i as i64;
             let mut values: Vec<&dyn ToSql> = Vec::with_capacity(row.len() + 1);
@@ -186,11 +225,11 @@ impl StateStore {
     pub fn diff_keys(&mut self, full: bool, retry_rejected: bool) -> Result<DiffTotals, StateError> {
         let hold = !(full || retry_rejected);
         self.batch(&format!(
-            "CREATE OR REPLACE TABLE dup_keys AS
+            "CREATE OR REPLACE TEMP TABLE dup_keys AS
                SELECT c0 AS pk FROM staging
                WHERE c0 IS NOT NULL AND k IN (SELECT k FROM staging GROUP BY k HAVING count(*) > 1)
                GROUP BY c0 HAVING count(*) > 1;
-             CREATE OR REPLACE TABLE invalid_now AS
+             CREATE OR REPLACE TEMP TABLE invalid_now AS
                SELECT rownum AS row_number, c0 AS pk,
                       CASE WHEN c0 IS NULL THEN 'NULL_PRIMARY_KEY'
                            WHEN c0 IN (SELECT pk FROM dup_keys) THEN 'DUPLICATE_PRIMARY_KEY'
@@ -200,17 +239,17 @@ impl StateStore {
                            ELSE reject_message END AS message
                FROM staging
                WHERE c0 IS NULL OR c0 IN (SELECT pk FROM dup_keys) OR reject_code IS NOT NULL;
-             CREATE OR REPLACE TABLE changed_all AS
+             CREATE OR REPLACE TEMP TABLE changed_all AS
                SELECT c.rownum, c.c0 AS pk, c.k, c.h
                FROM (SELECT * FROM staging
                      WHERE c0 IS NOT NULL AND reject_code IS NULL AND c0 NOT IN (SELECT pk FROM dup_keys)) c
                LEFT JOIN snapshot s ON s.pk = c.c0
                WHERE {full} OR s.row_hash IS NULL OR s.row_hash <> c.h;
-             CREATE OR REPLACE TABLE held_keys AS
+             CREATE OR REPLACE TEMP TABLE held_keys AS
                SELECT c.pk FROM changed_all c
                JOIN rejections r ON r.pk = c.pk AND r.on_change AND r.row_hash = c.h
                WHERE {hold};
-             CREATE OR REPLACE TABLE changed_keys AS
+             CREATE OR REPLACE TEMP TABLE changed_keys AS
                SELECT * FROM changed_all WHERE pk NOT IN (SELECT pk FROM held_keys);
              DROP TABLE changed_all;"
         ))?;
@@ -219,6 +258,34 @@ impl StateStore {
         let changed = self.scalar_i64("SELECT count(*) FROM changed_keys")? as u64;
         let held = self.scalar_i64("SELECT count(*) FROM held_keys")? as u64;
         Ok(DiffTotals { rows, invalid, changed, held })
+    }
+
+    /// How many keys, at most, the second read must bring: the changed rows and, with `links`,
+    /// the rows whose associations failed before (some may be both).
+    pub fn wanted_count(&self, links: bool) -> Result<u64, StateError> {
+        let changed = self.scalar_i64("SELECT count(*) FROM changed_keys")?;
+        let retried =
+            if links { self.scalar_i64("SELECT count(DISTINCT from_pk) FROM association_rejections")? } else { 0 };
+        Ok((changed + retried) as u64)
+    }
+
+    /// Builds the table of the keys whose values the second read must bring: the changed rows,
+    /// and, with `links`, the rows whose associations failed before (they are retried). Returns
+    /// how many; [`StateStore::wanted_keys_page`] reads them.
+    pub fn prepare_wanted_keys(&mut self, links: bool) -> Result<u64, StateError> {
+        let retried = if links { " UNION SELECT from_pk FROM association_rejections" } else { "" };
+        self.batch(&format!("CREATE OR REPLACE TEMP TABLE wanted_keys AS SELECT pk FROM changed_keys{retried};"))?;
+        Ok(self.scalar_i64("SELECT count(*) FROM wanted_keys")? as u64)
+    }
+
+    /// Reads `limit` of the keys `prepare_wanted_keys` found, from position `after` (from 0).
+    pub fn wanted_keys_page(&self, after: i64, limit: usize) -> Result<Vec<String>, StateError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT pk FROM wanted_keys WHERE rowid >= ? AND rowid < ? ORDER BY rowid")
+            .map_err(|e| self.err(e))?;
+        let rows = statement.query_map(params![after, after + limit as i64], |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<String>, _>>().map_err(|e| self.err(e))
     }
 
     /// The key hashes of the rows whose values the second read must bring: the changed rows,
@@ -260,7 +327,7 @@ impl StateStore {
             "staging_rows"
         };
         self.batch(&format!(
-            "CREATE OR REPLACE TABLE changes AS
+            "CREATE OR REPLACE TEMP TABLE changes AS
                SELECT k.rownum, k.pk, r.c1 AS match_value, k.h AS row_hash,
                       s.hubspot_id, CASE WHEN s.row_hash IS NULL THEN NULL ELSE s.props END AS old_props{}
                FROM changed_keys k
@@ -269,10 +336,30 @@ impl StateStore {
                ORDER BY k.rownum;",
             values.concat()
         ))?;
+        // The width of the first rows sizes the pages (the old values count twice: they are
+        // parsed into a map).
+        let widths: Vec<String> =
+            (0..props.len() + links).map(|i| format!(" + strlen(coalesce(c{}, ''))", i + 2)).collect();
+        let width = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT coalesce(avg(strlen(pk) + strlen(coalesce(match_value, '')) \
+                     + 2 * strlen(coalesce(old_props, '')){}), 0)::DOUBLE FROM changes WHERE rowid < 2048",
+                    widths.concat()
+                ),
+                [],
+                |r| r.get::<_, f64>(0),
+            )
+            .map_err(|e| self.err(e))?;
+        self.changes_page_rows =
+            if width > 0.0 { ((CHANGES_PAGE_BYTES / width) as usize).max(MIN_PAGE_ROWS) } else { usize::MAX };
         Ok(self.scalar_i64("SELECT count(*) FROM changes")? as u64)
     }
 
-    /// Reads the changed rows numbered `(after, after + limit]` (from 1, in model order).
+    /// Reads the changed rows numbered `(after, after + limit]` (from 1, in model order), fewer
+    /// when the rows are so wide that `limit` of them would pass [`CHANGES_PAGE_BYTES`]: read on
+    /// from the last row's `n`.
     pub fn changes_page(
         &self,
         after: i64,
@@ -287,7 +374,7 @@ impl StateStore {
             values.concat()
         );
         let mut statement = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let upto = after + limit as i64;
+        let upto = after + limit.min(self.changes_page_rows) as i64;
         let rows = statement
             .query_map(params![after, upto], |r| {
                 let old_props: Option<String> = r.get(5)?;
@@ -327,28 +414,28 @@ impl StateStore {
         }
         let snapshot_rows = self.scalar_i64("SELECT count(*) FROM snapshot")?;
         let snapshot = if entries * IN_PLACE_RATIO < snapshot_rows { MERGE_IN_PLACE } else { MERGE_SWAP };
-        self.batch(&format!(
-            "BEGIN TRANSACTION;\n{MERGE_JOURNAL_LAST}\n{snapshot}\nDROP VIEW journal_last;\n{MERGE_VANISHED}\n{MERGE_REJECTIONS}\nCOMMIT;"
-        ))
-        .inspect_err(|_| {
-            let _ = self.conn.execute_batch("ROLLBACK");
-        })?;
+        // No statement of the merge needs its rows in order; without the order, its inserts
+        // stream within the budget instead of holding what they insert.
+        self.batch("SET preserve_insertion_order = false")?;
+        let merged = self
+            .batch(&format!(
+                "BEGIN TRANSACTION;\n{MERGE_JOURNAL_LAST}\n{snapshot}\nDROP VIEW journal_last;\n{MERGE_VANISHED}\n{MERGE_REJECTIONS}\nCOMMIT;"
+            ))
+            .inspect_err(|_| {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            });
+        self.batch("SET preserve_insertion_order = true")?;
+        merged?;
         Ok(true)
     }
 
-    /// Drops the run's working tables. They are ordinary tables in the state file (DuckDB
-    /// spills them to disk, so a big model does not have to fit in memory); a process that
-    /// stops before dropping them leaves them in the file until the next run replaces them
-    /// (every one is made with `CREATE OR REPLACE`) and drops them at its end.
+    /// Drops the run's working tables. They are `TEMP` tables (`budget.rs`): they spill to the
+    /// store's temp folder rather than grow the state file, and a process that stops before
+    /// dropping them leaves nothing behind.
     pub fn drop_work_tables(&mut self) -> Result<(), StateError> {
-        self.batch(
-            "DROP TABLE IF EXISTS held_keys; DROP TABLE IF EXISTS staging; DROP TABLE IF EXISTS changes; DROP TABLE IF EXISTS dup_keys; \
-             DROP TABLE IF EXISTS invalid_now; DROP TABLE IF EXISTS link_candidates; DROP TABLE IF EXISTS link_targets; \
-             DROP TABLE IF EXISTS pending_links; DROP TABLE IF EXISTS staging_rows; DROP TABLE IF EXISTS changed_keys; \
-             DROP TABLE IF EXISTS link_inputs; DROP TABLE IF EXISTS list_adds; DROP TABLE IF EXISTS list_removes; \
-             DROP TABLE IF EXISTS removed_rows; DROP TABLE IF EXISTS removal_list; DROP TABLE IF EXISTS stale_now; \
-             DROP TABLE IF EXISTS removal_links; DROP TABLE IF EXISTS removal_now;",
-        )
+        let drops: Vec<String> =
+            budget::LEFTOVER_WORK_TABLES.iter().map(|t| format!("DROP TABLE IF EXISTS temp.main.{t};")).collect();
+        self.batch(&drops.concat())
     }
 
     /// Forgets what was delivered (ids stay known), so the next run compares against nothing.

@@ -681,8 +681,11 @@ struct MemberFlight {
     failure: Option<HubSpotError>,
     /// Add batches in which HubSpot reported members missing (`recordIdsMissing`), with those
     /// ids: recorded once settled (`links/vanished.rs`).
-    missing: Vec<(Vec<(String, String)>, Vec<String>)>,
+    missing: Vec<MissingMembers>,
 }
+
+/// An add batch's members (`(pk, id)`), and the ids HubSpot reported missing among them.
+type MissingMembers = (Vec<(String, String)>, Vec<String>);
 
 impl MemberFlight {
     /// Records the answers that arrived, and waits for answers while the pipeline is full.

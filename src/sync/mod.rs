@@ -24,7 +24,7 @@ mod validate;
 
 pub use links::{parse_link_cell, LinkValue, ASSOCIATION_BATCH_SIZE, LIST_BATCH_SIZE};
 pub use object::{check_mappings, resolve_object, resolve_object_name, ObjectMeta};
-pub use options::{RunOptions, RunStatus, RunSummary};
+pub use options::{Phases, RunOptions, RunStatus, RunSummary};
 pub(crate) use plan::batches;
 pub use plan::{plan_sync, Plan};
 pub use removals::Removals;

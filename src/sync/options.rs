@@ -57,4 +57,31 @@ pub struct RunSummary {
     pub counts: RunCounts,
     pub duration_secs: f64,
     pub error: Option<String>,
+    /// Where the time went, phase by phase (`hubsync sync --json`, `hubsync bench`).
+    pub phases: Phases,
+}
+
+/// The time a run spent in each phase, in seconds, and how its second read went. Phases a run
+/// did not reach stay 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Phases {
+    /// Opening the state file and merging what a crashed run left.
+    pub open_secs: f64,
+    /// The first read: every row's key and hash streamed into the state database.
+    pub read1_secs: f64,
+    /// The diff against the snapshot, and building the table of changes.
+    pub diff_secs: f64,
+    /// The second read: the changed rows' values.
+    pub read2_secs: f64,
+    /// Rows the warehouse sent to the second read: the changed rows when their keys were pushed
+    /// into the query, every row when it scanned the model.
+    pub read2_rows: u64,
+    /// Whether the second read pushed the changed keys into the warehouse query.
+    pub read2_pushed_keys: bool,
+    /// Sending the records and journaling the answers.
+    pub deliver_secs: f64,
+    /// Associations and list memberships.
+    pub links_secs: f64,
+    /// Merging the journal into the snapshot (after delivery, and at the end).
+    pub merge_secs: f64,
 }

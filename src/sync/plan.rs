@@ -11,7 +11,7 @@ use super::route::{changed_properties, route, Route, BATCH_SIZE};
 use super::stage::stage_and_diff;
 use super::SyncError;
 use crate::config::{Config, OnDelete, SyncMode, SyncSpec};
-use crate::state::{RunCounts, StateStore};
+use crate::state::{RunCounts, StateLimits, StateStore};
 use hubspot_client::HubSpotClient;
 
 /// Sample rows shown per plan.
@@ -90,7 +90,7 @@ pub async fn plan_sync(
     full: bool,
 ) -> Result<Plan, SyncError> {
     let path = config.state_path(sync);
-    let mut store = blocking(|| StateStore::open_scratch(&path))?;
+    let mut store = blocking(|| StateStore::open_scratch_with(&path, &StateLimits::of(config)))?;
     let mut counts = RunCounts::default();
     let result = plan_with(config, sync, client, full, &mut store, &mut counts).await;
     blocking(|| store.drop_work_tables())?;

@@ -12,13 +12,13 @@ use super::deliver::{deliver_records, reconcile_pending_creates};
 use super::links::{deliver_associations, sync_list};
 use super::metrics::RunFinished;
 use super::object::{object_meta, ObjectMeta};
-use super::options::{RunOptions, RunStatus, RunSummary};
+use super::options::{Phases, RunOptions, RunStatus, RunSummary};
 use super::removals::{find_removals, removal_scope, report_held, send_removals};
 use super::stage::{stage_and_diff, Staged};
 use super::SyncError;
 use crate::config::{Config, SyncSpec, DEFAULT_SEARCH_INDEX_LAG_SECS};
 use crate::source::SourceError;
-use crate::state::{Run, StateStore};
+use crate::state::{Run, StateLimits, StateStore};
 use hubspot_client::{HubSpotClient, HubSpotError};
 
 /// Runs one sync now. Errors that stop the run are stored in its run record and returned in
@@ -31,7 +31,8 @@ pub async fn run_sync(
 ) -> Result<RunSummary, SyncError> {
     let started = Instant::now();
     let path = config.state_path(sync);
-    let mut store = blocking(|| StateStore::open(&path))?;
+    let mut store = blocking(|| StateStore::open_with(&path, &StateLimits::of(config)))?;
+    let mut phases = Phases { open_secs: started.elapsed().as_secs_f64(), ..Phases::default() };
     let mut run = store.begin_run(&options.trigger, options.full)?;
     let run_id = run.id();
     // Instrumented rather than entered: a span guard held across `.await` would make the run's
@@ -46,10 +47,13 @@ pub async fn run_sync(
         None => client.with_run_stats(),
     };
     let mut held = None;
-    let outcome = execute(config, sync, client, options, &mut run, &mut held).instrument(span.clone()).await;
+    let outcome =
+        execute(config, sync, client, options, &mut run, &mut held, &mut phases).instrument(span.clone()).await;
     run.counts.requests = client.stats().total_requests();
     // Whatever happened, fold in what HubSpot acknowledged so far.
+    let merging = Instant::now();
     let merged = blocking(|| run.merge_journal().and_then(|_| run.drop_work_tables()));
+    phases.merge_secs += merging.elapsed().as_secs_f64();
     let (status, error) = match (&outcome, merged) {
         (Ok(false), Ok(())) if held.is_some() => (RunStatus::Held, held),
         (Ok(false), Ok(())) => (RunStatus::Succeeded, None),
@@ -69,6 +73,7 @@ pub async fn run_sync(
         counts,
         duration_secs: started.elapsed().as_secs_f64(),
         error,
+        phases,
     };
     let snapshot_rows = blocking(|| store.snapshot_rows()).ok();
     span.in_scope(|| RunFinished { summary: &summary, snapshot_rows }.emit());
@@ -84,6 +89,7 @@ async fn execute(
     options: &RunOptions,
     run: &mut Run<'_>,
     held: &mut Option<String>,
+    phases: &mut Phases,
 ) -> Result<bool, SyncError> {
     let mut meta_slot: Option<ObjectMeta> = None;
     let lag = Duration::from_secs(
@@ -104,7 +110,8 @@ async fn execute(
         stage_and_diff(config, sync, run, options.full, options.retry_rejected, &mut counts, options.stop.clone())
             .await;
     run.counts = counts;
-    let Staged { props, label_objects } = staged?;
+    let Staged { props, label_objects, phases: read } = staged?;
+    *phases = Phases { open_secs: phases.open_secs, merge_secs: phases.merge_secs, ..read };
     blocking(|| run.keep_invalid_rows())?;
     if !sync.associations.is_empty() {
         // Before any record is acknowledged: a run stopped after its records but before their
@@ -113,12 +120,17 @@ async fn execute(
     }
     let c = &run.counts;
     let changed = c.rows_read - c.invalid - c.held - c.unchanged;
+    let delivering = Instant::now();
     if changed > 0 && deliver_records(client, sync, options, run, &props, &mut meta_slot, lag).await? {
         return Ok(true);
     }
+    phases.deliver_secs = delivering.elapsed().as_secs_f64();
     // Associations and list members need the ids of this run's records.
+    let merging = Instant::now();
     blocking(|| run.merge_journal())?;
     let stopping = || options.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
+    phases.merge_secs += merging.elapsed().as_secs_f64();
+    let linking = Instant::now();
     let link_failures = blocking(|| run.link_failures(0))?.1;
     let links_due = if sync.associations.is_empty() { 0 } else { blocking(|| run.links_due_count())? };
     let links_read = !sync.associations.is_empty() && (changed > 0 || link_failures > 0 || links_due > 0);
@@ -158,5 +170,6 @@ async fn execute(
             return Ok(true);
         }
     }
+    phases.links_secs = linking.elapsed().as_secs_f64();
     Ok(false)
 }

@@ -4,10 +4,12 @@
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 
 use super::blocking::blocking;
+use super::options::Phases;
 use super::SyncError;
 use crate::config::{Config, SyncSpec};
 use crate::source::{row_hash_seed, select_columns, ColumnInfo, Source};
@@ -42,7 +44,16 @@ pub(crate) struct Staged {
     pub props: Vec<String>,
     /// Per association: whether some row of the model uses `{ value, label }` objects.
     pub label_objects: Vec<bool>,
+    /// The time of the reads and the diff, and how the second read went.
+    pub phases: Phases,
 }
+
+/// The second read pushes the changed keys into the warehouse query when at most this share of
+/// the rows is wanted; above it, scanning the model and picking rows by key hash costs less
+/// than sending most keys to the warehouse to join them there.
+const PUSH_KEYS_MAX_SHARE: f64 = 0.5;
+/// Keys sent to the warehouse at a time.
+const KEY_PAGE: usize = 10_000;
 
 /// The seed of a sync's row hashes: a row's hash changes when its values change, and when the
 /// sync maps its columns differently.
@@ -82,18 +93,22 @@ pub(crate) async fn stage_and_diff(
     let links = sync.associations.len();
 
     let source = Arc::new(source);
+    let mut phases = Phases::default();
     source.begin_snapshot(&sync.name).await?;
-    let read = read_twice(&source, sync, store, &columns, seed, (full, retry_rejected), counts).await;
+    let read = read_twice(&source, sync, store, &columns, seed, (full, retry_rejected), counts, &mut phases).await;
     let ended = source.end_snapshot(&sync.name).await;
     let label_objects = read?;
     ended?;
+    let started = Instant::now();
     let changed = blocking(|| store.build_changes(&props, links))?;
+    phases.diff_secs += started.elapsed().as_secs_f64();
     counts.unchanged = counts.rows_read - counts.invalid - counts.held - changed;
     tracing::info!(rows = counts.rows_read, invalid = counts.invalid, changed, "Model diffed against the snapshot.");
-    Ok(Staged { props, label_objects })
+    Ok(Staged { props, label_objects, phases })
 }
 
 /// The two reads of `stage_and_diff`; returns which associations use label objects.
+#[allow(clippy::too_many_arguments)]
 async fn read_twice(
     source: &Arc<Source>,
     sync: &SyncSpec,
@@ -102,7 +117,9 @@ async fn read_twice(
     seed: u64,
     (full, retry_rejected): (bool, bool),
     counts: &mut RunCounts,
+    phases: &mut Phases,
 ) -> Result<Vec<bool>, SyncError> {
+    let started = Instant::now();
     let first_link = columns.len() - sync.associations.len();
     blocking(|| store.create_staging())?;
     // The reader runs on its own task, so parsing and hashing overlap with appending.
@@ -129,21 +146,34 @@ async fn read_twice(
     let read = reader.await.map_err(|e| reader_stopped(sync, e))?;
     written?;
     counts.rows_read = read?;
+    phases.read1_secs = started.elapsed().as_secs_f64();
+    let started = Instant::now();
     let totals = blocking(|| store.diff_keys(full, retry_rejected))?;
     counts.invalid = totals.invalid;
     counts.held = totals.held;
 
-    let wanted = blocking(|| store.wanted_keys(!sync.associations.is_empty()))?;
+    let links = !sync.associations.is_empty();
+    let wanted = blocking(|| store.wanted_count(links))?;
     blocking(|| store.create_staging_rows(columns.len()))?;
-    if wanted.is_empty() {
+    phases.diff_secs = started.elapsed().as_secs_f64();
+    if wanted == 0 {
         return Ok(label_objects);
     }
+    let started = Instant::now();
+    let push = wanted as f64 <= counts.rows_read as f64 * PUSH_KEYS_MAX_SHARE;
+    let pushed = push
+        && blocking(|| store.prepare_wanted_keys(links))? > 0
+        && push_keys(source, sync, store, &columns[0]).await?;
     let (tx, mut rx) = mpsc::channel(4);
     let reader = {
         let (source, name, sql, columns) =
             (source.clone(), sync.name.clone(), sync.model_sql.clone(), columns.to_vec());
-        let wanted = Arc::new(wanted);
-        tokio::spawn(async move { source.stream_filtered(&name, &sql, &columns, wanted, tx).await })
+        if pushed {
+            tokio::spawn(async move { source.stream_loaded(&name, &sql, &columns, tx).await })
+        } else {
+            let wanted = Arc::new(blocking(|| store.wanted_keys(links))?);
+            tokio::spawn(async move { source.stream_filtered(&name, &sql, &columns, wanted, tx).await })
+        }
     };
     let mut next_rownum = 1i64;
     let mut written = Ok(());
@@ -157,8 +187,53 @@ async fn read_twice(
     drop(rx);
     let read = reader.await.map_err(|e| reader_stopped(sync, e))?;
     written?;
-    read?;
+    phases.read2_rows = read?;
+    phases.read2_pushed_keys = pushed;
+    phases.read2_secs = started.elapsed().as_secs_f64();
+    tracing::info!(
+        wanted,
+        received = phases.read2_rows,
+        pushed_keys = pushed,
+        "Second read: the changed rows' values."
+    );
     Ok(label_objects)
+}
+
+/// Sends the keys of the rows the second read wants to the warehouse, a page at a time, so it
+/// can join them with the model. Returns false when the warehouse cannot hold them.
+async fn push_keys(
+    source: &Arc<Source>,
+    sync: &SyncSpec,
+    store: &mut StateStore,
+    key: &ColumnInfo,
+) -> Result<bool, SyncError> {
+    let (tx, rx) = mpsc::channel(2);
+    let loader = {
+        let (source, name, key) = (source.clone(), sync.name.clone(), key.clone());
+        tokio::spawn(async move { source.load_keys(&name, &key, rx).await })
+    };
+    let mut after = 0i64;
+    let mut read = Ok(());
+    loop {
+        match blocking(|| store.wanted_keys_page(after, KEY_PAGE)) {
+            Err(e) => {
+                read = Err(e);
+                break;
+            }
+            Ok(page) if page.is_empty() => break,
+            Ok(page) => {
+                after += page.len() as i64;
+                // A warehouse that cannot hold keys hung up: it reads none.
+                if tx.send(page).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    drop(tx);
+    let loaded = loader.await.map_err(|e| reader_stopped(sync, e))?;
+    read?;
+    Ok(loaded?)
 }
 
 /// The reading task panicked or was cancelled.

@@ -72,6 +72,24 @@ fn bench_writes_its_figures_and_every_run_sends_the_fewest_requests() {
     assert_eq!(runs[3]["requests"]["associations"], 1);
     assert_eq!(runs[3]["requests"]["lookups"], 0);
     assert!(size["floor"]["secs"].as_f64().unwrap() > 0.0);
+    // Each run says where its time went; the 1% run's second read got only the changed rows.
+    assert!(stdout.contains("Time per phase"), "{stdout}");
+    for run in runs {
+        assert!(run["summary"]["phases"]["read1_secs"].as_f64().unwrap() > 0.0, "{run:#}");
+    }
+    assert_eq!(runs[1]["summary"]["phases"]["read2_rows"], 2000, "a first sync reads every row twice");
+    assert_eq!(runs[3]["summary"]["phases"]["read2_pushed_keys"], true, "{:#}", runs[3]);
+    assert_eq!(runs[3]["summary"]["phases"]["read2_rows"], 20, "only the 20 changed rows are read again");
+
+    // The same runs with a 128-character text column mapped to a property.
+    let text_runs = latest["text_column"][0]["runs"].as_array().unwrap();
+    assert_eq!(text_runs.len(), 4, "{text_runs:#?}");
+    for run in text_runs {
+        for endpoint in ["records", "associations", "list_memberships"] {
+            assert_eq!(run["ratios"][endpoint], 1.0, "{endpoint} in {run:#}");
+        }
+    }
+    assert!(stdout.contains("With a 128-character text column"), "{stdout}");
 
     let cells = latest["rate_limited"].as_array().unwrap();
     assert_eq!(cells.len(), 1, "one cell per latency and limit");

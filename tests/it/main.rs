@@ -15,6 +15,8 @@ mod migration;
 mod pipelining;
 mod rejections;
 mod removals;
+mod second_read;
+mod state_budget;
 mod sync_core;
 mod sync_resilience;
 mod unique_key;

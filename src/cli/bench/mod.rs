@@ -30,9 +30,12 @@ use super::CliError;
 use child::SyncCommand;
 use emulator::EmulatorProcess;
 use report::{
-    evaluate, rss_mb, Checks, Fewest, FloorReport, Machine, Ratios, Report, Requests, RunReport, SizeReport, NO_CHANGE,
+    evaluate, evaluate_text_column, rss_mb, Checks, Fewest, FloorReport, Machine, Ratios, Report, Requests, RunReport,
+    SizeReport, NO_CHANGE, ONE_PERCENT,
 };
-use warehouse::{measure_floor, BenchDatabase, COMPANIES_MODEL, CONTACTS_MODEL, RATE_LIMITED_MODEL};
+use warehouse::{
+    measure_floor, BenchDatabase, COMPANIES_MODEL, CONTACTS_MODEL, CONTACTS_TEXT_MODEL, RATE_LIMITED_MODEL,
+};
 
 /// `hubsync bench`: what to measure. Inert options; `bench` runs them.
 #[derive(clap::Args, Debug, Clone)]
@@ -59,6 +62,17 @@ pub struct BenchOptions {
     /// Skip the rate-limited case.
     #[arg(long)]
     pub skip_rate_limited: bool,
+    /// Skip the runs of the contacts model with a 128-character text column (each size is
+    /// otherwise measured twice: the ten-column model, then with the text column).
+    #[arg(long)]
+    pub skip_text_column: bool,
+    /// `state_memory_mb` of the measured syncs (unset: hubsync's default), to measure another
+    /// memory budget.
+    #[arg(long, value_name = "MIB")]
+    pub state_memory_mb: Option<u64>,
+    /// `state_threads` of the measured syncs (unset: hubsync's default).
+    #[arg(long, value_name = "N")]
+    pub state_threads: Option<usize>,
     /// Contacts sent in each cell of the rate-limited case (a first sync: one batch upsert per
     /// 100); more than 100 per request of the highest limit, so a window's worth is measured.
     #[arg(long, value_name = "N", default_value_t = 30_000)]
@@ -120,7 +134,55 @@ timeout_secs = 120
 
 const CONTACT_FIELDS: &str = r#"fields = { email = "email", first_name = "firstname", plan = "plan_tier", score = "score", lifetime_value = "lifetime_value", is_active = "active_user", signed_up = "signup_date", last_seen_at = "last_seen_at" }"#;
 
-fn size_syncs() -> String {
+/// A config with `--state-memory-mb` and `--state-threads` at its top, when given.
+fn with_state_budget(options: &BenchOptions, config: String) -> String {
+    let mut top = String::new();
+    if let Some(mb) = options.state_memory_mb {
+        top.push_str(&format!("state_memory_mb = {mb}\n"));
+    }
+    if let Some(threads) = options.state_threads {
+        top.push_str(&format!("state_threads = {threads}\n"));
+    }
+    top + &config
+}
+
+/// The contacts model a size is measured with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelVariant {
+    /// The ten columns of `CONTACTS_MODEL`.
+    Standard,
+    /// The same with `notes`, 128 characters of text mapped to a property.
+    TextColumn,
+}
+
+impl ModelVariant {
+    fn contacts_model(self) -> &'static str {
+        match self {
+            ModelVariant::Standard => CONTACTS_MODEL,
+            ModelVariant::TextColumn => CONTACTS_TEXT_MODEL,
+        }
+    }
+
+    /// The contacts sync's `fields`.
+    fn fields(self) -> String {
+        match self {
+            ModelVariant::Standard => CONTACT_FIELDS.to_string(),
+            ModelVariant::TextColumn => CONTACT_FIELDS.replace(" }", r#", notes = "bench_notes" }"#),
+        }
+    }
+
+    /// The folder of a size's runs.
+    fn dir_name(self, contacts: u64) -> String {
+        match self {
+            ModelVariant::Standard => format!("rows-{contacts}"),
+            ModelVariant::TextColumn => format!("rows-{contacts}-text128"),
+        }
+    }
+}
+
+fn size_syncs(variant: ModelVariant) -> String {
+    let contacts_model = variant.contacts_model();
+    let contact_fields = variant.fields();
     format!(
         r#"
 [[syncs]]
@@ -133,11 +195,11 @@ fields = {{ name = "name", domain = "domain", employees = "numberofemployees" }}
 
 [[syncs]]
 name = "contacts"
-model = "{CONTACTS_MODEL}"
+model = "{contacts_model}"
 primary_key = "id"
 object = "contacts"
 match = {{ column = "email", property = "email" }}
-{CONTACT_FIELDS}
+{contact_fields}
 list = true
 
 [[syncs.associations]]
@@ -180,6 +242,7 @@ async fn set_up_portal(emulator: &EmulatorProcess) -> Result<(), CliError> {
     emulator.create_property("contacts", active).await?;
     emulator.create_property("contacts", prop("signup_date", "date", "date")).await?;
     emulator.create_property("contacts", prop("last_seen_at", "datetime", "date")).await?;
+    emulator.create_property("contacts", prop("bench_notes", "string", "textarea")).await?;
     Ok(())
 }
 
@@ -307,13 +370,17 @@ async fn measure_size(
     exe: &Path,
     db: &BenchDatabase,
     contacts: u64,
+    variant: ModelVariant,
 ) -> Result<SizeReport, CliError> {
     let companies = (contacts / 100).max(1);
-    eprintln!("bench: {contacts} contacts, {companies} companies: building the model…");
-    db.build_model(contacts, companies).await?;
-    let dir = options.dir.join(format!("rows-{contacts}"));
+    let with_text = variant == ModelVariant::TextColumn;
+    let described = if with_text { " (with a 128-character text column)" } else { "" };
+    eprintln!("bench: {contacts} contacts{described}, {companies} companies: building the model…");
+    db.build_model(contacts, companies, with_text).await?;
+    let dir = options.dir.join(variant.dir_name(contacts));
     let emulator = start_emulator(exe, &dir, None, 0).await?;
-    let command = prepare(exe, &dir, &config_toml(1_000_000, &size_syncs()), db, &emulator)?;
+    let config = with_state_budget(options, config_toml(1_000_000, &size_syncs(variant)));
+    let command = prepare(exe, &dir, &config, db, &emulator)?;
 
     let mut runs = Vec::new();
     let first = |n| Fewest::new(n, n, n);
@@ -321,7 +388,7 @@ async fn measure_size(
         measured(&command, &emulator, "companies", "first sync", companies, Fewest::new(companies, 0, 0)).await?.0,
     );
     runs.push(measured(&command, &emulator, "contacts", "first sync", contacts, first(contacts)).await?.0);
-    let floor = floor(&db.url, CONTACTS_MODEL, contacts, options.repeats).await?;
+    let floor = floor(&db.url, variant.contacts_model(), contacts, options.repeats).await?;
     let mut no_change: Option<RunReport> = None;
     for _ in 0..options.repeats.max(1) {
         let (run, _) = measured(&command, &emulator, "contacts", NO_CHANGE, contacts, Fewest::default()).await?;
@@ -336,7 +403,7 @@ async fn measure_size(
     let changed = db.change_one_percent(companies).await?;
     let relinked = if companies > 1 { changed } else { 0 };
     runs.push(
-        measured(&command, &emulator, "contacts", "1% changed", contacts, Fewest::new(changed, relinked, 0)).await?.0,
+        measured(&command, &emulator, "contacts", ONE_PERCENT, contacts, Fewest::new(changed, relinked, 0)).await?.0,
     );
 
     let held = emulator.counts("contacts,companies", "contacts:companies", "contacts").await?;
@@ -387,19 +454,27 @@ async fn measure_all(options: &BenchOptions, exe: &Path, db: &BenchDatabase) -> 
     let machine = machine(db.server_version().await);
     let mut sizes = Vec::new();
     for &contacts in &options.rows {
-        sizes.push(measure_size(options, exe, db, contacts).await?);
+        sizes.push(measure_size(options, exe, db, contacts, ModelVariant::Standard).await?);
+    }
+    let mut text_column = Vec::new();
+    if !options.skip_text_column {
+        for &contacts in &options.rows {
+            text_column.push(measure_size(options, exe, db, contacts, ModelVariant::TextColumn).await?);
+        }
     }
     let rate_limited =
         if options.skip_rate_limited { Vec::new() } else { latency::measure_rate_limited(options, exe, db).await? };
     let throughput =
         if options.skip_throughput { None } else { Some(latency::measure_throughput(options, exe, db).await?) };
-    let targets = evaluate(&sizes, &rate_limited);
+    let mut targets = evaluate(&sizes, &rate_limited);
+    targets.extend(evaluate_text_column(&text_column));
     let mut machine = machine;
     machine.bench_process_peak_rss_mb = proc_kb("/proc/self/status", "VmHWM") as f64 / 1024.0;
     Ok(Report {
         started_at: started_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         machine,
         sizes,
+        text_column,
         rate_limited,
         throughput,
         targets,

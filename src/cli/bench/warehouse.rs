@@ -14,11 +14,19 @@ use crate::source::Source;
 /// boolean, date, timestamp with time zone) and the company each contact belongs to.
 pub const CONTACTS_MODEL: &str = "SELECT id, email, first_name, plan, score, lifetime_value, is_active, signed_up, \
      last_seen_at, company_id FROM bench_contacts";
+/// The contacts model with one more column: `notes`, 128 characters of text per row (the
+/// issue's "model that carries a 128-character text column").
+pub const CONTACTS_TEXT_MODEL: &str = "SELECT id, email, first_name, plan, score, lifetime_value, is_active, \
+     signed_up, last_seen_at, company_id, notes FROM bench_contacts";
 /// The companies table's model.
 pub const COMPANIES_MODEL: &str = "SELECT company_id, name, domain, employees FROM bench_companies";
 /// The rate-limited case's model: the same columns, its own table.
 pub const RATE_LIMITED_MODEL: &str = "SELECT id, email, first_name, plan, score, lifetime_value, is_active, \
      signed_up, last_seen_at, company_id FROM bench_rl_contacts";
+
+/// The `notes` column of the text variant: 128 characters, starting with the row's id.
+const TEXT_COLUMN: &str = ", rpad('Notes on contact ' || i || ': ', 128, \
+     'the quick brown fox jumps over the lazy dog 0123456789 ') AS notes";
 
 fn failed(what: &str) -> impl Fn(tokio_postgres::Error) -> CliError + '_ {
     move |e| {
@@ -108,8 +116,9 @@ impl BenchDatabase {
     }
 
     /// (Re)creates `bench_companies` (`companies` rows) and `bench_contacts` (`contacts` rows,
-    /// contact `i` at company `1 + i % companies`).
-    pub async fn build_model(&self, contacts: u64, companies: u64) -> Result<(), CliError> {
+    /// contact `i` at company `1 + i % companies`); with `text_column`, the contacts also carry
+    /// `notes`, 128 characters of text that differ from row to row.
+    pub async fn build_model(&self, contacts: u64, companies: u64, text_column: bool) -> Result<(), CliError> {
         self.exec(
             "cannot build the companies",
             &format!(
@@ -121,17 +130,19 @@ impl BenchDatabase {
             ),
         )
         .await?;
-        self.build_contacts("bench_contacts", contacts, companies).await?;
+        let notes = if text_column { TEXT_COLUMN } else { "" };
+        self.build_contacts("bench_contacts", contacts, companies, notes).await?;
         self.exec("cannot analyze the model", "ANALYZE bench_companies; ANALYZE bench_contacts;").await
     }
 
     /// (Re)creates the rate-limited case's table of `contacts` rows.
     pub async fn build_rate_limited_model(&self, contacts: u64) -> Result<(), CliError> {
-        self.build_contacts("bench_rl_contacts", contacts, 1).await?;
+        self.build_contacts("bench_rl_contacts", contacts, 1, "").await?;
         self.exec("cannot analyze the model", "ANALYZE bench_rl_contacts;").await
     }
 
-    async fn build_contacts(&self, table: &str, contacts: u64, companies: u64) -> Result<(), CliError> {
+    /// `extra` adds columns after `company_id` (`, expr AS name`).
+    async fn build_contacts(&self, table: &str, contacts: u64, companies: u64, extra: &str) -> Result<(), CliError> {
         self.exec(
             "cannot build the contacts",
             &format!(
@@ -147,7 +158,7 @@ impl BenchDatabase {
                           DATE '2024-01-01' + (i % 700)::integer AS signed_up,
                           TIMESTAMPTZ '2026-01-01 00:00:00+00' + make_interval(mins => ((i * 17) % 500000)::integer)
                             AS last_seen_at,
-                          1 + i % {companies} AS company_id
+                          1 + i % {companies} AS company_id{extra}
                    FROM generate_series(1::bigint, {contacts}::bigint) AS i;"
             ),
         )
