@@ -264,16 +264,23 @@ impl StateStore {
     /// the rows whose associations failed before (some may be both).
     pub fn wanted_count(&self, links: bool) -> Result<u64, StateError> {
         let changed = self.scalar_i64("SELECT count(*) FROM changed_keys")?;
-        let retried =
-            if links { self.scalar_i64("SELECT count(DISTINCT from_pk) FROM association_rejections")? } else { 0 };
+        let retried = if links {
+            self.scalar_i64(
+                "SELECT count(*) FROM (SELECT from_pk FROM association_rejections UNION SELECT pk FROM links_due)",
+            )?
+        } else {
+            0
+        };
         Ok((changed + retried) as u64)
     }
 
     /// Builds the table of the keys whose values the second read must bring: the changed rows,
-    /// and, with `links`, the rows whose associations failed before (they are retried). Returns
-    /// how many; [`StateStore::wanted_keys_page`] reads them.
+    /// and, with `links`, the rows whose associations failed before (they are retried) or that
+    /// an interrupted run left in `links_due`. Returns how many; [`StateStore::wanted_keys_page`]
+    /// reads them.
     pub fn prepare_wanted_keys(&mut self, links: bool) -> Result<u64, StateError> {
-        let retried = if links { " UNION SELECT from_pk FROM association_rejections" } else { "" };
+        let retried =
+            if links { " UNION SELECT from_pk FROM association_rejections UNION SELECT pk FROM links_due" } else { "" };
         self.batch(&format!("CREATE OR REPLACE TEMP TABLE wanted_keys AS SELECT pk FROM changed_keys{retried};"))?;
         Ok(self.scalar_i64("SELECT count(*) FROM wanted_keys")? as u64)
     }

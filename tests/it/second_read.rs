@@ -208,7 +208,8 @@ async fn rows_changed_between_the_reads_are_read_as_the_first_read_saw_them() {
     .await;
     // A model that takes 10 ms a row, so a write can land while the first read runs.
     h.write_config(&users_sync(
-        "SELECT u.user_id, u.email, u.first_name FROM users u, LATERAL (SELECT pg_sleep(0.01) AS nap) s",
+        // Correlated with the row, so PostgreSQL sleeps per row rather than once.
+        "SELECT u.user_id, u.email, u.first_name FROM users u, LATERAL (SELECT pg_sleep(0.01 + 0 * u.user_id) AS nap) s",
         "user_id",
     ));
     succeeded(&h.run("contacts").await);
