@@ -1,5 +1,5 @@
 -- Folds the journal into the snapshot with a whole-table swap: for a journal about as big as
--- the snapshot (a first run). Reads the view of merge_journal_last.sql; followed by
+-- the snapshot (a first run). Reads the table journal_last of merge_journal_last.sql; followed by
 -- merge_rejections.sql, in one transaction (see state/store.rs).
 CREATE OR REPLACE TABLE snapshot_next AS
 SELECT

@@ -1,7 +1,7 @@
 -- Folds a journal much smaller than the snapshot into it in place: the snapshot rows of the
 -- keys in the journal are replaced, the others are not touched (a whole-table swap would
--- rewrite every row for a run that changed a few). The same result as merge.sql. Reads the view
--- of merge_journal_last.sql; followed by merge_rejections.sql, in one transaction (see
+-- rewrite every row for a run that changed a few). The same result as merge.sql. Reads the table
+-- journal_last of merge_journal_last.sql; followed by merge_rejections.sql, in one transaction (see
 -- state/store.rs).
 CREATE OR REPLACE TEMP TABLE snapshot_merged AS
 SELECT

@@ -165,6 +165,7 @@ enum AuthCommand {
 }
 
 fn main() -> ExitCode {
+    hubsync::tune_allocator();
     let args = Args::parse();
     let default_log = match args.command {
         Command::Run { .. } | Command::Emulator(_) => "info",

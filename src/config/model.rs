@@ -100,10 +100,10 @@ fn default_state_dir() -> PathBuf {
     PathBuf::from("state")
 }
 
-/// The memory budget of a run's state database unless `state_memory_mb` says otherwise. At
-/// 128 MiB (the minimum) a 1,000,000-row first sync with an association and a list failed with
-/// DuckDB's out-of-memory error after delivery (with one thread or two); at 256 MiB it succeeds.
-pub const DEFAULT_STATE_MEMORY_MB: u64 = 256;
+/// The memory budget of a run's state database unless `state_memory_mb` says otherwise: the
+/// minimum. A 1,000,000-row first sync with an association and a list runs within it, spilling
+/// the rest (the journal merge runs one step at a time for this, `sql/merge_journal_last.sql`).
+pub const DEFAULT_STATE_MEMORY_MB: u64 = 128;
 /// The smallest `state_memory_mb` accepted (the minimum budget): below it, some of DuckDB's
 /// joins and sorts cannot pin the pages they work on, and fail rather than spill (seen at 32 MiB
 /// on 200,000 rows, and at 64 MiB with two threads on a first sync with associations).

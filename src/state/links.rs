@@ -193,17 +193,28 @@ impl StateStore {
 
     /// Builds the table of associations to deliver now; returns how many.
     pub fn prepare_pending_links(&mut self) -> Result<u64, StateError> {
+        // One join or sort per statement: a sort fed by three joins holds all their memory at
+        // once, and ran out of the state budget at 1,000,000 links instead of spilling.
         self.batch(
-            "CREATE OR REPLACE TEMP TABLE pending_links AS
-             SELECT c.assoc, c.from_pk, c.to_value, c.labels, s.hubspot_id AS from_id, l.hubspot_id AS to_id
-             FROM (SELECT DISTINCT * FROM link_candidates) c
+            "CREATE OR REPLACE TEMP TABLE link_distinct AS SELECT DISTINCT * FROM link_candidates;
+             CREATE OR REPLACE TEMP TABLE link_new AS
+             SELECT c.* FROM link_distinct c
              ANTI JOIN associations a ON a.assoc = c.assoc AND a.from_pk = c.from_pk AND a.to_value = c.to_value
-                                      AND a.labels = c.labels
-             LEFT JOIN snapshot s ON s.pk = c.from_pk
+                                      AND a.labels = c.labels;
+             DROP TABLE link_distinct;
+             CREATE OR REPLACE TEMP TABLE link_from AS
+             SELECT c.*, s.hubspot_id AS from_id FROM link_new c LEFT JOIN snapshot s ON s.pk = c.from_pk;
+             DROP TABLE link_new;
+             CREATE OR REPLACE TEMP TABLE link_ids AS
+             SELECT c.assoc, c.from_pk, c.to_value, c.labels, c.from_id, l.hubspot_id AS to_id
+             FROM link_from c
              LEFT JOIN link_targets t ON t.assoc = c.assoc
              LEFT JOIN (SELECT object, property, value, min(hubspot_id) AS hubspot_id FROM lookup_ids GROUP BY ALL) l
-                    ON l.object = t.object AND l.property = t.property AND l.value = lower(trim(c.to_value))
-             ORDER BY c.assoc, c.from_pk, c.to_value, c.labels;",
+                    ON l.object = t.object AND l.property = t.property AND l.value = lower(trim(c.to_value));
+             DROP TABLE link_from;
+             CREATE OR REPLACE TEMP TABLE pending_links AS
+             SELECT * FROM link_ids ORDER BY assoc, from_pk, to_value, labels;
+             DROP TABLE link_ids;",
         )?;
         Ok(self.scalar_i64("SELECT count(*) FROM pending_links")? as u64)
     }
@@ -335,10 +346,12 @@ impl StateStore {
             "CREATE OR REPLACE TEMP TABLE list_current AS {current};
              CREATE OR REPLACE TEMP TABLE list_adds AS
                SELECT c.pk, c.hubspot_id FROM list_current c
-               ANTI JOIN (SELECT * FROM list_members WHERE list_id = '{list}') m ON m.pk = c.pk ORDER BY c.pk;
+               ANTI JOIN (SELECT * FROM list_members WHERE list_id = '{list}') m ON m.pk = c.pk;
+             CREATE OR REPLACE TEMP TABLE list_adds AS SELECT * FROM list_adds ORDER BY pk;
              CREATE OR REPLACE TEMP TABLE list_removes AS
                SELECT m.pk, m.hubspot_id FROM (SELECT * FROM list_members WHERE list_id = '{list}') m
-               ANTI JOIN list_current c ON c.pk = m.pk ORDER BY m.pk;
+               ANTI JOIN list_current c ON c.pk = m.pk;
+             CREATE OR REPLACE TEMP TABLE list_removes AS SELECT * FROM list_removes ORDER BY pk;
              DROP TABLE list_current;"
         ))?;
         let adds = self.scalar_i64("SELECT count(*) FROM list_adds")? as u64;

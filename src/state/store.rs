@@ -163,32 +163,38 @@ impl StateStore {
         Ok(store)
     }
 
-    /// Replaces the staging table with an empty one: one row per model row, with its number,
-    /// key (`c0`), key hash (`k`), row hash (`h`), and why the source rejected it, if it did.
+    /// Replaces the staging table with an empty one: one row per model row, with its key
+    /// (`c0`), key hash (`k`) and row hash (`h`); its number is its `rowid` + 1 (rows are only
+    /// ever appended, in model order). The rows the source rejected, and why, go to the small
+    /// `staging_rejects`, so the big table stays three columns wide.
     pub fn create_staging(&mut self) -> Result<(), StateError> {
         self.batch(
-            "CREATE OR REPLACE TEMP TABLE staging (rownum BIGINT, c0 VARCHAR, k UBIGINT, h UBIGINT, \
-             reject_code VARCHAR, reject_message VARCHAR)",
+            "CREATE OR REPLACE TEMP TABLE staging (c0 VARCHAR, k UBIGINT, h UBIGINT);
+             CREATE OR REPLACE TEMP TABLE staging_rejects (rownum BIGINT, code VARCHAR, message VARCHAR);",
         )
     }
 
-    /// Appends the first read's rows to the staging table; `first_rownum` numbers the first.
+    /// Appends the first read's rows to the staging table; `first_rownum` numbers the first
+    /// (the rows before it are staged already).
     pub fn append_staging(&mut self, first_rownum: i64, keys: &[RowKey]) -> Result<(), StateError> {
         let mut appender = self.conn.appender_to_catalog_and_db("staging", "temp", "main").map_err(|e| self.err(e))?;
-        for (i, row) in keys.iter().enumerate() {
-            let rownum = first_rownum + i as i64;
-            appender
-                .append_row(params![
-                    rownum,
-                    row.key,
-                    row.key_hash,
-                    row.hash,
-                    row.rejected.as_ref().map(|r| r.code),
-                    row.rejected.as_ref().map(|r| r.message.as_str())
-                ])
-                .map_err(|e| query_error(&self.path, e))?;
+        for row in keys {
+            appender.append_row(params![row.key, row.key_hash, row.hash]).map_err(|e| query_error(&self.path, e))?;
         }
         appender.flush().map_err(|e| query_error(&self.path, e))?;
+        drop(appender);
+        if keys.iter().any(|row| row.rejected.is_some()) {
+            let mut appender =
+                self.conn.appender_to_catalog_and_db("staging_rejects", "temp", "main").map_err(|e| self.err(e))?;
+            for (i, row) in keys.iter().enumerate() {
+                if let Some(r) = &row.rejected {
+                    appender
+                        .append_row(params![first_rownum + i as i64, r.code, r.message.as_str()])
+                        .map_err(|e| query_error(&self.path, e))?;
+                }
+            }
+            appender.flush().map_err(|e| query_error(&self.path, e))?;
+        }
         Ok(())
     }
 
@@ -230,19 +236,21 @@ impl StateStore {
                WHERE c0 IS NOT NULL AND k IN (SELECT k FROM staging GROUP BY k HAVING count(*) > 1)
                GROUP BY c0 HAVING count(*) > 1;
              CREATE OR REPLACE TEMP TABLE invalid_now AS
-               SELECT rownum AS row_number, c0 AS pk,
-                      CASE WHEN c0 IS NULL THEN 'NULL_PRIMARY_KEY'
-                           WHEN c0 IN (SELECT pk FROM dup_keys) THEN 'DUPLICATE_PRIMARY_KEY'
-                           ELSE reject_code END AS code,
-                      CASE WHEN c0 IS NULL THEN 'the primary key is null'
-                           WHEN c0 IN (SELECT pk FROM dup_keys) THEN 'the primary key appears in more than one row'
-                           ELSE reject_message END AS message
-               FROM staging
-               WHERE c0 IS NULL OR c0 IN (SELECT pk FROM dup_keys) OR reject_code IS NOT NULL;
+               SELECT st.rowid + 1 AS row_number, st.c0 AS pk,
+                      CASE WHEN st.c0 IS NULL THEN 'NULL_PRIMARY_KEY'
+                           WHEN st.c0 IN (SELECT pk FROM dup_keys) THEN 'DUPLICATE_PRIMARY_KEY'
+                           ELSE r.code END AS code,
+                      CASE WHEN st.c0 IS NULL THEN 'the primary key is null'
+                           WHEN st.c0 IN (SELECT pk FROM dup_keys) THEN 'the primary key appears in more than one row'
+                           ELSE r.message END AS message
+               FROM staging st
+               LEFT JOIN staging_rejects r ON r.rownum = st.rowid + 1
+               WHERE st.c0 IS NULL OR st.c0 IN (SELECT pk FROM dup_keys) OR r.code IS NOT NULL;
              CREATE OR REPLACE TEMP TABLE changed_all AS
                SELECT c.rownum, c.c0 AS pk, c.k, c.h
-               FROM (SELECT * FROM staging
-                     WHERE c0 IS NOT NULL AND reject_code IS NULL AND c0 NOT IN (SELECT pk FROM dup_keys)) c
+               FROM (SELECT rowid + 1 AS rownum, c0, k, h FROM staging
+                     WHERE c0 IS NOT NULL AND c0 NOT IN (SELECT pk FROM dup_keys)
+                       AND rowid + 1 NOT IN (SELECT rownum FROM staging_rejects)) c
                LEFT JOIN snapshot s ON s.pk = c.c0
                WHERE {full} OR s.row_hash IS NULL OR s.row_hash <> c.h;
              CREATE OR REPLACE TEMP TABLE held_keys AS
@@ -426,7 +434,7 @@ impl StateStore {
         self.batch("SET preserve_insertion_order = false")?;
         let merged = self
             .batch(&format!(
-                "BEGIN TRANSACTION;\n{MERGE_JOURNAL_LAST}\n{snapshot}\nDROP VIEW journal_last;\n{MERGE_VANISHED}\n{MERGE_REJECTIONS}\nCOMMIT;"
+                "BEGIN TRANSACTION;\n{MERGE_JOURNAL_LAST}\n{snapshot}\nDROP TABLE journal_last;\n{MERGE_VANISHED}\n{MERGE_REJECTIONS}\nCOMMIT;"
             ))
             .inspect_err(|_| {
                 let _ = self.conn.execute_batch("ROLLBACK");

@@ -24,6 +24,12 @@ impl<A: Send + 'static> Pipeline<A> {
         Pipeline { calls: JoinSet::new(), cap: client.budget().max_in_flight().max(1) }
     }
 
+    /// A pipeline of at most `cap` requests in flight, and never more than the account's
+    /// `max_in_flight`.
+    pub(super) fn with_cap(client: &HubSpotClient, cap: usize) -> Self {
+        Pipeline { calls: JoinSet::new(), cap: client.budget().max_in_flight().min(cap).max(1) }
+    }
+
     /// True when the next call must wait for an answer first.
     pub(super) fn is_full(&self) -> bool {
         self.calls.len() >= self.cap
@@ -86,5 +92,24 @@ mod tests {
         }
         assert_eq!(order, vec![2, 3, 1]);
         assert!(!pipeline.is_full());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_capped_pipeline_holds_the_lower_of_its_cap_and_max_in_flight() {
+        let client_with = |max_in_flight: usize| {
+            let settings = hubspot_client::ClientSettings {
+                max_in_flight,
+                ..hubspot_client::ClientSettings::new("t", hubspot_model::Secret::new("t"))
+            };
+            HubSpotClient::new(settings.clone(), hubspot_client::RateBudget::new(&settings)).unwrap()
+        };
+        for (max_in_flight, cap, holds) in [(32, 2, 2), (1, 2, 1)] {
+            let mut pipeline = Pipeline::with_cap(&client_with(max_in_flight), cap);
+            for n in 0..holds {
+                assert!(!pipeline.is_full(), "{n} in flight of {holds}");
+                pipeline.send(async { tokio::time::sleep(Duration::from_secs(1)).await });
+            }
+            assert!(pipeline.is_full(), "max_in_flight {max_in_flight}, cap {cap}: full at {holds}");
+        }
     }
 }
