@@ -629,13 +629,16 @@ async fn sync_list_once(
             list.list_id
         }
     };
-    // With nothing to send this run, every valid row of the model was delivered before, so has
-    // an id; if its keys are also those the list was last made equal to, the list is right
-    // already, and the two joins that would find no change are skipped.
+    // The fingerprint is kept when the list held every valid row of the model. If the model's
+    // keys are those it was taken of, and the list still holds as many members as the model
+    // has valid rows, the list is right already, whatever this run sent, and the joins that
+    // would find no change are skipped: members are only ever dropped (a record merged or
+    // deleted in HubSpot, `sql/merge_vanished.sql`), so the same count means the same keys,
+    // each with the id the snapshot holds now.
     let (fingerprint, valid_rows) = blocking(|| run.model_fingerprint())?;
     let fingerprint_key = format!("list-fingerprint:{list_id}");
-    if blocking(|| run.changes_count())? == 0
-        && blocking(|| run.meta_get(&fingerprint_key))?.as_deref() == Some(fingerprint.as_str())
+    if blocking(|| run.meta_get(&fingerprint_key))?.as_deref() == Some(fingerprint.as_str())
+        && blocking(|| run.list_member_count(&list_id))? == valid_rows
     {
         return Ok(false);
     }
