@@ -330,11 +330,6 @@ impl StateStore {
             .map_err(self.q())
     }
 
-    /// How many rows this run found to send.
-    pub fn changes_count(&self) -> Result<u64, StateError> {
-        Ok(self.scalar_i64("SELECT count(*) FROM changes")? as u64)
-    }
-
     /// Finds the membership changes of a list: model rows with a HubSpot id that are not
     /// members yet (`list_adds`), and members whose rows left the model or lost their id
     /// (`list_removes`). Returns how many of each; read them with [`StateStore::list_changes_page`].
