@@ -21,7 +21,7 @@ pub(super) struct Pipeline<A> {
 impl<A: Send + 'static> Pipeline<A> {
     /// A pipeline holding as many calls as the client's account lets fly at once.
     pub(super) fn new(client: &HubSpotClient) -> Self {
-        Pipeline { calls: JoinSet::new(), cap: client.budget().max_in_flight().max(1) }
+        Self::with_cap(client, usize::MAX)
     }
 
     /// A pipeline of at most `cap` requests in flight, and never more than the account's
@@ -69,14 +69,18 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[tokio::test(start_paused = true)]
-    async fn answers_come_back_in_the_order_they_arrive() {
+    /// A client whose account lets `max_in_flight` requests fly at once.
+    fn client_with(max_in_flight: usize) -> HubSpotClient {
         let settings = hubspot_client::ClientSettings {
-            max_in_flight: 3,
+            max_in_flight,
             ..hubspot_client::ClientSettings::new("t", hubspot_model::Secret::new("t"))
         };
-        let client = HubSpotClient::new(settings.clone(), hubspot_client::RateBudget::new(&settings)).unwrap();
-        let mut pipeline = Pipeline::new(&client);
+        HubSpotClient::new(settings.clone(), hubspot_client::RateBudget::new(&settings)).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_come_back_in_the_order_they_arrive() {
+        let mut pipeline = Pipeline::new(&client_with(3));
         for (n, ms) in [(1, 300u64), (2, 100), (3, 200)] {
             assert!(!pipeline.is_full());
             pipeline.send(async move {
@@ -96,13 +100,6 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_capped_pipeline_holds_the_lower_of_its_cap_and_max_in_flight() {
-        let client_with = |max_in_flight: usize| {
-            let settings = hubspot_client::ClientSettings {
-                max_in_flight,
-                ..hubspot_client::ClientSettings::new("t", hubspot_model::Secret::new("t"))
-            };
-            HubSpotClient::new(settings.clone(), hubspot_client::RateBudget::new(&settings)).unwrap()
-        };
         for (max_in_flight, cap, holds) in [(32, 2, 2), (1, 2, 1)] {
             let mut pipeline = Pipeline::with_cap(&client_with(max_in_flight), cap);
             for n in 0..holds {
