@@ -56,7 +56,9 @@ pub struct RowKey {
     pub key: Option<String>,
     /// [`key_hash`] of the key (0 without one).
     pub key_hash: u64,
-    /// The row's hash, seeded with [`row_hash_seed`].
+    /// The row's hash, seeded with [`row_hash_seed`]. It covers the key as well as every value:
+    /// the diff takes rows whose hashes sum to the snapshot's for the snapshot's rows
+    /// (`state/staging.rs`).
     pub hash: u64,
     /// Why the row cannot be sent, when reading it showed so.
     pub rejected: Option<RowReject>,

@@ -315,7 +315,11 @@ impl StateStore {
 
     /// A fingerprint of the model's valid keys (their count, and the xor and sum of their
     /// hashes), and their count: equal fingerprints mean, but for a 2^-64 chance, the same keys.
-    pub fn model_fingerprint(&self) -> Result<(String, u64), StateError> {
+    pub fn model_fingerprint(&mut self) -> Result<(String, u64), StateError> {
+        if let Some(fingerprint) = self.staging.as_ref().and_then(|file| file.key_fingerprint()) {
+            return Ok(fingerprint);
+        }
+        self.load_staging()?;
         self.conn
             .query_row(
                 "SELECT count(*), coalesce(bit_xor(k), 0)::VARCHAR, coalesce(sum(k), 0)::VARCHAR FROM staging
@@ -334,6 +338,7 @@ impl StateStore {
     /// members yet (`list_adds`), and members whose rows left the model or lost their id
     /// (`list_removes`). Returns how many of each; read them with [`StateStore::list_changes_page`].
     pub fn prepare_list_changes(&mut self, list_id: &str) -> Result<(u64, u64), StateError> {
+        self.load_staging()?;
         let list = list_id.replace('\'', "''");
         let current = "SELECT st.c0 AS pk, s.hubspot_id FROM staging st JOIN snapshot s ON s.pk = st.c0
                        WHERE st.c0 IS NOT NULL AND st.c0 NOT IN (SELECT pk FROM dup_keys) AND s.hubspot_id IS NOT NULL";

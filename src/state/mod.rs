@@ -11,11 +11,12 @@
 //!   with its counts, and is consumed by [`Run::finish`].
 //!
 //! Files: `types.rs` (the values), `read.rs` (reads), `migrate.rs` (schema versions and their
-//! migrations), `store.rs` (opening, staging, diff and merge), `run.rs` (a run's record and
-//! journal), `links.rs` (associations and list members), `vanished.rs` (associated records
-//! and lists that changed in HubSpot), `removals.rs` (rows that left, stale links, and what the
-//! delete guard counts), `budget.rs` (the memory budget every phase runs within, and the temp
-//! work tables).
+//! migrations), `store.rs` (opening, the second read's tables and the merge), `staging.rs` (the
+//! first read's rows and the diff) and `staging_file.rs` (the file they stream to), `run.rs` (a
+//! run's record and journal), `links.rs` (associations and list members), `vanished.rs`
+//! (associated records and lists that changed in HubSpot), `removals.rs` (rows that left, stale
+//! links, and what the delete guard counts), `budget.rs` (the memory budget every phase runs
+//! within, and the temp work tables).
 
 mod budget;
 mod links;
@@ -23,6 +24,8 @@ mod migrate;
 mod read;
 mod removals;
 mod run;
+mod staging;
+mod staging_file;
 mod store;
 mod types;
 mod vanished;

@@ -77,11 +77,17 @@ impl StateStore {
         let rows = scope.rows;
         let archive = scope.archive;
         let rules = quoted_list(&scope.stale_rules);
-        let present = "(SELECT c0 FROM staging WHERE c0 IS NOT NULL)";
+        // A model equal to the snapshot's acknowledged rows lost none of them.
+        let left = if self.model_equals_snapshot() {
+            "false"
+        } else {
+            self.load_staging()?;
+            "s.pk NOT IN (SELECT c0 FROM staging WHERE c0 IS NOT NULL)"
+        };
         self.batch(&format!(
             "CREATE OR REPLACE TEMP TABLE removed_rows AS
                SELECT s.pk, s.hubspot_id FROM snapshot s
-               WHERE {rows} AND s.row_hash IS NOT NULL AND s.hubspot_id IS NOT NULL AND s.pk NOT IN {present}
+               WHERE {rows} AND s.row_hash IS NOT NULL AND s.hubspot_id IS NOT NULL AND {left}
                ORDER BY s.pk;
              CREATE OR REPLACE TEMP TABLE removal_list (pk VARCHAR);"
         ))?;
@@ -93,6 +99,13 @@ impl StateStore {
         // A row whose cells were read this run decides afresh: a link it still asks for is not
         // stale (and loses an old mark); one it no longer asks for is, unless the cell could not
         // be read (then nothing of that rule is judged for the row).
+        // The links of rows no longer in the model are stale: that needs every model key at once.
+        let row_left = if scope.stale_rules.is_empty() {
+            "false"
+        } else {
+            self.load_staging()?;
+            "a.from_pk NOT IN (SELECT c0 FROM staging WHERE c0 IS NOT NULL)"
+        };
         let (read, asked, unreadable) = if scope.candidates {
             (
                 "a.from_pk IN (SELECT c0 FROM link_inputs)",
@@ -108,7 +121,7 @@ impl StateStore {
             "CREATE OR REPLACE TEMP TABLE stale_now AS
                SELECT DISTINCT a.assoc, a.from_pk, a.to_value, a.labels FROM associations a
                WHERE a.assoc IN ({rules}) AND (
-                     a.from_pk NOT IN {present}
+                     {row_left}
                   OR ({read} AND NOT {asked} AND NOT {unreadable})
                   OR (NOT {read} AND EXISTS (SELECT 1 FROM ({marks}) m WHERE m.assoc = a.assoc AND m.from_pk = a.from_pk
                                              AND m.to_value = a.to_value AND m.labels = a.labels)));
@@ -268,6 +281,7 @@ impl StateStore {
     /// model no longer counts as delivered either, so if it comes back it is sent again with
     /// its links.
     pub fn record_unlinked(&mut self, links: &[StaleLink]) -> Result<(), StateError> {
+        self.load_staging()?;
         let keys: Vec<Vec<&str>> =
             links.iter().map(|l| vec![l.assoc.as_str(), &l.from_pk, &l.to_value, &l.labels]).collect();
         self.load_removal_keys(&keys, 4)?;

@@ -12,8 +12,9 @@ use duckdb::{params, ToSql};
 use super::budget::{self, StateLimits};
 use super::migrate::{file_version, migrate, too_new, MIGRATIONS, SCHEMA_VERSION};
 use super::read::{open_error, StateReader};
-use super::types::{query_error, ChangeRow, DiffTotals, StateError};
-use crate::source::{key_hash, KeySet, Row, RowKey};
+use super::staging_file::StagingFile;
+use super::types::{query_error, ChangeRow, StateError};
+use crate::source::{key_hash, KeySet, Row};
 
 const MERGE_JOURNAL_LAST: &str = include_str!("../../sql/merge_journal_last.sql");
 const MERGE_SWAP: &str = include_str!("../../sql/merge.sql");
@@ -36,6 +37,8 @@ pub struct StateStore {
     /// The most changed rows a page holds, so a page of wide rows stays near
     /// [`CHANGES_PAGE_BYTES`] (set by `build_changes`).
     changes_page_rows: usize,
+    /// The first read's rows, once a read started (see `staging.rs`).
+    pub(super) staging: Option<StagingFile>,
 }
 
 /// The bytes of values a page of changed rows aims at, however wide the rows.
@@ -80,6 +83,7 @@ impl StateStore {
             scratch: false,
             _spill_dir: None,
             changes_page_rows: usize::MAX,
+            staging: None,
         };
         if let Some(done) = migrate(&store.conn, path)? {
             tracing::info!(
@@ -123,6 +127,7 @@ impl StateStore {
             scratch: true,
             _spill_dir: Some(spill),
             changes_page_rows: usize::MAX,
+            staging: None,
         };
         if path.exists() {
             let file = path.display().to_string().replace('\'', "''");
@@ -163,39 +168,13 @@ impl StateStore {
         Ok(store)
     }
 
-    /// Replaces the staging table with an empty one: one row per model row, with its key
-    /// (`c0`), key hash (`k`) and row hash (`h`); its number is its `rowid` + 1 (rows are only
-    /// ever appended, in model order). The rows the source rejected, and why, go to the small
-    /// `staging_rejects`, so the big table stays three columns wide.
-    pub fn create_staging(&mut self) -> Result<(), StateError> {
-        self.batch(
-            "CREATE OR REPLACE TEMP TABLE staging (c0 VARCHAR, k UBIGINT, h UBIGINT);
-             CREATE OR REPLACE TEMP TABLE staging_rejects (rownum BIGINT, code VARCHAR, message VARCHAR);",
-        )
-    }
-
-    /// Appends the first read's rows to the staging table; `first_rownum` numbers the first
-    /// (the rows before it are staged already).
-    pub fn append_staging(&mut self, first_rownum: i64, keys: &[RowKey]) -> Result<(), StateError> {
-        let mut appender = self.conn.appender_to_catalog_and_db("staging", "temp", "main").map_err(|e| self.err(e))?;
-        for row in keys {
-            appender.append_row(params![row.key, row.key_hash, row.hash]).map_err(|e| query_error(&self.path, e))?;
+    /// The folder the store's spill files go to: DuckDB's temp folder beside the state file,
+    /// or a scratch store's own.
+    pub(super) fn spill_dir(&self) -> std::path::PathBuf {
+        match &self._spill_dir {
+            Some(dir) => dir.path().to_path_buf(),
+            None => budget::temp_dir_of(&self.path),
         }
-        appender.flush().map_err(|e| query_error(&self.path, e))?;
-        drop(appender);
-        if keys.iter().any(|row| row.rejected.is_some()) {
-            let mut appender =
-                self.conn.appender_to_catalog_and_db("staging_rejects", "temp", "main").map_err(|e| self.err(e))?;
-            for (i, row) in keys.iter().enumerate() {
-                if let Some(r) = &row.rejected {
-                    appender
-                        .append_row(params![first_rownum + i as i64, r.code, r.message.as_str()])
-                        .map_err(|e| query_error(&self.path, e))?;
-                }
-            }
-            appender.flush().map_err(|e| query_error(&self.path, e))?;
-        }
-        Ok(())
     }
 
     /// Replaces the table of the values read by the second read with an empty one of `width`
@@ -221,51 +200,6 @@ impl StateStore {
         }
         appender.flush().map_err(|e| query_error(&self.path, e))?;
         Ok(())
-    }
-
-    /// Diffs the staged keys and hashes against the snapshot: sets aside invalid rows (null or
-    /// repeated key) in `invalid_now` and writes the keys of the rows to send to `changed_keys`.
-    /// With `full`, every valid row counts as changed. A row HubSpot refused for these very
-    /// values (a rejection that waits for a change, with the same row hash) is held back unless
-    /// `retry_rejected` (or `full`).
-    pub fn diff_keys(&mut self, full: bool, retry_rejected: bool) -> Result<DiffTotals, StateError> {
-        let hold = !(full || retry_rejected);
-        self.batch(&format!(
-            "CREATE OR REPLACE TEMP TABLE dup_keys AS
-               SELECT c0 AS pk FROM staging
-               WHERE c0 IS NOT NULL AND k IN (SELECT k FROM staging GROUP BY k HAVING count(*) > 1)
-               GROUP BY c0 HAVING count(*) > 1;
-             CREATE OR REPLACE TEMP TABLE invalid_now AS
-               SELECT st.rowid + 1 AS row_number, st.c0 AS pk,
-                      CASE WHEN st.c0 IS NULL THEN 'NULL_PRIMARY_KEY'
-                           WHEN st.c0 IN (SELECT pk FROM dup_keys) THEN 'DUPLICATE_PRIMARY_KEY'
-                           ELSE r.code END AS code,
-                      CASE WHEN st.c0 IS NULL THEN 'the primary key is null'
-                           WHEN st.c0 IN (SELECT pk FROM dup_keys) THEN 'the primary key appears in more than one row'
-                           ELSE r.message END AS message
-               FROM staging st
-               LEFT JOIN staging_rejects r ON r.rownum = st.rowid + 1
-               WHERE st.c0 IS NULL OR st.c0 IN (SELECT pk FROM dup_keys) OR r.code IS NOT NULL;
-             CREATE OR REPLACE TEMP TABLE changed_all AS
-               SELECT c.rownum, c.c0 AS pk, c.k, c.h
-               FROM (SELECT rowid + 1 AS rownum, c0, k, h FROM staging
-                     WHERE c0 IS NOT NULL AND c0 NOT IN (SELECT pk FROM dup_keys)
-                       AND rowid + 1 NOT IN (SELECT rownum FROM staging_rejects)) c
-               LEFT JOIN snapshot s ON s.pk = c.c0
-               WHERE {full} OR s.row_hash IS NULL OR s.row_hash <> c.h;
-             CREATE OR REPLACE TEMP TABLE held_keys AS
-               SELECT c.pk FROM changed_all c
-               JOIN rejections r ON r.pk = c.pk AND r.on_change AND r.row_hash = c.h
-               WHERE {hold};
-             CREATE OR REPLACE TEMP TABLE changed_keys AS
-               SELECT * FROM changed_all WHERE pk NOT IN (SELECT pk FROM held_keys);
-             DROP TABLE changed_all;"
-        ))?;
-        let rows = self.scalar_i64("SELECT count(*) FROM staging")? as u64;
-        let invalid = self.scalar_i64("SELECT count(*) FROM invalid_now")? as u64;
-        let changed = self.scalar_i64("SELECT count(*) FROM changed_keys")? as u64;
-        let held = self.scalar_i64("SELECT count(*) FROM held_keys")? as u64;
-        Ok(DiffTotals { rows, invalid, changed, held })
     }
 
     /// How many keys, at most, the second read must bring: the changed rows and, with `links`,

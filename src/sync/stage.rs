@@ -1,6 +1,7 @@
 //! Staging and diff: the model is read twice in one warehouse snapshot. Every row's key and
-//! hash stream into DuckDB, the diff is SQL, and only the changed rows' values are read again
-//! into `changes`, which delivery and `plan` read back a page at a time.
+//! hash stream into the state store's staging file (`state/staging.rs`), the diff is SQL (or
+//! nothing at all when the rows sum to the snapshot's), and only the changed rows' values are
+//! read again into `changes`, which delivery and `plan` read back a page at a time.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -70,7 +71,7 @@ fn row_seed(columns: &[ColumnInfo], props: &[String]) -> u64 {
 /// and hash only (the values are hashed as they stream and dropped), which is all the diff
 /// needs; the second reads the values of the changed rows (and of rows whose associations
 /// failed before), and happens only when there are some. A run with nothing to send costs one
-/// streaming read and a join of keys and hashes.
+/// streaming read and a comparison of two sums.
 pub(crate) async fn stage_and_diff(
     config: &Config,
     sync: &SyncSpec,
