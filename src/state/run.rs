@@ -17,6 +17,9 @@ pub struct Run<'s> {
     id: i64,
     /// What the run did so far; written to its record with every journaled batch.
     pub counts: RunCounts,
+    /// Entries recorded while a group is open ([`Run::begin_group`]), journaled together by
+    /// [`Run::end_group`].
+    group: Option<Vec<Entry>>,
 }
 
 impl Deref for Run<'_> {
@@ -78,7 +81,7 @@ impl StateStore {
                 params![id, trigger, full],
             )
             .map_err(|e| self.err(e))?;
-        Ok(Run { store: self, id, counts: RunCounts::default() })
+        Ok(Run { store: self, id, counts: RunCounts::default(), group: None })
     }
 }
 
@@ -98,8 +101,34 @@ impl Run<'_> {
 
     /// Journals entries and the run's counts in one transaction: called once per HubSpot batch
     /// (after its answer, or, for a create's intent, before it is sent), so the snapshot and the
-    /// run record only ever advance by what was acknowledged.
+    /// run record only ever advance by what was acknowledged. While a group is open the entries
+    /// wait for [`Run::end_group`].
     pub fn record(&mut self, entries: &[Entry]) -> Result<(), StateError> {
+        match &mut self.group {
+            Some(group) => {
+                group.extend_from_slice(entries);
+                Ok(())
+            }
+            None => self.write(entries),
+        }
+    }
+
+    /// Opens a group: the entries recorded until [`Run::end_group`] are journaled in one
+    /// transaction, for the answers that arrived together. Nothing may be sent while a group is
+    /// open (a create's intent must be journaled before its request leaves).
+    pub fn begin_group(&mut self) {
+        self.group.get_or_insert_with(Vec::new);
+    }
+
+    /// Journals the open group's entries, with the run's counts, in one transaction.
+    pub fn end_group(&mut self) -> Result<(), StateError> {
+        match self.group.take() {
+            Some(entries) => self.write(&entries),
+            None => Ok(()),
+        }
+    }
+
+    fn write(&mut self, entries: &[Entry]) -> Result<(), StateError> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -273,6 +302,37 @@ mod tests {
             .unwrap();
         assert_eq!(listed, 2, "the survivor's membership and the untouched one stay");
         assert_eq!(store.list_member_count("L").unwrap(), 2, "memberships of the old ids are forgotten");
+    }
+
+    #[test]
+    fn a_group_of_answers_is_journaled_in_one_transaction_with_the_last_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.duckdb");
+        {
+            let mut store = StateStore::open(&path).unwrap();
+            let mut run = store.begin_run("test", false).unwrap();
+            let ack =
+                |pk: &str| Entry::Ack { pk: pk.into(), hubspot_id: format!("10{pk}"), hash: 7, props: "{}".into() };
+            run.begin_group();
+            run.counts.updated = 1;
+            run.record(&[ack("1")]).unwrap();
+            run.counts.updated = 2;
+            run.record(&[ack("2")]).unwrap();
+            assert_eq!(run.scalar_i64("SELECT count(*) FROM journal").unwrap(), 0, "nothing written while open");
+            run.end_group().unwrap();
+            assert_eq!(run.scalar_i64("SELECT count(*) FROM journal").unwrap(), 2);
+            run.counts.updated = 3;
+            run.record(&[ack("3")]).unwrap();
+            assert_eq!(run.scalar_i64("SELECT count(*) FROM journal").unwrap(), 3, "written at once outside a group");
+            run.begin_group();
+            run.record(&[ack("4")]).unwrap();
+            // The process dies with the group open: its entries were never journaled.
+        }
+        let store = StateStore::open(&path).unwrap();
+        let runs = store.runs(1).unwrap();
+        assert_eq!((runs[0].status.as_str(), runs[0].counts.updated), ("interrupted", 3));
+        assert_eq!(store.snapshot_rows().unwrap(), 3, "what was journaled is merged on the next open");
+        assert_eq!(store.hubspot_id("4").unwrap(), None);
     }
 
     #[test]

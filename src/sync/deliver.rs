@@ -388,7 +388,9 @@ impl Delivery<'_, '_> {
 
     /// Journals every answer still to come.
     async fn drain(&mut self) -> Result<(), SyncError> {
-        while self.journal_next().await? {}
+        while self.journal_next().await? {
+            self.journal_arrived()?;
+        }
         Ok(())
     }
 
@@ -403,13 +405,30 @@ impl Delivery<'_, '_> {
     /// Journals the answers that have arrived, then waits for answers while the pipeline is
     /// full, so one more request may start.
     async fn make_room(&mut self) -> Result<(), SyncError> {
-        while let Some(answer) = self.flight.arrived() {
-            self.journal(answer)?;
-        }
+        self.journal_arrived()?;
         while self.flight.is_full() {
             self.journal_next().await?;
+            self.journal_arrived()?;
         }
         Ok(())
+    }
+
+    /// Journals the answers that have arrived in one transaction (one commit, not one per
+    /// batch: a commit costs milliseconds). Nothing is sent meanwhile, so every answer is
+    /// journaled before the next request leaves, as with one transaction per batch.
+    fn journal_arrived(&mut self) -> Result<(), SyncError> {
+        self.run.begin_group();
+        let mut journaled = Ok(());
+        while let Some(answer) = self.flight.arrived() {
+            journaled = self.journal(answer);
+            if journaled.is_err() {
+                break;
+            }
+        }
+        // What was acknowledged is journaled even when a later answer failed.
+        let ended = blocking(|| self.run.end_group());
+        journaled?;
+        Ok(ended?)
     }
 
     /// Journals one answer (in its own transaction) and frees the records it wrote.
