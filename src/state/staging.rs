@@ -56,28 +56,19 @@ impl StateStore {
     /// Loads the staged rows into the `staging` table, once; the steps that read it call this
     /// first.
     pub(super) fn load_staging(&mut self) -> Result<(), StateError> {
-        let path = self.path.clone();
-        let Some(mut file) = self.staging.take() else {
+        // Disjoint fields: the connection appends while the file reads.
+        let (conn, path) = (&self.reader.conn, &self.reader.path);
+        let Some(file) = self.staging.as_mut().filter(|file| !file.loaded) else {
             return Ok(());
         };
-        let loaded = if file.loaded {
-            Ok(())
-        } else {
-            let conn = &self.reader.conn;
-            file.read_back(
-                |batch| {
-                    let mut appender = conn
-                        .appender_to_catalog_and_db("staging", "temp", "main")
-                        .map_err(|e| query_error(&path, e))?;
-                    appender.append_record_batch(batch).map_err(|e| query_error(&path, e))?;
-                    appender.flush().map_err(|e| query_error(&path, e))
-                },
-                |message| query_error(&path, message),
-            )
-        };
-        file.loaded = loaded.is_ok();
-        self.staging = Some(file);
-        loaded
+        file.read_back(path, |batch| {
+            let mut appender =
+                conn.appender_to_catalog_and_db("staging", "temp", "main").map_err(|e| query_error(path, e))?;
+            appender.append_record_batch(batch).map_err(|e| query_error(path, e))?;
+            appender.flush().map_err(|e| query_error(path, e))
+        })?;
+        file.loaded = true;
+        Ok(())
     }
 
     /// Whether the staged rows are, but for a 2^-64 chance, the snapshot's acknowledged rows:
@@ -86,7 +77,7 @@ impl StateStore {
         let Some(file) = &self.staging else {
             return Ok(false);
         };
-        if !file.clean || file.loaded {
+        if !file.clean {
             return Ok(false);
         }
         let (count, sum) = self
@@ -154,7 +145,7 @@ impl StateStore {
                SELECT * FROM changed_all WHERE pk NOT IN (SELECT pk FROM held_keys);
              DROP TABLE changed_all;"
         ))?;
-        let rows = self.scalar_i64("SELECT count(*) FROM staging")? as u64;
+        let rows = self.staging.as_ref().map_or(0, |file| file.rows);
         let invalid = self.scalar_i64("SELECT count(*) FROM invalid_now")? as u64;
         let changed = self.scalar_i64("SELECT count(*) FROM changed_keys")? as u64;
         let held = self.scalar_i64("SELECT count(*) FROM held_keys")? as u64;

@@ -34,7 +34,7 @@ pub(super) struct StagingFile {
     key_sum: u128,
     /// Whether the rows are in the `staging` table already.
     pub(super) loaded: bool,
-    /// Whether the diff found the model equal to the snapshot (so the rows were not loaded).
+    /// Whether the diff found the model equal to the snapshot (only ever for `clean` rows).
     pub(super) equals_snapshot: bool,
 }
 
@@ -84,17 +84,18 @@ impl StagingFile {
     /// diff found the rows equal to the snapshot's (so every row is valid, and the fingerprint
     /// is that of every row's key).
     pub(super) fn key_fingerprint(&self) -> Option<(String, u64)> {
-        (self.equals_snapshot && self.clean)
-            .then(|| (format!("{}:{}:{}", self.rows, self.key_xor, self.key_sum), self.rows))
+        self.equals_snapshot.then(|| (format!("{}:{}:{}", self.rows, self.key_xor, self.key_sum), self.rows))
     }
 
     /// Reads the rows back, in order, `each` getting them as Arrow batches of [`LOAD_ROWS`]
     /// rows (key `c0`, key hash `k`, row hash `h`), which DuckDB appends a vector at a time.
+    /// `state` names the state file in errors.
     pub(super) fn read_back(
         &mut self,
+        state: &Path,
         mut each: impl FnMut(RecordBatch) -> Result<(), StateError>,
-        error: impl Fn(String) -> StateError,
     ) -> Result<(), StateError> {
+        let error = |message: String| query_error(state, message);
         let io = |e: std::io::Error| error(format!("cannot read the staging file back: {e}"));
         self.writer.flush().map_err(io)?;
         let mut file = self.writer.get_ref().try_clone().map_err(io)?;
