@@ -112,6 +112,10 @@ pub(super) const LEFTOVER_WORK_TABLES: &[&str] = &[
     "removal_now",
 ];
 
+/// Work tables of a run that no hubsync version kept in the state file: only ever `TEMP`.
+pub(super) const TEMP_WORK_TABLES: &[&str] =
+    &["left_keys", "diff_rows", "dup_rows", "left_rowids", "link_known", "link_from_ids"];
+
 /// The SQL dropping [`LEFTOVER_WORK_TABLES`] from the file's own schema.
 pub(super) fn drop_leftovers_sql() -> String {
     LEFTOVER_WORK_TABLES.iter().map(|t| format!("DROP TABLE IF EXISTS main.{t};")).collect::<Vec<_>>().join(" ")

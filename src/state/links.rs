@@ -151,13 +151,27 @@ impl StateStore {
         Ok(())
     }
 
+    /// Once every candidate is in: the delivered associations of the rows they come from
+    /// (`link_known`) and those rows' record ids (`link_from_ids`), so that the lookups and joins
+    /// that follow read two small tables instead of scanning `associations` and `snapshot` each
+    /// (neither is written until the links are sent).
+    pub fn narrow_links(&mut self) -> Result<(), StateError> {
+        self.batch(
+            "CREATE OR REPLACE TEMP TABLE link_known AS
+               SELECT assoc, from_pk, to_value, labels FROM associations
+               WHERE from_pk IN (SELECT from_pk FROM link_candidates);
+             CREATE OR REPLACE TEMP TABLE link_from_ids AS
+               SELECT pk, hubspot_id FROM snapshot WHERE pk IN (SELECT from_pk FROM link_candidates);",
+        )
+    }
+
     /// Target values of a rule, not yet delivered, whose record id is not known yet. Only
     /// rows whose own record has an id ask (the others cannot be linked yet anyway).
     pub fn unresolved_targets(&self, assoc: &str) -> Result<Vec<String>, StateError> {
         let sql = "SELECT DISTINCT c.to_value FROM link_candidates c
              JOIN link_targets t ON t.assoc = c.assoc
-             JOIN snapshot s ON s.pk = c.from_pk AND s.hubspot_id IS NOT NULL
-             ANTI JOIN associations a ON a.assoc = c.assoc AND a.from_pk = c.from_pk AND a.to_value = c.to_value
+             JOIN link_from_ids s ON s.pk = c.from_pk AND s.hubspot_id IS NOT NULL
+             ANTI JOIN link_known a ON a.assoc = c.assoc AND a.from_pk = c.from_pk AND a.to_value = c.to_value
                                       AND a.labels = c.labels
              WHERE c.assoc = ?
                AND lower(trim(c.to_value)) NOT IN
@@ -199,11 +213,11 @@ impl StateStore {
             "CREATE OR REPLACE TEMP TABLE link_distinct AS SELECT DISTINCT * FROM link_candidates;
              CREATE OR REPLACE TEMP TABLE link_new AS
              SELECT c.* FROM link_distinct c
-             ANTI JOIN associations a ON a.assoc = c.assoc AND a.from_pk = c.from_pk AND a.to_value = c.to_value
+             ANTI JOIN link_known a ON a.assoc = c.assoc AND a.from_pk = c.from_pk AND a.to_value = c.to_value
                                       AND a.labels = c.labels;
              DROP TABLE link_distinct;
              CREATE OR REPLACE TEMP TABLE link_from AS
-             SELECT c.*, s.hubspot_id AS from_id FROM link_new c LEFT JOIN snapshot s ON s.pk = c.from_pk;
+             SELECT c.*, s.hubspot_id AS from_id FROM link_new c LEFT JOIN link_from_ids s ON s.pk = c.from_pk;
              DROP TABLE link_new;
              CREATE OR REPLACE TEMP TABLE link_ids AS
              SELECT c.assoc, c.from_pk, c.to_value, c.labels, c.from_id, l.hubspot_id AS to_id
@@ -316,7 +330,7 @@ impl StateStore {
     /// A fingerprint of the model's valid keys (their count, and the xor and sum of their
     /// hashes), and their count: equal fingerprints mean, but for a 2^-64 chance, the same keys.
     pub fn model_fingerprint(&mut self) -> Result<(String, u64), StateError> {
-        if let Some(fingerprint) = self.staging.as_ref().and_then(|file| file.key_fingerprint()) {
+        if let Some(fingerprint) = self.staging.as_ref().and_then(|file| file.fingerprint.clone()) {
             return Ok(fingerprint);
         }
         self.load_staging()?;
@@ -337,11 +351,21 @@ impl StateStore {
     /// Finds the membership changes of a list: model rows with a HubSpot id that are not
     /// members yet (`list_adds`), and members whose rows left the model or lost their id
     /// (`list_removes`). Returns how many of each; read them with [`StateStore::list_changes_page`].
+    ///
+    /// The model's rows in the snapshot are the snapshot's rows but those the diff found left
+    /// (`left_keys`) and those with a repeated key; only a diff that did not find them (the SQL
+    /// diff) needs every staged row loaded.
     pub fn prepare_list_changes(&mut self, list_id: &str) -> Result<(u64, u64), StateError> {
-        self.load_staging()?;
         let list = list_id.replace('\'', "''");
-        let current = "SELECT st.c0 AS pk, s.hubspot_id FROM staging st JOIN snapshot s ON s.pk = st.c0
-                       WHERE st.c0 IS NOT NULL AND st.c0 NOT IN (SELECT pk FROM dup_keys) AND s.hubspot_id IS NOT NULL";
+        let current = if self.left_keys_known() {
+            "SELECT s.pk, s.hubspot_id FROM snapshot s
+             WHERE s.hubspot_id IS NOT NULL AND s.pk NOT IN (SELECT pk FROM left_keys)
+               AND s.pk NOT IN (SELECT pk FROM dup_keys)"
+        } else {
+            self.load_staging()?;
+            "SELECT st.c0 AS pk, s.hubspot_id FROM staging st JOIN snapshot s ON s.pk = st.c0
+             WHERE st.c0 IS NOT NULL AND st.c0 NOT IN (SELECT pk FROM dup_keys) AND s.hubspot_id IS NOT NULL"
+        };
         self.batch(&format!(
             "CREATE OR REPLACE TEMP TABLE list_current AS {current};
              CREATE OR REPLACE TEMP TABLE list_adds AS

@@ -12,13 +12,15 @@
 //!
 //! Files: `types.rs` (the values), `read.rs` (reads), `migrate.rs` (schema versions and their
 //! migrations), `store.rs` (opening, the second read's tables and the merge), `staging.rs` (the
-//! first read's rows and the diff) and `staging_file.rs` (the file they stream to), `run.rs` (a
+//! first read's rows and the diff), `staging_file.rs` (the file they stream to) and `diff.rs`
+//! (the diff in one pass over that file), `run.rs` (a
 //! run's record and journal), `links.rs` (associations and list members), `vanished.rs`
 //! (associated records and lists that changed in HubSpot), `removals.rs` (rows that left, stale
 //! links, and what the delete guard counts), `budget.rs` (the memory budget every phase runs
 //! within, and the temp work tables).
 
 mod budget;
+mod diff;
 mod links;
 mod migrate;
 mod read;

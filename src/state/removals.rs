@@ -77,9 +77,12 @@ impl StateStore {
         let rows = scope.rows;
         let archive = scope.archive;
         let rules = quoted_list(&scope.stale_rules);
-        // A model equal to the snapshot's acknowledged rows lost none of them.
+        // A model equal to the snapshot's acknowledged rows lost none of them; otherwise the diff
+        // found those it lost, or, in SQL, every staged key is needed.
         let left = if self.model_equals_snapshot() {
             "false"
+        } else if self.left_keys_known() {
+            "s.pk IN (SELECT pk FROM left_keys)"
         } else {
             self.load_staging()?;
             "s.pk NOT IN (SELECT c0 FROM staging WHERE c0 IS NOT NULL)"

@@ -1,8 +1,10 @@
 //! Staging and the diff. The first read's rows (key, key hash, row hash) go to a file in the
 //! store's spill folder, not straight into DuckDB: while they stream, the run adds up their
 //! hashes, and when those sum to the snapshot's (same count, same sum of row hashes) the model
-//! is the snapshot, nothing changed, and the rows never enter DuckDB. Otherwise they are loaded
-//! into the `staging` table and diffed in SQL.
+//! is the snapshot, nothing changed, and the rows never enter DuckDB. Otherwise one pass over
+//! the file diffs them against an index of the snapshot's key hashes (`diff.rs`), and only the
+//! rows it finds enter DuckDB; the rows are loaded into the `staging` table only for a step that
+//! needs them all.
 //!
 //! Why equal sums mean equal rows: a row's hash covers its key and every value (both sources
 //! hash the whole row), and the snapshot holds one row per key. Equal counts and equal 128-bit
@@ -97,7 +99,15 @@ impl StateStore {
     ///
     /// When the staged rows are the snapshot's (and not `full`), the work tables are created
     /// empty and the rows stay in their file: a run where nothing changed never loads them.
+    /// Otherwise the diff takes one pass over the file (`diff.rs`), or, when the snapshot has
+    /// two keys with the same key hash, loads the rows and joins them in SQL.
     pub fn diff_keys(&mut self, full: bool, retry_rejected: bool) -> Result<DiffTotals, StateError> {
+        self.diff_keys_with(full, retry_rejected, true)
+    }
+
+    /// [`StateStore::diff_keys`]; without `one_pass`, a model that is not the snapshot is
+    /// diffed in SQL (the tests compare the two).
+    fn diff_keys_with(&mut self, full: bool, retry_rejected: bool, one_pass: bool) -> Result<DiffTotals, StateError> {
         let equal = !full && self.staging_equals_snapshot()?;
         if let Some(file) = self.staging.as_mut() {
             file.equals_snapshot = equal;
@@ -107,13 +117,38 @@ impl StateStore {
                 "CREATE OR REPLACE TEMP TABLE dup_keys (pk VARCHAR);
                  CREATE OR REPLACE TEMP TABLE invalid_now (row_number BIGINT, pk VARCHAR, code VARCHAR, message VARCHAR);
                  CREATE OR REPLACE TEMP TABLE held_keys (pk VARCHAR);
-                 CREATE OR REPLACE TEMP TABLE changed_keys (rownum BIGINT, pk VARCHAR, k UBIGINT, h UBIGINT);",
+                 CREATE OR REPLACE TEMP TABLE changed_keys (rownum BIGINT, pk VARCHAR, k UBIGINT, h UBIGINT);
+                 CREATE OR REPLACE TEMP TABLE left_keys (pk VARCHAR);",
             )?;
-            let rows = self.staging.as_ref().map_or(0, |file| file.rows);
-            return Ok(DiffTotals { rows, invalid: 0, changed: 0, held: 0 });
+            let Some(file) = self.staging.as_mut() else { return Ok(DiffTotals::default()) };
+            file.left_known = true;
+            file.fingerprint = Some(file.clean_fingerprint());
+            return Ok(DiffTotals { rows: file.rows, invalid: 0, changed: 0, held: 0 });
         }
-        self.load_staging()?;
+        if !(one_pass && self.diff_in_one_pass(full)?) {
+            self.diff_in_sql(full)?;
+        }
         let hold = !(full || retry_rejected);
+        self.batch(&format!(
+            "CREATE OR REPLACE TEMP TABLE held_keys AS
+               SELECT c.pk FROM changed_all c
+               JOIN rejections r ON r.pk = c.pk AND r.on_change AND r.row_hash = c.h
+               WHERE {hold};
+             CREATE OR REPLACE TEMP TABLE changed_keys AS
+               SELECT * FROM changed_all WHERE pk NOT IN (SELECT pk FROM held_keys);
+             DROP TABLE changed_all;"
+        ))?;
+        let rows = self.staging.as_ref().map_or(0, |file| file.rows);
+        let invalid = self.scalar_i64("SELECT count(*) FROM invalid_now")? as u64;
+        let changed = self.scalar_i64("SELECT count(*) FROM changed_keys")? as u64;
+        let held = self.scalar_i64("SELECT count(*) FROM held_keys")? as u64;
+        Ok(DiffTotals { rows, invalid, changed, held })
+    }
+
+    /// The diff in SQL, over the rows loaded into `staging`: writes `dup_keys`, `invalid_now`
+    /// and `changed_all` as [`StateStore::diff_in_one_pass`] does.
+    fn diff_in_sql(&mut self, full: bool) -> Result<(), StateError> {
+        self.load_staging()?;
         self.batch(&format!(
             "CREATE OR REPLACE TEMP TABLE dup_keys AS
                SELECT c0 AS pk FROM staging
@@ -136,20 +171,9 @@ impl StateStore {
                      WHERE c0 IS NOT NULL AND c0 NOT IN (SELECT pk FROM dup_keys)
                        AND rowid + 1 NOT IN (SELECT rownum FROM staging_rejects)) c
                LEFT JOIN snapshot s ON s.pk = c.c0
-               WHERE {full} OR s.row_hash IS NULL OR s.row_hash <> c.h;
-             CREATE OR REPLACE TEMP TABLE held_keys AS
-               SELECT c.pk FROM changed_all c
-               JOIN rejections r ON r.pk = c.pk AND r.on_change AND r.row_hash = c.h
-               WHERE {hold};
-             CREATE OR REPLACE TEMP TABLE changed_keys AS
-               SELECT * FROM changed_all WHERE pk NOT IN (SELECT pk FROM held_keys);
-             DROP TABLE changed_all;"
-        ))?;
-        let rows = self.staging.as_ref().map_or(0, |file| file.rows);
-        let invalid = self.scalar_i64("SELECT count(*) FROM invalid_now")? as u64;
-        let changed = self.scalar_i64("SELECT count(*) FROM changed_keys")? as u64;
-        let held = self.scalar_i64("SELECT count(*) FROM held_keys")? as u64;
-        Ok(DiffTotals { rows, invalid, changed, held })
+               WHERE {full} OR s.row_hash IS NULL OR s.row_hash <> c.h
+               ORDER BY c.rownum;"
+        ))
     }
 
     /// Whether the last diff found the model equal to the snapshot's acknowledged rows (so no
@@ -157,12 +181,17 @@ impl StateStore {
     pub(super) fn model_equals_snapshot(&self) -> bool {
         self.staging.as_ref().is_some_and(|file| file.equals_snapshot)
     }
+
+    /// Whether the last diff wrote `left_keys`: the snapshot's keys that no staged row names.
+    pub(super) fn left_keys_known(&self) -> bool {
+        self.staging.as_ref().is_some_and(|file| file.left_known)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::key_hash;
+    use crate::source::{key_hash, RowReject};
     use crate::state::{Entry, RemovalScope};
 
     /// A row as a source stages it: the hash covers the key and the value (`key_hash` hashes
@@ -227,8 +256,12 @@ mod tests {
         store.prepare_removals(&scope).unwrap();
         assert_eq!(store.scalar_i64("SELECT count(*) FROM removed_rows").unwrap(), 0, "no row left the model");
 
+        // The list's diff does without the rows too.
+        assert_eq!(store.prepare_list_changes("L").unwrap(), (5, 0), "every row is a member to add");
+        assert_eq!(staged_rows(&store), 0);
+
         // A step that needs the rows loads them: the same rows, in model order.
-        store.prepare_list_changes("L").unwrap();
+        store.load_staging().unwrap();
         assert_eq!(staged_rows(&store), 5);
         let order = store.scalar_i64("SELECT count(*) FROM staging WHERE c0 = (rowid + 1)::VARCHAR").unwrap();
         assert_eq!(order, 5, "row numbers follow the model");
@@ -241,52 +274,106 @@ mod tests {
         assert_eq!(fingerprint, sql, "the file's fingerprint is the table's");
     }
 
+    /// What a diff found, and what the steps after it find from it: every work table sorted,
+    /// the rows that left the model, the list's changes and the model's fingerprint.
+    fn outcome(store: &mut StateStore) -> Vec<String> {
+        let scope = RemovalScope { rows: true, archive: true, stale_rules: Vec::new(), candidates: false };
+        store.prepare_removals(&scope).unwrap();
+        store.prepare_list_changes("L").unwrap();
+        let mut found = vec![store.model_fingerprint().unwrap().0];
+        for table in
+            ["changed_keys", "invalid_now", "dup_keys", "held_keys", "removed_rows", "list_adds", "list_removes"]
+        {
+            let sql = format!("SELECT coalesce(string_agg(t::VARCHAR, ' ' ORDER BY t::VARCHAR), '') FROM {table} t");
+            found.push(format!("{table}: {}", store.conn.query_row(&sql, [], |r| r.get::<_, String>(0)).unwrap()));
+        }
+        found
+    }
+
     #[test]
-    fn a_changed_missing_or_invalid_row_is_diffed_in_sql() {
+    fn a_changed_missing_or_invalid_row_is_diffed_in_one_pass_as_in_sql() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = delivered(dir.path(), 4);
         let key = |i: i32| i.to_string();
-        let cases: [(Vec<RowKey>, (u64, u64)); 4] = [
+        let rejected = |mut r: RowKey| {
+            r.rejected = Some(RowReject { code: "INVALID_UTF8", message: "not UTF-8".into() });
+            r
+        };
+        let cases: [(Vec<RowKey>, (u64, u64), Vec<i64>); 7] = [
             // One value changed.
-            ((1..=4).map(|i| row(Some(&key(i)), if i == 3 { "w" } else { "v" })).collect(), (1, 0)),
+            ((1..=4).map(|i| row(Some(&key(i)), if i == 3 { "w" } else { "v" })).collect(), (1, 0), vec![]),
             // Row 4 left the model, row 5 joined it.
-            ((1..=5).filter(|i| *i != 4).map(|i| row(Some(&key(i)), "v")).collect(), (1, 0)),
+            ((1..=5).filter(|i| *i != 4).map(|i| row(Some(&key(i)), "v")).collect(), (1, 0), vec![]),
             // A NULL key beside the four unchanged rows.
-            ((1..=4).map(|i| row(Some(&key(i)), "v")).chain([row(None, "v")]).collect(), (0, 1)),
+            ((1..=4).map(|i| row(Some(&key(i)), "v")).chain([row(None, "v")]).collect(), (0, 1), vec![5]),
             // Row 2 twice and row 4 gone: the count is the snapshot's, the sum is not.
-            ([1, 2, 2, 3].iter().map(|i| row(Some(&key(*i)), "v")).collect(), (0, 2)),
+            ([1, 2, 2, 3].iter().map(|i| row(Some(&key(*i)), "v")).collect(), (0, 2), vec![2, 3]),
+            // A new key twice, once with other values, and a rejected row the snapshot holds.
+            (
+                [row(Some("7"), "v"), row(Some("1"), "v"), row(Some("7"), "w"), rejected(row(Some("2"), "w"))]
+                    .into_iter()
+                    .collect(),
+                (0, 3),
+                vec![1, 3, 4],
+            ),
+            // A rejected row that is also repeated, and a changed one.
+            (
+                [rejected(row(Some("1"), "w")), row(Some("1"), "v"), row(Some("3"), "w")].into_iter().collect(),
+                (1, 2),
+                vec![1, 2],
+            ),
+            // The model emptied but for a NULL key.
+            (vec![row(None, "v")], (0, 1), vec![1]),
         ];
-        for (rows, (changed, invalid)) in cases {
-            let totals = stage(&mut store, &rows);
-            assert_eq!(
-                (totals.rows, totals.changed, totals.invalid),
-                (rows.len() as u64, changed, invalid),
-                "{rows:?}"
-            );
-            assert!(!store.model_equals_snapshot());
-            assert_eq!(staged_rows(&store), rows.len() as i64, "loaded for the diff");
-            let numbers: Vec<i64> = {
-                let mut statement = store.conn.prepare("SELECT row_number FROM invalid_now ORDER BY 1").unwrap();
-                statement.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
-            };
-            let expected: Vec<i64> = match invalid {
-                1 => vec![5],
-                2 => vec![2, 3],
-                _ => vec![],
-            };
-            assert_eq!(numbers, expected, "invalid rows keep their row numbers");
+        for (rows, (changed, invalid), numbers) in cases {
+            let mut outcomes = Vec::new();
+            for one_pass in [true, false] {
+                store.create_staging().unwrap();
+                store.append_staging(1, &rows).unwrap();
+                let totals = store.diff_keys_with(false, false, one_pass).unwrap();
+                assert_eq!(
+                    (totals.rows, totals.changed, totals.invalid),
+                    (rows.len() as u64, changed, invalid),
+                    "{rows:?}"
+                );
+                assert!(!store.model_equals_snapshot());
+                let loaded = if one_pass { 0 } else { rows.len() as i64 };
+                assert_eq!(staged_rows(&store), loaded, "loaded only for the SQL diff");
+                let found: Vec<i64> = {
+                    let mut statement = store.conn.prepare("SELECT row_number FROM invalid_now ORDER BY 1").unwrap();
+                    statement.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+                };
+                assert_eq!(found, numbers, "invalid rows keep their row numbers");
+                outcomes.push(outcome(&mut store));
+                assert_eq!(staged_rows(&store), loaded, "the later steps did without the rows");
+            }
+            assert_eq!(outcomes[0], outcomes[1], "one pass and SQL agree on {rows:?}");
         }
-        let scope = RemovalScope { rows: true, archive: true, stale_rules: Vec::new(), candidates: false };
-        store.prepare_removals(&scope).unwrap();
-        let removed = store.scalar_i64("SELECT count(*) FROM removed_rows WHERE pk = '4'").unwrap();
-        assert_eq!(removed, 1, "the row that left is found");
+
+        // The checks of the outcome itself, on the case where row 4 left and row 5 joined.
+        let rows: Vec<RowKey> = (1..=5).filter(|i| *i != 4).map(|i| row(Some(&key(i)), "v")).collect();
+        stage(&mut store, &rows);
+        let found = outcome(&mut store);
+        assert!(found[0].starts_with("4:"), "four valid keys: {found:?}");
+        assert!(found.contains(&"removed_rows: {'pk': 4, 'hubspot_id': 104}".to_string()), "{found:?}");
+        assert!(
+            found.contains(
+                &"list_adds: {'pk': 1, 'hubspot_id': 101} {'pk': 2, 'hubspot_id': 102} {'pk': 3, 'hubspot_id': 103}"
+                    .to_string()
+            ),
+            "{found:?}"
+        );
+        let rows: Vec<RowKey> = [1, 2, 2, 3].iter().map(|i| row(Some(&key(*i)), "v")).collect();
+        stage(&mut store, &rows);
         assert!(store.model_fingerprint().unwrap().0.starts_with("2:"), "rows 1 and 3 are the valid ones");
 
-        // A full resync diffs every row, equal or not.
+        // A full resync diffs every row, equal or not, both ways.
         let rows: Vec<RowKey> = (1..=4).map(|i| row(Some(&key(i)), "v")).collect();
-        store.create_staging().unwrap();
-        store.append_staging(1, &rows).unwrap();
-        assert_eq!(store.diff_keys(true, false).unwrap().changed, 4);
-        assert!(!store.model_equals_snapshot());
+        for one_pass in [true, false] {
+            store.create_staging().unwrap();
+            store.append_staging(1, &rows).unwrap();
+            assert_eq!(store.diff_keys_with(true, false, one_pass).unwrap().changed, 4);
+            assert!(!store.model_equals_snapshot());
+        }
     }
 }

@@ -1,6 +1,6 @@
-//! The staging file: the first read's rows (key, key hash, row hash) in an unnamed file of the
-//! store's spill folder, and what their hashes add up to. `staging.rs` says how the diff uses
-//! it.
+//! The staging file: the first read's rows (key, key hash, row hash, whether the source
+//! rejected it) in an unnamed file of the store's spill folder, and what their hashes add up to.
+//! `staging.rs` says how the diff uses it.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
@@ -16,6 +16,8 @@ use crate::source::RowKey;
 
 /// The length written for a NULL key.
 const NULL_KEY: u32 = u32::MAX;
+/// The flag of a row the source rejected (its reason is in `staging_rejects`).
+const REJECTED: u8 = 1;
 /// The staged rows loaded into DuckDB per appender flush.
 const LOAD_ROWS: usize = 16_384;
 
@@ -29,13 +31,58 @@ pub(super) struct StagingFile {
     pub(super) hash_sum: u128,
     /// No row has a NULL key or was rejected by the source.
     pub(super) clean: bool,
-    /// The count, xor and sum of the key hashes (of every row, when `clean`).
+    /// The xor and sum of the key hashes (of every row, when `clean`).
     key_xor: u64,
     key_sum: u128,
     /// Whether the rows are in the `staging` table already.
     pub(super) loaded: bool,
     /// Whether the diff found the model equal to the snapshot (only ever for `clean` rows).
     pub(super) equals_snapshot: bool,
+    /// Whether the diff wrote `left_keys`, the snapshot's keys no staged row names (so a step
+    /// that needs every model key can do without them).
+    pub(super) left_known: bool,
+    /// The fingerprint of the valid keys (`StateStore::model_fingerprint`), once the diff knows
+    /// it.
+    pub(super) fingerprint: Option<(String, u64)>,
+}
+
+/// One staged row, as [`StagingFile::for_each_row`] reads it back.
+pub(super) struct StagedRow<'a> {
+    /// Its number in the model, from 1.
+    pub(super) rownum: i64,
+    pub(super) key: Option<&'a str>,
+    pub(super) key_hash: u64,
+    pub(super) hash: u64,
+    /// The source rejected it.
+    pub(super) rejected: bool,
+}
+
+/// The count, xor and sum of a set of key hashes: equal fingerprints mean, but for a 2^-64
+/// chance, the same keys.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct KeyFingerprint {
+    pub(super) count: u64,
+    pub(super) xor: u64,
+    pub(super) sum: u128,
+}
+
+impl KeyFingerprint {
+    pub(super) fn add(&mut self, key_hash: u64) {
+        self.count += 1;
+        self.xor ^= key_hash;
+        self.sum += u128::from(key_hash);
+    }
+
+    pub(super) fn remove(&mut self, key_hash: u64) {
+        self.count -= 1;
+        self.xor ^= key_hash;
+        self.sum -= u128::from(key_hash);
+    }
+
+    /// The form [`StateStore::model_fingerprint`] gives, and the count.
+    pub(super) fn text(&self) -> (String, u64) {
+        (format!("{}:{}:{}", self.count, self.xor, self.sum), self.count)
+    }
 }
 
 impl StagingFile {
@@ -54,6 +101,8 @@ impl StagingFile {
             key_sum: 0,
             loaded: false,
             equals_snapshot: false,
+            left_known: false,
+            fingerprint: None,
         })
     }
 
@@ -66,6 +115,7 @@ impl StagingFile {
             self.clean &= row.key.is_some() && row.rejected.is_none();
             self.writer.write_all(&row.key_hash.to_le_bytes())?;
             self.writer.write_all(&row.hash.to_le_bytes())?;
+            self.writer.write_all(&[if row.rejected.is_some() { REJECTED } else { 0 }])?;
             match &row.key {
                 None => self.writer.write_all(&NULL_KEY.to_le_bytes())?,
                 Some(key) => {
@@ -80,11 +130,44 @@ impl StagingFile {
         Ok(())
     }
 
-    /// The model's keys' fingerprint as [`StateStore::model_fingerprint`] gives it, once the
-    /// diff found the rows equal to the snapshot's (so every row is valid, and the fingerprint
-    /// is that of every row's key).
-    pub(super) fn key_fingerprint(&self) -> Option<(String, u64)> {
-        self.equals_snapshot.then(|| (format!("{}:{}:{}", self.rows, self.key_xor, self.key_sum), self.rows))
+    /// The fingerprint of every row's key, once the diff found the rows equal to the
+    /// snapshot's (so every row is valid).
+    pub(super) fn clean_fingerprint(&self) -> (String, u64) {
+        KeyFingerprint { count: self.rows, xor: self.key_xor, sum: self.key_sum }.text()
+    }
+
+    /// Reads the rows back, in order, one at a time. `state` names the state file in errors.
+    pub(super) fn for_each_row(
+        &mut self,
+        state: &Path,
+        mut each: impl FnMut(StagedRow<'_>) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
+        let error = |message: String| query_error(state, message);
+        let io = |e: std::io::Error| error(format!("cannot read the staging file back: {e}"));
+        self.writer.flush().map_err(io)?;
+        let mut file = self.writer.get_ref().try_clone().map_err(io)?;
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        let mut reader = BufReader::with_capacity(1 << 16, file);
+        let mut head = [0u8; 21];
+        let mut bytes = Vec::new();
+        for rownum in 1..=self.rows as i64 {
+            reader.read_exact(&mut head).map_err(io)?;
+            let word = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().expect("8 bytes"));
+            let (key_hash, hash, rejected) = (word(0), word(8), head[16] & REJECTED != 0);
+            let len = u32::from_le_bytes(head[17..21].try_into().expect("4 bytes"));
+            let key = if len == NULL_KEY {
+                None
+            } else {
+                bytes.resize(len as usize, 0);
+                reader.read_exact(&mut bytes).map_err(io)?;
+                // Written from a `String`.
+                Some(std::str::from_utf8(&bytes).map_err(|e| error(format!("the staging file is damaged: {e}")))?)
+            };
+            each(StagedRow { rownum, key, key_hash, hash, rejected })?;
+        }
+        // Back to the end, should more rows come.
+        self.writer.get_mut().seek(SeekFrom::End(0)).map_err(io)?;
+        Ok(())
     }
 
     /// Reads the rows back, in order, `each` getting them as Arrow batches of [`LOAD_ROWS`]
@@ -95,48 +178,25 @@ impl StagingFile {
         state: &Path,
         mut each: impl FnMut(RecordBatch) -> Result<(), StateError>,
     ) -> Result<(), StateError> {
-        let error = |message: String| query_error(state, message);
-        let io = |e: std::io::Error| error(format!("cannot read the staging file back: {e}"));
-        self.writer.flush().map_err(io)?;
-        let mut file = self.writer.get_ref().try_clone().map_err(io)?;
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
-        let mut reader = BufReader::with_capacity(1 << 16, file);
         let schema = Arc::new(Schema::new(vec![
             Field::new("c0", DataType::Utf8, true),
             Field::new("k", DataType::UInt64, false),
             Field::new("h", DataType::UInt64, false),
         ]));
         let (mut keys, mut ks, mut hs) = (StringBuilder::new(), UInt64Builder::new(), UInt64Builder::new());
-        let mut word = [0u8; 8];
-        let mut len_bytes = [0u8; 4];
-        let mut bytes = Vec::new();
-        for n in 1..=self.rows {
-            reader.read_exact(&mut word).map_err(io)?;
-            ks.append_value(u64::from_le_bytes(word));
-            reader.read_exact(&mut word).map_err(io)?;
-            hs.append_value(u64::from_le_bytes(word));
-            reader.read_exact(&mut len_bytes).map_err(io)?;
-            match u32::from_le_bytes(len_bytes) {
-                NULL_KEY => keys.append_null(),
-                len => {
-                    bytes.resize(len as usize, 0);
-                    reader.read_exact(&mut bytes).map_err(io)?;
-                    // Written from a `String`.
-                    let key =
-                        std::str::from_utf8(&bytes).map_err(|e| error(format!("the staging file is damaged: {e}")))?;
-                    keys.append_value(key);
-                }
-            }
-            if n % LOAD_ROWS as u64 == 0 || n == self.rows {
+        let rows = self.rows as i64;
+        self.for_each_row(state, |row| {
+            keys.append_option(row.key);
+            ks.append_value(row.key_hash);
+            hs.append_value(row.hash);
+            if row.rownum % LOAD_ROWS as i64 == 0 || row.rownum == rows {
                 let columns: Vec<ArrayRef> =
                     vec![Arc::new(keys.finish()), Arc::new(ks.finish()), Arc::new(hs.finish())];
                 let batch = RecordBatch::try_new(schema.clone(), columns)
-                    .map_err(|e| error(format!("cannot load the staged rows: {e}")))?;
+                    .map_err(|e| query_error(state, format!("cannot load the staged rows: {e}")))?;
                 each(batch)?;
             }
-        }
-        // Back to the end, should more rows come.
-        self.writer.get_mut().seek(SeekFrom::End(0)).map_err(io)?;
-        Ok(())
+            Ok(())
+        })
     }
 }

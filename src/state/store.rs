@@ -382,8 +382,11 @@ impl StateStore {
     /// store's temp folder rather than grow the state file, and a process that stops before
     /// dropping them leaves nothing behind.
     pub fn drop_work_tables(&mut self) -> Result<(), StateError> {
-        let drops: Vec<String> =
-            budget::LEFTOVER_WORK_TABLES.iter().map(|t| format!("DROP TABLE IF EXISTS temp.main.{t};")).collect();
+        let drops: Vec<String> = budget::LEFTOVER_WORK_TABLES
+            .iter()
+            .chain(budget::TEMP_WORK_TABLES)
+            .map(|t| format!("DROP TABLE IF EXISTS temp.main.{t};"))
+            .collect();
         self.batch(&drops.concat())
     }
 

@@ -361,6 +361,7 @@ pub async fn deliver_associations(
         }
         blocking(|| run.append_link_candidates(&candidates))?;
     }
+    blocking(|| run.narrow_links())?;
     for rule in &rules {
         look_up_targets(client, run, rule).await?;
     }

@@ -163,6 +163,7 @@ pub(crate) fn collect_link_candidates(
         }
         blocking(|| store.append_link_candidates(&candidates))?;
     }
+    blocking(|| store.narrow_links())?;
     Ok(())
 }
 
