@@ -29,13 +29,19 @@ const APPEND_ROWS: usize = 16_384;
 /// The flag, in an entry's `rowid`, of a snapshot row with no row hash (its id is known, nothing
 /// was delivered).
 const NO_HASH: u64 = 1 << 63;
+/// The flag, in an entry's `rowid`, of a snapshot row a staged row named (kept in the entry, so
+/// a lookup touches one place).
+const SEEN: u64 = 1 << 62;
+/// The bits of an entry's `rowid` that are the row id.
+const ROWID: u64 = !(NO_HASH | SEEN);
 
 /// A snapshot row in the index.
 #[derive(Debug, Clone, Copy)]
 struct IndexEntry {
     key_hash: u64,
     row_hash: u64,
-    /// Its `rowid`, with [`NO_HASH`] set when `row_hash` is NULL.
+    /// Its `rowid`, with [`NO_HASH`] set when `row_hash` is NULL, and [`SEEN`] once a staged row
+    /// named it.
     rowid: u64,
 }
 
@@ -69,7 +75,7 @@ impl SnapshotIndex {
                 entries.push(IndexEntry {
                     key_hash: key_hash(key),
                     row_hash: hashes.value(i),
-                    rowid: rowids.value(i) as u64 | no_hash,
+                    rowid: (rowids.value(i) as u64 & ROWID) | no_hash,
                 });
             }
         }
@@ -104,6 +110,19 @@ impl SnapshotIndex {
     fn holds(&self, i: usize, hash: u64) -> bool {
         let entry = &self.entries[i];
         entry.rowid & NO_HASH == 0 && entry.row_hash == hash
+    }
+
+    /// Marks the snapshot row `i` named; true when it was already.
+    fn see(&mut self, i: usize) -> bool {
+        let entry = &mut self.entries[i];
+        let seen = entry.rowid & SEEN != 0;
+        entry.rowid |= SEEN;
+        seen
+    }
+
+    /// The row ids of the snapshot rows no staged row named.
+    fn unseen(&self) -> impl Iterator<Item = i64> + '_ {
+        self.entries.iter().filter(|e| e.rowid & SEEN == 0).map(|e| (e.rowid & ROWID) as i64)
     }
 }
 
@@ -205,7 +224,7 @@ impl StateStore {
         let Some(file) = self.staging.as_mut() else {
             return Err(query_error(path, "the diff ran before create_staging"));
         };
-        let Some(index) = SnapshotIndex::build(conn, path)? else {
+        let Some(mut index) = SnapshotIndex::build(conn, path)? else {
             return Ok(false);
         };
         let error = |e: duckdb::Error| query_error(path, e);
@@ -215,7 +234,6 @@ impl StateStore {
              CREATE OR REPLACE TEMP TABLE left_rowids (r BIGINT);",
         )
         .map_err(error)?;
-        let mut seen = vec![false; index.entries.len()];
         // Key hashes named twice, and those of keys the snapshot does not hold (a key named
         // twice among them shows when they are sorted).
         let (mut twice, mut new) = (Vec::new(), Vec::new());
@@ -228,7 +246,7 @@ impl StateStore {
             fingerprint.add(row.key_hash);
             let differs = match index.find(row.key_hash) {
                 Some(i) => {
-                    if std::mem::replace(&mut seen[i], true) {
+                    if index.see(i) {
                         twice.push(row.key_hash);
                     }
                     full || !index.holds(i, row.hash)
@@ -268,8 +286,8 @@ impl StateStore {
             appender.flush().map_err(error)?;
         }
         let mut appender = conn.appender_to_catalog_and_db("left_rowids", "temp", "main").map_err(error)?;
-        for (entry, _) in index.entries.iter().zip(&seen).filter(|(_, seen)| !**seen) {
-            appender.append_row(params![(entry.rowid & !NO_HASH) as i64]).map_err(error)?;
+        for rowid in index.unseen() {
+            appender.append_row(params![rowid]).map_err(error)?;
         }
         appender.flush().map_err(error)?;
         drop(appender);

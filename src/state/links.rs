@@ -264,6 +264,16 @@ impl StateStore {
         if delivered.is_empty() {
             return Ok(());
         }
+        self.record_links_then(delivered, |_| Ok(0))
+    }
+
+    /// [`StateStore::record_links`], with `then` run in the same transaction (a run's counts:
+    /// one commit per answer, not two).
+    pub(super) fn record_links_then(
+        &mut self,
+        delivered: &[(LinkCandidate, String, String)],
+        then: impl FnOnce(&duckdb::Connection) -> duckdb::Result<usize>,
+    ) -> Result<(), StateError> {
         let now = chrono::Utc::now().naive_utc();
         let tx = self.reader.conn.transaction().map_err(|e| query_error(&self.reader.path, e))?;
         {
@@ -275,6 +285,7 @@ impl StateStore {
             }
             appender.flush().map_err(|e| query_error(&self.reader.path, e))?;
         }
+        then(&tx).map_err(|e| query_error(&self.reader.path, e))?;
         tx.commit().map_err(|e| query_error(&self.reader.path, e))
     }
 

@@ -8,6 +8,7 @@ use std::ops::{Deref, DerefMut};
 
 use duckdb::params;
 
+use super::links::LinkCandidate;
 use super::store::StateStore;
 use super::types::{query_error, Entry, RunCounts, StateError};
 
@@ -189,6 +190,12 @@ impl Run<'_> {
         tx.commit().map_err(|e| query_error(&path, e))?;
         self.store.next_seq += entries.len() as i64;
         Ok(())
+    }
+
+    /// Records associations HubSpot acknowledged, and the run's counts, in one transaction.
+    pub fn record_links_counted(&mut self, delivered: &[(LinkCandidate, String, String)]) -> Result<(), StateError> {
+        let (run_id, counts) = (self.id, self.counts);
+        self.store.record_links_then(delivered, |tx| update_counts(tx, run_id, &counts))
     }
 
     /// Writes the run's counts to its record (after work that journals nothing, such as links).

@@ -388,42 +388,50 @@ impl Delivery<'_, '_> {
 
     /// Journals every answer still to come.
     async fn drain(&mut self) -> Result<(), SyncError> {
-        while self.journal_next().await? {
-            self.journal_arrived()?;
-        }
+        while self.journal_next().await? {}
         Ok(())
     }
 
-    /// Waits for the next answer and journals it. False when nothing was in flight.
+    /// Waits for the next answer and journals it with those that arrived beside it. False when
+    /// nothing was in flight.
     async fn journal_next(&mut self) -> Result<bool, SyncError> {
         match self.flight.next().await {
-            Some(answer) => self.journal(answer).map(|()| true),
+            Some(answer) => self.journal_group(Some(answer)).map(|()| true),
             None => Ok(false),
         }
     }
 
-    /// Journals the answers that have arrived, then waits for answers while the pipeline is
-    /// full, so one more request may start.
+    /// Makes room for the next request: when the pipeline is full, waits until it has drained
+    /// to its refill level ([`Pipeline::refill_level`]), then journals every answer that came in
+    /// one transaction.
     async fn make_room(&mut self) -> Result<(), SyncError> {
-        self.journal_arrived()?;
-        while self.flight.is_full() {
-            self.journal_next().await?;
-            self.journal_arrived()?;
+        let mut waited = Vec::new();
+        if self.flight.is_full() {
+            while self.flight.len() > self.flight.refill_level() {
+                match self.flight.next().await {
+                    Some(answer) => waited.push(answer),
+                    None => break,
+                }
+            }
         }
-        Ok(())
+        self.journal_group(waited)
     }
 
-    /// Journals the answers that have arrived in one transaction (one commit, not one per
-    /// batch: a commit costs milliseconds). Nothing is sent meanwhile, so every answer is
-    /// journaled before the next request leaves, as with one transaction per batch.
-    fn journal_arrived(&mut self) -> Result<(), SyncError> {
+    /// Journals `answers` and those that have arrived since in one transaction (one commit,
+    /// not one per batch: a commit costs milliseconds). Nothing is sent meanwhile, so every
+    /// answer is journaled before the next request leaves, as with one transaction per batch.
+    fn journal_group(&mut self, answers: impl IntoIterator<Item = Answer>) -> Result<(), SyncError> {
         self.run.begin_group();
         let mut journaled = Ok(());
-        while let Some(answer) = self.flight.arrived() {
+        for answer in answers {
             journaled = self.journal(answer);
             if journaled.is_err() {
                 break;
             }
+        }
+        while journaled.is_ok() {
+            let Some(answer) = self.flight.arrived() else { break };
+            journaled = self.journal(answer);
         }
         // What was acknowledged is journaled even when a later answer failed.
         let ended = blocking(|| self.run.end_group());
@@ -431,7 +439,7 @@ impl Delivery<'_, '_> {
         Ok(ended?)
     }
 
-    /// Journals one answer (in its own transaction) and frees the records it wrote.
+    /// Journals one answer (in the open group's transaction) and frees the records it wrote.
     fn journal(&mut self, answer: Answer) -> Result<(), SyncError> {
         for key in &answer.keys {
             self.busy.remove(key);

@@ -569,7 +569,7 @@ fn commit_links(
         }
     }
     run.counts.associated += delivered.len() as u64;
-    blocking(|| run.record_links(&delivered).and_then(|_| run.save_counts()))?;
+    blocking(|| run.record_links_counted(&delivered))?;
     Ok(lost)
 }
 

@@ -35,6 +35,18 @@ impl<A: Send + 'static> Pipeline<A> {
         self.calls.len() >= self.cap
     }
 
+    /// The calls in flight, answered or not, until their answers are taken.
+    pub(super) fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// How far a full pipeline drains before it is refilled: an eighth of it (at least one
+    /// call), so a run that journals each batch of answers in one transaction commits once per
+    /// several answers, while the calls in flight stay within an eighth of the cap.
+    pub(super) fn refill_level(&self) -> usize {
+        self.cap - (self.cap / 8).max(1)
+    }
+
     /// Starts a call. It logs in the run's span.
     pub(super) fn send(&mut self, call: impl Future<Output = A> + Send + 'static) {
         self.calls.spawn(call.instrument(tracing::Span::current()));
