@@ -8,8 +8,11 @@
 //! The index holds key hashes, not keys. A staged row is unchanged only when both its key hash
 //! and its row hash (which covers the key) equal a snapshot row's, so the chance of sending too
 //! little is that of the no-change check (about 2^-64). A key seen twice is checked key by key,
-//! on a second pass that reads only the rows with that key hash. Two snapshot keys with the same
-//! key hash cannot be told apart by the index: the SQL diff runs instead (`staging.rs`).
+//! on a second pass that reads only the rows with that key hash. A new key whose key hash is a
+//! snapshot key's is sent as changed, as a new key is (the changed rows are joined with the
+//! snapshot by key), but keeps that snapshot key from counting as left the model: a removal
+//! missed with the same chance. Two snapshot keys with the same key hash cannot be told apart
+//! by the index: the SQL diff runs instead (`staging.rs`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -240,9 +243,9 @@ impl StateStore {
         let mut fingerprint = KeyFingerprint::default();
         let mut rows = DiffRows::new(conn, path);
         file.for_each_row(path, |row| {
-            let Some(_) = row.key else {
+            if row.key.is_none() {
                 return rows.push(&row, false);
-            };
+            }
             fingerprint.add(row.key_hash);
             let differs = match index.find(row.key_hash) {
                 Some(i) => {

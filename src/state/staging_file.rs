@@ -31,9 +31,8 @@ pub(super) struct StagingFile {
     pub(super) hash_sum: u128,
     /// No row has a NULL key or was rejected by the source.
     pub(super) clean: bool,
-    /// The xor and sum of the key hashes (of every row, when `clean`).
-    key_xor: u64,
-    key_sum: u128,
+    /// The fingerprint of every row's key hash (that of the valid keys, when `clean`).
+    keys: KeyFingerprint,
     /// Whether the rows are in the `staging` table already.
     pub(super) loaded: bool,
     /// Whether the diff found the model equal to the snapshot (only ever for `clean` rows).
@@ -97,8 +96,7 @@ impl StagingFile {
             rows: 0,
             hash_sum: 0,
             clean: true,
-            key_xor: 0,
-            key_sum: 0,
+            keys: KeyFingerprint::default(),
             loaded: false,
             equals_snapshot: false,
             left_known: false,
@@ -110,8 +108,7 @@ impl StagingFile {
         for row in keys {
             self.rows += 1;
             self.hash_sum += u128::from(row.hash);
-            self.key_xor ^= row.key_hash;
-            self.key_sum += u128::from(row.key_hash);
+            self.keys.add(row.key_hash);
             self.clean &= row.key.is_some() && row.rejected.is_none();
             self.writer.write_all(&row.key_hash.to_le_bytes())?;
             self.writer.write_all(&row.hash.to_le_bytes())?;
@@ -133,7 +130,7 @@ impl StagingFile {
     /// The fingerprint of every row's key, once the diff found the rows equal to the
     /// snapshot's (so every row is valid).
     pub(super) fn clean_fingerprint(&self) -> (String, u64) {
-        KeyFingerprint { count: self.rows, xor: self.key_xor, sum: self.key_sum }.text()
+        self.keys.text()
     }
 
     /// Reads the rows back, in order, one at a time. `state` names the state file in errors.
