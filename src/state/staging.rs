@@ -299,7 +299,9 @@ mod tests {
             r.rejected = Some(RowReject { code: "INVALID_UTF8", message: "not UTF-8".into() });
             r
         };
-        let cases: [(Vec<RowKey>, (u64, u64), Vec<i64>); 7] = [
+        // The rows, (changed, invalid), and the invalid rows' numbers.
+        type Case = (Vec<RowKey>, (u64, u64), Vec<i64>);
+        let cases: [Case; 7] = [
             // One value changed.
             ((1..=4).map(|i| row(Some(&key(i)), if i == 3 { "w" } else { "v" })).collect(), (1, 0), vec![]),
             // Row 4 left the model, row 5 joined it.
