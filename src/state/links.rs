@@ -259,17 +259,9 @@ impl StateStore {
         rows.collect::<Result<Vec<_>, _>>().map_err(self.q())
     }
 
-    /// Records associations HubSpot acknowledged, in one transaction.
-    pub fn record_links(&mut self, delivered: &[(LinkCandidate, String, String)]) -> Result<(), StateError> {
-        if delivered.is_empty() {
-            return Ok(());
-        }
-        self.record_links_then(delivered, |_| Ok(0))
-    }
-
-    /// [`StateStore::record_links`], with `then` run in the same transaction (a run's counts:
-    /// one commit per answer, not two).
-    pub(super) fn record_links_then(
+    /// Records associations HubSpot acknowledged, with `then` (a run's counts) in the same
+    /// transaction: one commit per answer.
+    pub(super) fn record_links(
         &mut self,
         delivered: &[(LinkCandidate, String, String)],
         then: impl FnOnce(&duckdb::Connection) -> duckdb::Result<usize>,

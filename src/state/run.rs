@@ -195,7 +195,7 @@ impl Run<'_> {
     /// Records associations HubSpot acknowledged, and the run's counts, in one transaction.
     pub fn record_links_counted(&mut self, delivered: &[(LinkCandidate, String, String)]) -> Result<(), StateError> {
         let (run_id, counts) = (self.id, self.counts);
-        self.store.record_links_then(delivered, |tx| update_counts(tx, run_id, &counts))
+        self.store.record_links(delivered, |tx| update_counts(tx, run_id, &counts))
     }
 
     /// Writes the run's counts to its record (after work that journals nothing, such as links).

@@ -436,7 +436,7 @@ pub async fn deliver_associations(
         let Some(rule) = by_key.get(key.as_str()) else { continue };
         let delivered = vanished::relink(client, &sync.name, from, rule, lost, run, &mut failures).await?;
         run.counts.associated += delivered.len() as u64;
-        blocking(|| run.record_links(&delivered).and_then(|_| run.save_counts()))?;
+        blocking(|| run.record_links_counted(&delivered))?;
     }
     run.counts.association_rejected = failures.len() as u64;
     blocking(|| run.replace_link_failures(&failures).and_then(|_| run.clear_links_due()))?;
