@@ -6,9 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use duckdb::arrow::array::{Array, AsArray, StringArray};
+use duckdb::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use duckdb::arrow::compute::cast;
 use duckdb::arrow::datatypes::DataType;
+use duckdb::arrow::error::ArrowError;
 use duckdb::{AccessMode, Connection, InterruptHandle};
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
@@ -117,15 +118,11 @@ impl DuckDbSource {
                 let batch = batch.map_err(q)?;
                 let mut columns = Vec::with_capacity(width);
                 for i in 0..width.min(batch.num_columns()) {
-                    let column = batch.column(i);
-                    let text = match column.data_type() {
-                        DataType::Utf8 => column.clone(),
-                        _ => cast(column, &DataType::Utf8).map_err(|e| SourceError::Query {
-                            sync: sync_name.clone(),
-                            warehouse: this.name.clone(),
-                            message: format!("cannot read a column as text: {e}"),
-                        })?,
-                    };
+                    let text = text_column(batch.column(i)).map_err(|e| SourceError::Query {
+                        sync: sync_name.clone(),
+                        warehouse: this.name.clone(),
+                        message: format!("cannot read a column as text: {e}"),
+                    })?;
                     columns.push(text);
                 }
                 let strings: Vec<&StringArray> = columns.iter().map(|c| c.as_string::<i32>()).collect();
@@ -386,5 +383,14 @@ impl Warehouse for DuckDbSource {
         tx: mpsc::Sender<Vec<Row>>,
     ) -> BoxFuture<'a, Result<u64, SourceError>> {
         Box::pin(DuckDbSource::stream_rows(self, sync, sql, columns, keys, tx))
+    }
+}
+
+/// A column DuckDB exported as Arrow, as UTF-8 text (`StringArray`): as it is when it is that
+/// already, else through Arrow's cast (other string layouts, numbers, dates).
+pub(crate) fn text_column(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    match column.data_type() {
+        DataType::Utf8 => Ok(column.clone()),
+        _ => cast(column, &DataType::Utf8),
     }
 }

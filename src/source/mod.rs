@@ -29,6 +29,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::config::WarehouseConfig;
+pub(crate) use duckdb::text_column;
 pub use duckdb_file::{is_lock_conflict, library_version as duckdb_library_version, storage_version_message};
 pub use hash::{key_hash, seed as row_hash_seed, KeySet};
 pub use kinds::{ColumnInfo, ValueKind};

@@ -25,7 +25,7 @@ use duckdb::{params, Connection};
 use super::staging_file::{KeyFingerprint, StagedRow};
 use super::store::StateStore;
 use super::types::{query_error, StateError};
-use crate::source::key_hash;
+use crate::source::{key_hash, text_column};
 
 /// The rows appended to DuckDB per flush.
 const APPEND_ROWS: usize = 16_384;
@@ -72,7 +72,9 @@ impl SnapshotIndex {
             else {
                 return Err(query_error(state, "the snapshot's row hashes or row ids read back with another type"));
             };
-            for (i, key) in strings(keys, state)?.into_iter().enumerate() {
+            let keys =
+                text_column(keys).map_err(|e| query_error(state, format!("cannot read the snapshot's keys: {e}")))?;
+            for (i, key) in keys.as_string::<i32>().iter().enumerate() {
                 let Some(key) = key else { continue };
                 let no_hash = if hashes.is_null(i) { NO_HASH } else { 0 };
                 entries.push(IndexEntry {
@@ -126,19 +128,6 @@ impl SnapshotIndex {
     /// The row ids of the snapshot rows no staged row named.
     fn unseen(&self) -> impl Iterator<Item = i64> + '_ {
         self.entries.iter().filter(|e| e.rowid & SEEN == 0).map(|e| (e.rowid & ROWID) as i64)
-    }
-}
-
-/// The values of a string column, whichever string layout DuckDB exported it in.
-fn strings<'a>(column: &'a ArrayRef, state: &Path) -> Result<Vec<Option<&'a str>>, StateError> {
-    if let Some(a) = column.as_string_opt::<i32>() {
-        Ok(a.iter().collect())
-    } else if let Some(a) = column.as_string_opt::<i64>() {
-        Ok(a.iter().collect())
-    } else if let Some(a) = column.as_string_view_opt() {
-        Ok(a.iter().collect())
-    } else {
-        Err(query_error(state, format!("the snapshot's keys read back as {}", column.data_type())))
     }
 }
 
@@ -208,12 +197,12 @@ impl<'c> DiffRows<'c> {
             Arc::new(self.changed.finish()),
             Arc::new(self.rejected.finish()),
         ];
-        let error = |e: String| query_error(self.state, e);
-        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| error(e.to_string()))?;
+        let state = self.state;
+        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| query_error(state, e))?;
         let mut appender =
-            self.conn.appender_to_catalog_and_db("diff_rows", "temp", "main").map_err(|e| error(e.to_string()))?;
-        appender.append_record_batch(batch).map_err(|e| error(e.to_string()))?;
-        appender.flush().map_err(|e| error(e.to_string()))
+            self.conn.appender_to_catalog_and_db("diff_rows", "temp", "main").map_err(|e| query_error(state, e))?;
+        appender.append_record_batch(batch).map_err(|e| query_error(state, e))?;
+        appender.flush().map_err(|e| query_error(state, e))
     }
 }
 
@@ -318,7 +307,6 @@ impl StateStore {
              DROP TABLE diff_rows; DROP TABLE dup_rows; DROP TABLE left_rowids;",
         )
         .map_err(error)?;
-        file.left_known = true;
         file.fingerprint = Some(fingerprint.text());
         Ok(true)
     }

@@ -121,7 +121,6 @@ impl StateStore {
                  CREATE OR REPLACE TEMP TABLE left_keys (pk VARCHAR);",
             )?;
             let Some(file) = self.staging.as_mut() else { return Ok(DiffTotals::default()) };
-            file.left_known = true;
             file.fingerprint = Some(file.clean_fingerprint());
             return Ok(DiffTotals { rows: file.rows, invalid: 0, changed: 0, held: 0 });
         }
@@ -184,7 +183,7 @@ impl StateStore {
 
     /// Whether the last diff wrote `left_keys`: the snapshot's keys that no staged row names.
     pub(super) fn left_keys_known(&self) -> bool {
-        self.staging.as_ref().is_some_and(|file| file.left_known)
+        self.staging.as_ref().is_some_and(|file| file.fingerprint.is_some())
     }
 }
 

@@ -37,11 +37,9 @@ pub(super) struct StagingFile {
     pub(super) loaded: bool,
     /// Whether the diff found the model equal to the snapshot (only ever for `clean` rows).
     pub(super) equals_snapshot: bool,
-    /// Whether the diff wrote `left_keys`, the snapshot's keys no staged row names (so a step
-    /// that needs every model key can do without them).
-    pub(super) left_known: bool,
-    /// The fingerprint of the valid keys (`StateStore::model_fingerprint`), once the diff knows
-    /// it.
+    /// The fingerprint of the valid keys (`StateStore::model_fingerprint`), set by a diff that
+    /// did without the `staging` table: that diff also wrote `left_keys`, the snapshot's keys no
+    /// staged row names, so a step that needs every model key can do without them.
     pub(super) fingerprint: Option<(String, u64)>,
 }
 
@@ -99,7 +97,6 @@ impl StagingFile {
             keys: KeyFingerprint::default(),
             loaded: false,
             equals_snapshot: false,
-            left_known: false,
             fingerprint: None,
         })
     }
