@@ -3,6 +3,15 @@
 //! with spilling to a temp folder beside the state file. A run whose work does not fit in the
 //! budget spills to that folder; it does not fail.
 //!
+//! DuckDB keeps every page it reads in its buffer pool, up to `memory_limit`, for as long as it
+//! has room. A run that changes a few rows of a big snapshot still joins them with the whole
+//! snapshot (the changes' old values, the merge's replacement of their rows), and would fill the
+//! whole budget with pages it reads once. So once the second read has the changed rows of a run
+//! that changed less than an eighth of the snapshot, the rest of the run gets only the memory
+//! its work needs ([`StateLimits::work_memory_mb`]): pages read past that are dropped, not kept.
+//! The statements that build work tables, and the merge, go back to the whole budget and run
+//! again if DuckDB finds the work's share too small (`StateStore::at_full_budget_on_oom`).
+//!
 //! Work tables are DuckDB `TEMP` tables: they live in the budget and the temp folder, never in
 //! the state file, and vanish with the connection (a crash leaves nothing behind in the file).
 
@@ -27,6 +36,15 @@ pub struct StateLimits {
 /// (each thread's share of a join or an aggregate adds to what must fit in the budget).
 pub const MAX_DEFAULT_THREADS: usize = 2;
 
+/// The memory a run's work gets below the budget, at least: what DuckDB needs to run one
+/// statement with its threads, spilling what it does not hold (a list's 1,000,000 members were
+/// diffed in 32 MiB; 16 MiB was too little).
+pub const WORK_FLOOR_MB: u64 = 32;
+/// The copies of the changed rows' values the rest of a run may hold at once: the second read's
+/// rows, the changes with their old values (twice: parsed into maps), a page of them, what the
+/// journal and the merge copy.
+const WORK_ROW_COPIES: f64 = 6.0;
+
 impl Default for StateLimits {
     fn default() -> Self {
         StateLimits { memory_mb: DEFAULT_STATE_MEMORY_MB, threads: None }
@@ -46,10 +64,23 @@ impl StateLimits {
         })
     }
 
+    /// The budget, in MiB (never below the minimum).
+    pub fn budget_mb(&self) -> u64 {
+        self.memory_mb.max(MIN_STATE_MEMORY_MB)
+    }
+
+    /// The memory, in MiB, for the rest of a run that changes `rows` rows of about `row_bytes`
+    /// bytes of values each: [`WORK_FLOOR_MB`] and a few copies of those values, at most the
+    /// budget.
+    pub fn work_memory_mb(&self, rows: u64, row_bytes: f64) -> u64 {
+        let values = rows as f64 * row_bytes.max(0.0) * WORK_ROW_COPIES / (1024.0 * 1024.0);
+        (WORK_FLOOR_MB + values.ceil() as u64).min(self.budget_mb())
+    }
+
     /// The DuckDB settings of a store whose spill files go to `temp_dir`.
     fn duckdb_config(&self, temp_dir: &Path) -> duckdb::Result<duckdb::Config> {
         duckdb::Config::default()
-            .max_memory(&format!("{}MiB", self.memory_mb.max(MIN_STATE_MEMORY_MB)))?
+            .max_memory(&format!("{}MiB", self.budget_mb()))?
             .threads(self.threads() as i64)?
             .with("temp_directory", temp_dir.display().to_string())
     }
@@ -183,6 +214,17 @@ mod tests {
             }
             lap("read 2", &mut times);
             assert_eq!(run.build_changes(&props, 0).unwrap() as usize, rows / changed_every);
+            // A run that changed a few of the snapshot's rows has the memory they need for the
+            // rest of the run, and runs in it; a first one, the budget.
+            let width = 4.0 + 3.0 * 18.0 + 48.0;
+            let work = if round == 0 {
+                MIN_STATE_MEMORY_MB
+            } else {
+                limits.work_memory_mb((rows / changed_every) as u64, width)
+            };
+            assert!(run.memory_mb.abs_diff(work) <= 2, "{} MiB, about {work} expected", run.memory_mb);
+            assert!(round == 0 || run.memory_mb < MIN_STATE_MEMORY_MB, "{}", run.memory_mb);
+            assert_eq!(memory_limit(&run.conn), format!("{}.0 MiB", run.memory_mb));
             lap("changes", &mut times);
             let mut after = 0;
             loop {
@@ -219,6 +261,44 @@ mod tests {
         times
     }
 
+    fn memory_limit(conn: &Connection) -> String {
+        conn.query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn work_that_runs_out_of_its_share_runs_again_with_the_whole_budget() {
+        use crate::state::StateStore;
+        let dir = tempfile::tempdir().unwrap();
+        let limits = StateLimits { memory_mb: 160, threads: None };
+        let mut store = StateStore::open_with(&dir.path().join("s.duckdb"), &limits).unwrap();
+        assert_eq!(memory_limit(&store.conn), "160.0 MiB");
+        store.set_memory_mb(WORK_FLOOR_MB).unwrap();
+        assert_eq!(memory_limit(&store.conn), format!("{WORK_FLOOR_MB}.0 MiB"));
+        // A list of 3,000,000 numbers is one value: DuckDB cannot spill it, and 32 MiB is too
+        // little for it.
+        let big = "CREATE OR REPLACE TEMP TABLE big AS SELECT list(i) AS l FROM range(3000000) t(i)";
+        let mut limits_seen = Vec::new();
+        store
+            .at_full_budget_on_oom(|store| {
+                limits_seen.push(memory_limit(&store.conn));
+                store.batch(big)
+            })
+            .unwrap();
+        assert_eq!(limits_seen, ["32.0 MiB", "160.0 MiB"]);
+        assert_eq!(store.memory_mb, 160);
+        assert_eq!(store.scalar_i64("SELECT len(l) FROM big").unwrap(), 3_000_000);
+        // At the whole budget, running out of memory is an error, not a second try.
+        let mut tries = 0;
+        let err = store
+            .at_full_budget_on_oom(|store| {
+                tries += 1;
+                store.batch("CREATE OR REPLACE TEMP TABLE big AS SELECT list(i) AS l FROM range(60000000) t(i)")
+            })
+            .unwrap_err();
+        assert!(err.is_out_of_memory(), "{err}");
+        assert_eq!(tries, 1);
+    }
+
     #[test]
     fn every_phase_of_a_run_fits_the_minimum_budget() {
         let times = run_phases_at_the_minimum(20_000, true);
@@ -233,6 +313,16 @@ mod tests {
         let rows = std::env::var("HUBSYNC_BUDGET_ROWS").ok().and_then(|n| n.parse().ok()).unwrap_or(200_000);
         let times = run_phases_at_the_minimum(rows, true);
         eprintln!("{times:?}");
+    }
+
+    #[test]
+    fn a_small_change_gets_the_memory_of_its_rows_and_a_big_one_the_budget() {
+        let limits = StateLimits { memory_mb: 256, threads: None };
+        assert_eq!(limits.work_memory_mb(0, 200.0), WORK_FLOOR_MB);
+        // 10,000 rows of 200 bytes, six copies: 11.4 MiB.
+        assert_eq!(limits.work_memory_mb(10_000, 200.0), WORK_FLOOR_MB + 12);
+        assert_eq!(limits.work_memory_mb(1_000_000, 200.0), 256);
+        assert_eq!(StateLimits { memory_mb: 1, threads: None }.work_memory_mb(1_000_000, 200.0), MIN_STATE_MEMORY_MB);
     }
 
     #[test]

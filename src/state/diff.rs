@@ -62,8 +62,9 @@ impl SnapshotIndex {
     /// Indexes the snapshot's keys. `None` when two keys have the same key hash.
     pub(super) fn build(conn: &Connection, state: &Path) -> Result<Option<SnapshotIndex>, StateError> {
         let error = |e: duckdb::Error| query_error(state, e);
+        let rows: i64 = conn.query_row("SELECT count(*) FROM snapshot", [], |r| r.get(0)).map_err(error)?;
         let mut statement = conn.prepare("SELECT pk, row_hash, rowid FROM snapshot").map_err(error)?;
-        let mut entries = Vec::new();
+        let mut entries = Vec::with_capacity(rows as usize);
         for batch in statement.stream_arrow([]).map_err(error)? {
             let batch = batch.map_err(error)?;
             let (keys, hashes, rowids) = (batch.column(0), batch.column(1), batch.column(2));

@@ -79,7 +79,7 @@ impl StateStore {
     /// the first cell in `staging_rows`.
     pub fn prepare_link_inputs(&mut self, first: usize, links: usize) -> Result<(), StateError> {
         let cells: Vec<String> = (0..links).map(|j| format!(", c{} AS l{j}", first + j)).collect();
-        self.batch(&format!(
+        self.work_batch(&format!(
             "CREATE OR REPLACE TEMP TABLE link_inputs AS
              SELECT rownum, c0{} FROM staging_rows
              WHERE c0 IS NOT NULL AND c0 NOT IN (SELECT pk FROM dup_keys)
@@ -156,7 +156,7 @@ impl StateStore {
     /// that follow read two small tables instead of scanning `associations` and `snapshot` each
     /// (neither is written until the links are sent).
     pub fn narrow_links(&mut self) -> Result<(), StateError> {
-        self.batch(
+        self.work_batch(
             "CREATE OR REPLACE TEMP TABLE link_known AS
                SELECT assoc, from_pk, to_value, labels FROM associations
                WHERE from_pk IN (SELECT from_pk FROM link_candidates);
@@ -209,7 +209,7 @@ impl StateStore {
     pub fn prepare_pending_links(&mut self) -> Result<u64, StateError> {
         // One join or sort per statement: a sort fed by three joins holds all their memory at
         // once, and ran out of the state budget at 1,000,000 links instead of spilling.
-        self.batch(
+        self.work_batch(
             "CREATE OR REPLACE TEMP TABLE link_distinct AS SELECT DISTINCT * FROM link_candidates;
              CREATE OR REPLACE TEMP TABLE link_new AS
              SELECT c.* FROM link_distinct c
@@ -369,7 +369,7 @@ impl StateStore {
             "SELECT st.c0 AS pk, s.hubspot_id FROM staging st JOIN snapshot s ON s.pk = st.c0
              WHERE st.c0 IS NOT NULL AND st.c0 NOT IN (SELECT pk FROM dup_keys) AND s.hubspot_id IS NOT NULL"
         };
-        self.batch(&format!(
+        self.work_batch(&format!(
             "CREATE OR REPLACE TEMP TABLE list_current AS {current};
              CREATE OR REPLACE TEMP TABLE list_adds AS
                SELECT c.pk, c.hubspot_id FROM list_current c

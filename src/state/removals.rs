@@ -87,7 +87,7 @@ impl StateStore {
             self.load_staging()?;
             "s.pk NOT IN (SELECT c0 FROM staging WHERE c0 IS NOT NULL)"
         };
-        self.batch(&format!(
+        self.work_batch(&format!(
             "CREATE OR REPLACE TEMP TABLE removed_rows AS
                SELECT s.pk, s.hubspot_id FROM snapshot s
                WHERE {rows} AND s.row_hash IS NOT NULL AND s.hubspot_id IS NOT NULL AND {left}
@@ -120,7 +120,7 @@ impl StateStore {
         } else {
             ("false", "false", "false")
         };
-        self.batch(&format!(
+        self.work_batch(&format!(
             "CREATE OR REPLACE TEMP TABLE stale_now AS
                SELECT DISTINCT a.assoc, a.from_pk, a.to_value, a.labels FROM associations a
                WHERE a.assoc IN ({rules}) AND (

@@ -39,6 +39,11 @@ pub struct StateStore {
     changes_page_rows: usize,
     /// The first read's rows, once a read started (see `staging.rs`).
     pub(super) staging: Option<StagingFile>,
+    /// The store's memory budget.
+    limits: StateLimits,
+    /// DuckDB's memory limit now, in MiB: the budget, or the share of it the run's work gets
+    /// (`budget.rs`).
+    pub(super) memory_mb: u64,
 }
 
 /// The bytes of values a page of changed rows aims at, however wide the rows.
@@ -84,6 +89,8 @@ impl StateStore {
             _spill_dir: None,
             changes_page_rows: usize::MAX,
             staging: None,
+            limits: *limits,
+            memory_mb: limits.budget_mb(),
         };
         if let Some(done) = migrate(&store.conn, path)? {
             tracing::info!(
@@ -128,6 +135,8 @@ impl StateStore {
             _spill_dir: Some(spill),
             changes_page_rows: usize::MAX,
             staging: None,
+            limits: *limits,
+            memory_mb: limits.budget_mb(),
         };
         if path.exists() {
             let file = path.display().to_string().replace('\'', "''");
@@ -268,6 +277,7 @@ impl StateStore {
     /// left the model in between) is not sent this run; a key it found twice (a model whose keys
     /// changed between the reads) is sent once.
     pub fn build_changes(&mut self, props: &[String], links: usize) -> Result<u64, StateError> {
+        self.fit_memory_to_changes(props.len() + links)?;
         let values: Vec<String> = (0..props.len() + links).map(|i| format!(", r.c{}", i + 2)).collect();
         let repeated = self.scalar_i64("SELECT count(*) - count(DISTINCT c0) FROM staging_rows")? > 0;
         let rows = if repeated {
@@ -275,7 +285,7 @@ impl StateStore {
         } else {
             "staging_rows"
         };
-        self.batch(&format!(
+        let changes = format!(
             "CREATE OR REPLACE TEMP TABLE changes AS
                SELECT k.rownum, k.pk, r.c1 AS match_value, k.h AS row_hash,
                       s.hubspot_id, CASE WHEN s.row_hash IS NULL THEN NULL ELSE s.props END AS old_props{}
@@ -284,7 +294,8 @@ impl StateStore {
                LEFT JOIN snapshot s ON s.pk = k.pk
                ORDER BY k.rownum;",
             values.concat()
-        ))?;
+        );
+        self.work_batch(&changes)?;
         // The width of the first rows sizes the pages (the old values count twice: they are
         // parsed into a map).
         let widths: Vec<String> =
@@ -366,16 +377,82 @@ impl StateStore {
         // No statement of the merge needs its rows in order; without the order, its inserts
         // stream within the budget instead of holding what they insert.
         self.batch("SET preserve_insertion_order = false")?;
-        let merged = self
-            .batch(&format!(
-                "BEGIN TRANSACTION;\n{MERGE_JOURNAL_LAST}\n{snapshot}\nDROP TABLE journal_last;\n{MERGE_VANISHED}\n{MERGE_REJECTIONS}\nCOMMIT;"
-            ))
-            .inspect_err(|_| {
-                let _ = self.conn.execute_batch("ROLLBACK");
-            });
+        let merge = format!(
+            "BEGIN TRANSACTION;\n{MERGE_JOURNAL_LAST}\n{snapshot}\nDROP TABLE journal_last;\n{MERGE_VANISHED}\n{MERGE_REJECTIONS}\nCOMMIT;"
+        );
+        let merged = self.at_full_budget_on_oom(|store| {
+            store.batch(&merge).inspect_err(|_| {
+                let _ = store.conn.execute_batch("ROLLBACK");
+            })
+        });
         self.batch("SET preserve_insertion_order = true")?;
         merged?;
         Ok(true)
+    }
+
+    /// Gives the rest of the run the memory its changed rows need (`budget.rs`): the rows of
+    /// the second read (`staging_rows`, a key, a match value and `values` more cells) and their
+    /// width.
+    fn fit_memory_to_changes(&mut self, values: usize) -> Result<(), StateError> {
+        let widths: Vec<String> = (0..values + 2).map(|i| format!("strlen(coalesce(c{i}, ''))")).collect();
+        let (rows, width, snapshot) = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT (SELECT count(*) FROM staging_rows), \
+                     (SELECT coalesce(avg({}), 0)::DOUBLE FROM staging_rows WHERE rowid < 2048), \
+                     (SELECT count(*) FROM snapshot)",
+                    widths.join(" + ")
+                ),
+                [],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?, r.get::<_, i64>(2)?)),
+            )
+            .map_err(|e| self.err(e))?;
+        // When the changed rows are much of the snapshot, the pages joined with them are the
+        // run's work, not pages read once: the whole budget.
+        let mb = if rows * IN_PLACE_RATIO < snapshot {
+            self.limits.work_memory_mb(rows as u64, width)
+        } else {
+            self.limits.budget_mb()
+        };
+        self.set_memory_mb(mb)
+    }
+
+    /// Sets DuckDB's memory limit; pages it holds past a lower limit are dropped (or spilled).
+    pub(super) fn set_memory_mb(&mut self, mb: u64) -> Result<(), StateError> {
+        if mb != self.memory_mb {
+            self.batch(&format!("SET memory_limit = '{mb}MiB'"))?;
+            self.memory_mb = mb;
+        }
+        Ok(())
+    }
+
+    /// Runs `work`; when it runs out of memory in the share of the budget the run's work was
+    /// given, the rest of the run gets the whole budget and `work` runs again (so `work` must
+    /// undo what it did when it fails: one statement, or a transaction rolled back).
+    pub(super) fn at_full_budget_on_oom<T>(
+        &mut self,
+        mut work: impl FnMut(&mut Self) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        match work(self) {
+            Err(e) if e.is_out_of_memory() && self.memory_mb < self.limits.budget_mb() => {
+                tracing::info!(
+                    path = %self.path.display(),
+                    memory_mb = self.memory_mb,
+                    budget_mb = self.limits.budget_mb(),
+                    "The run's work needed more memory than its share; running it again with the whole budget."
+                );
+                self.set_memory_mb(self.limits.budget_mb())?;
+                work(self)
+            }
+            done => done,
+        }
+    }
+
+    /// Runs statements that only (re)create work tables, so that running them again after a
+    /// failure is safe, with [`StateStore::at_full_budget_on_oom`].
+    pub(super) fn work_batch(&mut self, sql: &str) -> Result<(), StateError> {
+        self.at_full_budget_on_oom(|store| store.batch(sql))
     }
 
     /// Drops the run's working tables. They are `TEMP` tables (`budget.rs`): they spill to the

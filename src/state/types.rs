@@ -13,6 +13,13 @@ pub enum StateError {
     Query { path: PathBuf, message: String },
 }
 
+impl StateError {
+    /// Whether DuckDB ran out of the memory it was given (it spills what it can first).
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(self, StateError::Query { message, .. } if message.contains("Out of Memory Error"))
+    }
+}
+
 /// A failed statement on the state file at `path`.
 pub(super) fn query_error(path: &Path, e: impl std::fmt::Display) -> StateError {
     StateError::Query { path: path.to_path_buf(), message: e.to_string() }
