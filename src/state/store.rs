@@ -46,6 +46,12 @@ pub struct StateStore {
     pub(super) memory_mb: u64,
 }
 
+/// ` + strlen(c…)` for each of the value cells `cells` (`c0`, `c1`, …; a NULL counts 0): what
+/// the rows' widths are summed from.
+fn cell_lengths(cells: std::ops::Range<usize>) -> String {
+    cells.map(|i| format!(" + strlen(coalesce(c{i}, ''))")).collect()
+}
+
 /// The bytes of values a page of changed rows aims at, however wide the rows.
 const CHANGES_PAGE_BYTES: f64 = 8.0 * 1024.0 * 1024.0;
 /// A page holds at least a batch of rows.
@@ -298,15 +304,13 @@ impl StateStore {
         self.work_batch(&changes)?;
         // The width of the first rows sizes the pages (the old values count twice: they are
         // parsed into a map).
-        let widths: Vec<String> =
-            (0..props.len() + links).map(|i| format!(" + strlen(coalesce(c{}, ''))", i + 2)).collect();
         let width = self
             .conn
             .query_row(
                 &format!(
                     "SELECT coalesce(avg(strlen(pk) + strlen(coalesce(match_value, '')) \
                      + 2 * strlen(coalesce(old_props, '')){}), 0)::DOUBLE FROM changes WHERE rowid < 2048",
-                    widths.concat()
+                    cell_lengths(2..2 + props.len() + links)
                 ),
                 [],
                 |r| r.get::<_, f64>(0),
@@ -394,15 +398,14 @@ impl StateStore {
     /// the second read (`staging_rows`, a key, a match value and `values` more cells) and their
     /// width.
     fn fit_memory_to_changes(&mut self, values: usize) -> Result<(), StateError> {
-        let widths: Vec<String> = (0..values + 2).map(|i| format!("strlen(coalesce(c{i}, ''))")).collect();
         let (rows, width, snapshot) = self
             .conn
             .query_row(
                 &format!(
                     "SELECT (SELECT count(*) FROM staging_rows), \
-                     (SELECT coalesce(avg({}), 0)::DOUBLE FROM staging_rows WHERE rowid < 2048), \
+                     (SELECT coalesce(avg(0{}), 0)::DOUBLE FROM staging_rows WHERE rowid < 2048), \
                      (SELECT count(*) FROM snapshot)",
-                    widths.join(" + ")
+                    cell_lengths(0..values + 2)
                 ),
                 [],
                 |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?, r.get::<_, i64>(2)?)),
