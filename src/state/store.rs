@@ -23,6 +23,9 @@ const MERGE_REJECTIONS: &str = include_str!("../../sql/merge_rejections.sql");
 const MERGE_VANISHED: &str = include_str!("../../sql/merge_vanished.sql");
 /// A journal with fewer entries than the snapshot's rows divided by this is merged in place;
 /// a bigger one rewrites the snapshot (cheaper than replacing most of its rows one by one).
+/// For the same reason a run whose changed rows are fewer than that touches few of the
+/// snapshot's pages, and gets only its work's share of the memory budget (`budget.rs`, whose
+/// text says "an eighth").
 const IN_PLACE_RATIO: i64 = 8;
 
 /// A state file opened for writing (or a scratch copy of one, for `plan`). Reads go through
