@@ -144,8 +144,7 @@ pub(super) const LEFTOVER_WORK_TABLES: &[&str] = &[
 ];
 
 /// Work tables of a run that no hubsync version kept in the state file: only ever `TEMP`.
-pub(super) const TEMP_WORK_TABLES: &[&str] =
-    &["left_keys", "diff_rows", "dup_rows", "left_rowids", "link_known", "link_from_ids"];
+pub(super) const TEMP_WORK_TABLES: &[&str] = &["left_keys", "diff_rows", "dup_rows", "link_known", "link_from_ids"];
 
 /// The SQL dropping [`LEFTOVER_WORK_TABLES`] from the file's own schema.
 pub(super) fn drop_leftovers_sql() -> String {

@@ -1,8 +1,9 @@
 //! The diff in one pass over the staging file. The snapshot's keys are indexed by their key
-//! hash (24 bytes a row, sorted, with a directory of buckets), and each staged row looks its
-//! key hash up: unchanged, changed, new, or a key seen twice. Only what the diff finds goes into
-//! DuckDB: the changed, new, invalid and rejected rows, and the snapshot's keys that no staged
-//! row names (`left_keys`). A run where 1% of 1,000,000 rows changed loads 10,000 rows, not
+//! hash (17 bytes a row: key hash, row hash and flags; sorted, with a directory of buckets),
+//! and each staged row looks its key hash up: unchanged, changed, new, or a key seen twice. Only
+//! what the diff finds goes into DuckDB: the changed, new, invalid and rejected rows, and the
+//! snapshot's keys that no staged row names (`left_keys`, found by a second scan of the keys
+//! when there are some). A run where 1% of 1,000,000 rows changed loads 10,000 rows, not
 //! 1,000,000, and runs no join over the snapshot.
 //!
 //! The index holds key hashes, not keys. A staged row is unchanged only when both its key hash
@@ -17,8 +18,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use duckdb::arrow::array::{Array, ArrayRef, AsArray, BooleanBuilder, Int64Builder, StringBuilder, UInt64Builder};
-use duckdb::arrow::datatypes::{DataType, Field, Int64Type, Schema, UInt64Type};
+use duckdb::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanBuilder, Int64Builder, StringArray, StringBuilder, UInt64Builder,
+};
+use duckdb::arrow::datatypes::{DataType, Field, Schema, UInt64Type};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{params, Connection};
 
@@ -29,29 +32,28 @@ use crate::source::{key_hash, text_column};
 
 /// The rows appended to DuckDB per flush.
 const APPEND_ROWS: usize = 16_384;
-/// The flag, in an entry's `rowid`, of a snapshot row with no row hash (its id is known, nothing
-/// was delivered).
-const NO_HASH: u64 = 1 << 63;
-/// The flag, in an entry's `rowid`, of a snapshot row a staged row named (kept in the entry, so
-/// a lookup touches one place).
-const SEEN: u64 = 1 << 62;
-/// The bits of an entry's `rowid` that are the row id.
-const ROWID: u64 = !(NO_HASH | SEEN);
+/// The flag of a snapshot row with no row hash (its id is known, nothing was delivered).
+const NO_HASH: u8 = 1;
+/// The flag of a snapshot row a staged row named.
+const SEEN: u8 = 2;
+/// DuckDB's memory limit while the index reads the snapshot: the pages of a scan are read
+/// once, and DuckDB would otherwise keep every one of them (its buffer pool fills up to
+/// `memory_limit`) beside the index, which grows with the snapshot too.
+const INDEX_SCAN_MEMORY_MB: u64 = 8;
 
-/// A snapshot row in the index.
+/// A snapshot row in the index: 16 bytes, and a byte of flags beside it.
 #[derive(Debug, Clone, Copy)]
 struct IndexEntry {
     key_hash: u64,
     row_hash: u64,
-    /// Its `rowid`, with [`NO_HASH`] set when `row_hash` is NULL, and [`SEEN`] once a staged row
-    /// named it.
-    rowid: u64,
 }
 
 /// The snapshot's rows by key hash.
 pub(super) struct SnapshotIndex {
     /// Sorted by key hash, each key hash once.
     entries: Vec<IndexEntry>,
+    /// Per entry, [`NO_HASH`] and [`SEEN`].
+    flags: Vec<u8>,
     /// `directory[b]` is the first entry whose key hash's top bits are `b` or more.
     directory: Vec<u32>,
     /// The key hash bits below a bucket's number.
@@ -63,28 +65,23 @@ impl SnapshotIndex {
     pub(super) fn build(conn: &Connection, state: &Path) -> Result<Option<SnapshotIndex>, StateError> {
         let error = |e: duckdb::Error| query_error(state, e);
         let rows: i64 = conn.query_row("SELECT count(*) FROM snapshot", [], |r| r.get(0)).map_err(error)?;
-        let mut statement = conn.prepare("SELECT pk, row_hash, rowid FROM snapshot").map_err(error)?;
         let mut entries = Vec::with_capacity(rows as usize);
-        for batch in statement.stream_arrow([]).map_err(error)? {
-            let batch = batch.map_err(error)?;
-            let (keys, hashes, rowids) = (batch.column(0), batch.column(1), batch.column(2));
-            let (Some(hashes), Some(rowids)) =
-                (hashes.as_primitive_opt::<UInt64Type>(), rowids.as_primitive_opt::<Int64Type>())
-            else {
-                return Err(query_error(state, "the snapshot's row hashes or row ids read back with another type"));
+        // The key hashes of the rows with no row hash: few (ids found but nothing delivered).
+        let mut no_hash = Vec::new();
+        for_each_snapshot_batch(conn, state, "SELECT pk, row_hash FROM snapshot", |keys, batch| {
+            let Some(hashes) = batch.column(1).as_primitive_opt::<UInt64Type>() else {
+                return Err(query_error(state, "the snapshot's row hashes read back with another type"));
             };
-            let keys =
-                text_column(keys).map_err(|e| query_error(state, format!("cannot read the snapshot's keys: {e}")))?;
-            for (i, key) in keys.as_string::<i32>().iter().enumerate() {
+            for (i, key) in keys.iter().enumerate() {
                 let Some(key) = key else { continue };
-                let no_hash = if hashes.is_null(i) { NO_HASH } else { 0 };
-                entries.push(IndexEntry {
-                    key_hash: key_hash(key),
-                    row_hash: hashes.value(i),
-                    rowid: (rowids.value(i) as u64 & ROWID) | no_hash,
-                });
+                let k = key_hash(key);
+                if hashes.is_null(i) {
+                    no_hash.push(k);
+                }
+                entries.push(IndexEntry { key_hash: k, row_hash: hashes.value(i) });
             }
-        }
+            Ok(())
+        })?;
         entries.sort_unstable_by_key(|e| e.key_hash);
         if entries.windows(2).any(|pair| pair[0].key_hash == pair[1].key_hash) {
             return Ok(None);
@@ -102,7 +99,13 @@ impl SnapshotIndex {
             directory.push(at as u32);
         }
         directory.push(entries.len() as u32);
-        Ok(Some(SnapshotIndex { entries, directory, shift }))
+        let mut index = SnapshotIndex { flags: vec![0; entries.len()], entries, directory, shift };
+        for k in no_hash {
+            if let Some(i) = index.find(k) {
+                index.flags[i] |= NO_HASH;
+            }
+        }
+        Ok(Some(index))
     }
 
     /// The entry of a key hash.
@@ -114,22 +117,39 @@ impl SnapshotIndex {
 
     /// Whether the snapshot row `i` was acknowledged with the row hash `hash`.
     fn holds(&self, i: usize, hash: u64) -> bool {
-        let entry = &self.entries[i];
-        entry.rowid & NO_HASH == 0 && entry.row_hash == hash
+        self.flags[i] & NO_HASH == 0 && self.entries[i].row_hash == hash
     }
 
     /// Marks the snapshot row `i` named; true when it was already.
     fn see(&mut self, i: usize) -> bool {
-        let entry = &mut self.entries[i];
-        let seen = entry.rowid & SEEN != 0;
-        entry.rowid |= SEEN;
+        let seen = self.flags[i] & SEEN != 0;
+        self.flags[i] |= SEEN;
         seen
     }
 
-    /// The row ids of the snapshot rows no staged row named.
-    fn unseen(&self) -> impl Iterator<Item = i64> + '_ {
-        self.entries.iter().filter(|e| e.rowid & SEEN == 0).map(|e| (e.rowid & ROWID) as i64)
+    /// The key hashes of the snapshot rows no staged row named, sorted.
+    fn unseen(&self) -> Vec<u64> {
+        self.entries.iter().zip(&self.flags).filter(|(_, f)| *f & SEEN == 0).map(|(e, _)| e.key_hash).collect()
     }
+}
+
+/// Streams a query over the snapshot whose first column is its key, calling `each` with every
+/// batch's keys (as text) and the batch.
+fn for_each_snapshot_batch(
+    conn: &Connection,
+    state: &Path,
+    sql: &str,
+    mut each: impl FnMut(&StringArray, &RecordBatch) -> Result<(), StateError>,
+) -> Result<(), StateError> {
+    let error = |e: duckdb::Error| query_error(state, e);
+    let mut statement = conn.prepare(sql).map_err(error)?;
+    for batch in statement.stream_arrow([]).map_err(error)? {
+        let batch = batch.map_err(error)?;
+        let keys = text_column(batch.column(0))
+            .map_err(|e| query_error(state, format!("cannot read the snapshot's keys: {e}")))?;
+        each(keys.as_string::<i32>(), &batch)?;
+    }
+    Ok(())
 }
 
 /// Rows appended to a temp table a batch at a time: `diff_rows` (row number, key, key hash, row
@@ -207,24 +227,66 @@ impl<'c> DiffRows<'c> {
     }
 }
 
+/// Writes `left_keys`: the snapshot's keys whose key hash is in `unseen` (sorted). They are
+/// found by a second scan of the keys, only when there are some, so the index need not hold
+/// where each row is.
+fn write_left_keys(conn: &Connection, state: &Path, unseen: &[u64]) -> Result<(), StateError> {
+    let error = |e: duckdb::Error| query_error(state, e);
+    conn.execute_batch("CREATE OR REPLACE TEMP TABLE left_keys (pk VARCHAR)").map_err(error)?;
+    if unseen.is_empty() {
+        return Ok(());
+    }
+    // Held until the scan ends: appending on the connection would end the scan's query.
+    let mut keys = StringBuilder::new();
+    for_each_snapshot_batch(conn, state, "SELECT pk FROM snapshot", |batch_keys, _| {
+        for key in batch_keys.iter().flatten() {
+            if unseen.binary_search(&key_hash(key)).is_ok() {
+                keys.append_value(key);
+            }
+        }
+        Ok(())
+    })?;
+    let schema = Arc::new(Schema::new(vec![Field::new("pk", DataType::Utf8, true)]));
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(keys.finish())]).map_err(|e| query_error(state, e))?;
+    let mut appender = conn.appender_to_catalog_and_db("left_keys", "temp", "main").map_err(error)?;
+    appender.append_record_batch(batch).map_err(error)?;
+    appender.flush().map_err(error)
+}
+
 impl StateStore {
+    /// The snapshot's index, read with DuckDB's memory limit at [`INDEX_SCAN_MEMORY_MB`] so that
+    /// the pages of the scan do not stay beside it.
+    fn build_index(&mut self) -> Result<Option<SnapshotIndex>, StateError> {
+        let before = self.memory_mb;
+        // Best effort: a limit DuckDB cannot free its memory down to leaves the limit as it was,
+        // and a scan that runs out of the smaller limit runs again with the whole budget.
+        if let Err(e) = self.set_memory_mb(INDEX_SCAN_MEMORY_MB.min(before)) {
+            tracing::debug!(error = %e, "The snapshot's index is read at the run's memory limit.");
+        }
+        let built = self.at_full_budget_on_oom(|store| SnapshotIndex::build(&store.reader.conn, &store.reader.path));
+        self.set_memory_mb(before.max(self.memory_mb))?;
+        built
+    }
+
     /// Diffs the staged rows against the snapshot in one pass over the staging file (see the
     /// module's text), writing `changed_all`, `dup_keys`, `invalid_now` and `left_keys`. With
     /// `full`, every valid row counts as changed. False, with nothing written, when the
     /// snapshot has two keys with the same key hash (the SQL diff must run).
     pub(super) fn diff_in_one_pass(&mut self, full: bool) -> Result<bool, StateError> {
+        if self.staging.is_none() {
+            return Err(query_error(&self.reader.path, "the diff ran before create_staging"));
+        }
+        let Some(mut index) = self.build_index()? else {
+            return Ok(false);
+        };
         let (conn, path) = (&self.reader.conn, &self.reader.path);
         let Some(file) = self.staging.as_mut() else {
             return Err(query_error(path, "the diff ran before create_staging"));
         };
-        let Some(mut index) = SnapshotIndex::build(conn, path)? else {
-            return Ok(false);
-        };
         let error = |e: duckdb::Error| query_error(path, e);
         conn.execute_batch(
             "CREATE OR REPLACE TEMP TABLE diff_rows (rownum BIGINT, pk VARCHAR, k UBIGINT, h UBIGINT, changed BOOLEAN, rejected BOOLEAN);
-             CREATE OR REPLACE TEMP TABLE dup_rows (rownum BIGINT, pk VARCHAR);
-             CREATE OR REPLACE TEMP TABLE left_rowids (r BIGINT);",
+             CREATE OR REPLACE TEMP TABLE dup_rows (rownum BIGINT, pk VARCHAR);",
         )
         .map_err(error)?;
         // Key hashes named twice, and those of keys the snapshot does not hold (a key named
@@ -278,17 +340,11 @@ impl StateStore {
             }
             appender.flush().map_err(error)?;
         }
-        let mut appender = conn.appender_to_catalog_and_db("left_rowids", "temp", "main").map_err(error)?;
-        for rowid in index.unseen() {
-            appender.append_row(params![rowid]).map_err(error)?;
-        }
-        appender.flush().map_err(error)?;
-        drop(appender);
-        // `left_keys` is read while the rowids are those of this scan: nothing wrote the snapshot.
+        let unseen = index.unseen();
+        drop(index);
+        write_left_keys(conn, path, &unseen)?;
         conn.execute_batch(
-            "CREATE OR REPLACE TEMP TABLE left_keys AS
-               SELECT pk FROM snapshot WHERE rowid IN (SELECT r FROM left_rowids);
-             CREATE OR REPLACE TEMP TABLE dup_keys AS SELECT DISTINCT pk FROM dup_rows;
+            "CREATE OR REPLACE TEMP TABLE dup_keys AS SELECT DISTINCT pk FROM dup_rows;
              CREATE OR REPLACE TEMP TABLE invalid_now AS
                SELECT d.rownum AS row_number, d.pk,
                       CASE WHEN d.pk IS NULL THEN 'NULL_PRIMARY_KEY'
@@ -305,7 +361,7 @@ impl StateStore {
                SELECT rownum, pk, k, h FROM diff_rows
                WHERE changed AND rownum NOT IN (SELECT rownum FROM dup_rows)
                ORDER BY rownum;
-             DROP TABLE diff_rows; DROP TABLE dup_rows; DROP TABLE left_rowids;",
+             DROP TABLE diff_rows; DROP TABLE dup_rows;",
         )
         .map_err(error)?;
         file.fingerprint = Some(fingerprint.text());
