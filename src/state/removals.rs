@@ -102,12 +102,22 @@ impl StateStore {
         // A row whose cells were read this run decides afresh: a link it still asks for is not
         // stale (and loses an old mark); one it no longer asks for is, unless the cell could not
         // be read (then nothing of that rule is judged for the row).
-        // The links of rows no longer in the model are stale: that needs every model key at once.
-        let row_left = if scope.stale_rules.is_empty() {
-            "false"
+        // The links of rows no longer in the model are stale. Every link's row is in the
+        // snapshot (a link is recorded for a row with a record id, and a row leaves the snapshot
+        // only with its links: `record_archived`), so those rows are the snapshot's rows the
+        // model does not name: `left_keys` after the one-pass diff, the rows never acknowledged
+        // when the model is the snapshot's acknowledged rows, and only after the SQL diff every
+        // staged key. When they are known, only the links of the rows read, marked or left are
+        // looked at, not every link.
+        let left_rows = if scope.stale_rules.is_empty() {
+            None
+        } else if self.model_equals_snapshot() {
+            Some("SELECT pk FROM snapshot WHERE row_hash IS NULL")
+        } else if self.left_keys_known() {
+            Some("SELECT pk FROM left_keys")
         } else {
             self.load_staging()?;
-            "a.from_pk NOT IN (SELECT c0 FROM staging WHERE c0 IS NOT NULL)"
+            None
         };
         let (read, asked, unreadable) = if scope.candidates {
             (
@@ -120,9 +130,26 @@ impl StateStore {
         } else {
             ("false", "false", "false")
         };
+        let (links, row_left) = match left_rows {
+            Some(left_rows) => {
+                let mut named = vec![format!("SELECT from_pk FROM ({marks}) m"), left_rows.to_string()];
+                if scope.candidates {
+                    named.push("SELECT c0 FROM link_inputs".to_string());
+                }
+                (
+                    format!("(SELECT * FROM associations WHERE from_pk IN ({}))", named.join(" UNION ALL ")),
+                    format!("a.from_pk IN ({left_rows})"),
+                )
+            }
+            None if scope.stale_rules.is_empty() => ("associations".to_string(), "false".to_string()),
+            None => (
+                "associations".to_string(),
+                "a.from_pk NOT IN (SELECT c0 FROM staging WHERE c0 IS NOT NULL)".to_string(),
+            ),
+        };
         self.work_batch(&format!(
             "CREATE OR REPLACE TEMP TABLE stale_now AS
-               SELECT DISTINCT a.assoc, a.from_pk, a.to_value, a.labels FROM associations a
+               SELECT DISTINCT a.assoc, a.from_pk, a.to_value, a.labels FROM {links} a
                WHERE a.assoc IN ({rules}) AND (
                      {row_left}
                   OR ({read} AND NOT {asked} AND NOT {unreadable})
