@@ -84,4 +84,44 @@ pub struct Phases {
     pub links_secs: f64,
     /// Merging the journal into the snapshot (after delivery, and at the end).
     pub merge_secs: f64,
+    /// The process's peak memory when each phase ended.
+    pub peak_rss_mb: PeakRss,
+}
+
+/// The process's peak resident memory (`VmHWM`, in MB) when each phase of a run ended, in the
+/// order they run: the first figure that reaches the last one is the phase that set the peak.
+/// It is the process's, so syncs the daemon runs at the same time share it; 0 where the system
+/// does not say (`/proc/self/status` is Linux's), and for phases the run did not reach.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct PeakRss {
+    /// The first read.
+    pub read1: f64,
+    /// The diff of keys and hashes.
+    pub diff: f64,
+    /// The second read.
+    pub read2: f64,
+    /// The table of changes (part of `diff_secs`).
+    pub changes: f64,
+    /// Sending the records.
+    pub deliver: f64,
+    /// The merge after delivery.
+    pub merge_delivered: f64,
+    /// Associations, removals and list memberships.
+    pub links: f64,
+    /// The last merge, at the end of the run.
+    pub merge: f64,
+}
+
+impl PeakRss {
+    /// The process's peak resident memory so far, in MB; 0 where the system does not say.
+    pub fn now() -> f64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let kb = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .unwrap_or(0);
+        kb as f64 / 1024.0
+    }
 }

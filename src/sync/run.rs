@@ -12,7 +12,7 @@ use super::deliver::{deliver_records, reconcile_pending_creates};
 use super::links::{deliver_associations, sync_list};
 use super::metrics::RunFinished;
 use super::object::{object_meta, ObjectMeta};
-use super::options::{Phases, RunOptions, RunStatus, RunSummary};
+use super::options::{PeakRss, Phases, RunOptions, RunStatus, RunSummary};
 use super::removals::{find_removals, removal_scope, report_held, send_removals};
 use super::stage::{stage_and_diff, Staged};
 use super::SyncError;
@@ -54,6 +54,7 @@ pub async fn run_sync(
     let merging = Instant::now();
     let merged = blocking(|| run.merge_journal().and_then(|_| run.drop_work_tables()));
     phases.merge_secs += merging.elapsed().as_secs_f64();
+    phases.peak_rss_mb.merge = PeakRss::now();
     let (status, error) = match (&outcome, merged) {
         (Ok(false), Ok(())) if held.is_some() => (RunStatus::Held, held),
         (Ok(false), Ok(())) => (RunStatus::Succeeded, None),
@@ -125,11 +126,13 @@ async fn execute(
         return Ok(true);
     }
     phases.deliver_secs = delivering.elapsed().as_secs_f64();
+    phases.peak_rss_mb.deliver = PeakRss::now();
     // Associations and list members need the ids of this run's records.
     let merging = Instant::now();
     blocking(|| run.merge_journal())?;
     let stopping = || options.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
     phases.merge_secs += merging.elapsed().as_secs_f64();
+    phases.peak_rss_mb.merge_delivered = PeakRss::now();
     let linking = Instant::now();
     let link_failures = blocking(|| run.link_failures(0))?.1;
     let links_due = if sync.associations.is_empty() { 0 } else { blocking(|| run.links_due_count())? };
@@ -171,5 +174,6 @@ async fn execute(
         }
     }
     phases.links_secs = linking.elapsed().as_secs_f64();
+    phases.peak_rss_mb.links = PeakRss::now();
     Ok(false)
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use super::blocking::blocking;
-use super::options::Phases;
+use super::options::{PeakRss, Phases};
 use super::SyncError;
 use crate::config::{Config, SyncSpec};
 use crate::source::{row_hash_seed, select_columns, ColumnInfo, Source};
@@ -103,6 +103,7 @@ pub(crate) async fn stage_and_diff(
     let started = Instant::now();
     let changed = blocking(|| store.build_changes(&props, links))?;
     phases.diff_secs += started.elapsed().as_secs_f64();
+    phases.peak_rss_mb.changes = PeakRss::now();
     counts.unchanged = counts.rows_read - counts.invalid - counts.held - changed;
     tracing::info!(rows = counts.rows_read, invalid = counts.invalid, changed, "Model diffed against the snapshot.");
     Ok(Staged { props, label_objects, phases })
@@ -148,6 +149,7 @@ async fn read_twice(
     written?;
     counts.rows_read = read?;
     phases.read1_secs = started.elapsed().as_secs_f64();
+    phases.peak_rss_mb.read1 = PeakRss::now();
     let started = Instant::now();
     let totals = blocking(|| store.diff_keys(full, retry_rejected))?;
     counts.invalid = totals.invalid;
@@ -157,6 +159,7 @@ async fn read_twice(
     let wanted = blocking(|| store.wanted_count(links))?;
     blocking(|| store.create_staging_rows(columns.len()))?;
     phases.diff_secs = started.elapsed().as_secs_f64();
+    phases.peak_rss_mb.diff = PeakRss::now();
     if wanted == 0 {
         return Ok(label_objects);
     }
@@ -191,6 +194,7 @@ async fn read_twice(
     phases.read2_rows = read?;
     phases.read2_pushed_keys = pushed;
     phases.read2_secs = started.elapsed().as_secs_f64();
+    phases.peak_rss_mb.read2 = PeakRss::now();
     tracing::info!(
         wanted,
         received = phases.read2_rows,

@@ -77,6 +77,15 @@ fn bench_writes_its_figures_and_every_run_sends_the_fewest_requests() {
     for run in runs {
         assert!(run["summary"]["phases"]["read1_secs"].as_f64().unwrap() > 0.0, "{run:#}");
     }
+    // And where its memory went: the process's peak when each phase ended, which only grows,
+    // and the last of which is the peak the benchmark measured from outside.
+    assert!(stdout.contains("Peak RSS in MB when each phase ended"), "{stdout}");
+    for run in runs {
+        let peaks = &run["summary"]["phases"]["peak_rss_mb"];
+        let (read1, last) = (peaks["read1"].as_f64().unwrap(), peaks["merge"].as_f64().unwrap());
+        assert!(read1 > 0.0 && read1 <= last, "{run:#}");
+        assert!(last <= run["peak_rss_mb"].as_f64().unwrap() + 1.0, "{run:#}");
+    }
     assert_eq!(runs[1]["summary"]["phases"]["read2_rows"], 2000, "a first sync reads every row twice");
     assert_eq!(runs[3]["summary"]["phases"]["read2_pushed_keys"], true, "{:#}", runs[3]);
     assert_eq!(runs[3]["summary"]["phases"]["read2_rows"], 20, "only the 20 changed rows are read again");

@@ -475,6 +475,30 @@ pub fn phases_markdown(sizes: &[SizeReport], title: &str) -> String {
     out
 }
 
+/// The process's peak memory when each phase of each run ended (`phases.peak_rss_mb` of the
+/// sync's summary): the first column that reaches the last is the phase that set the peak.
+pub fn peaks_markdown(sizes: &[SizeReport], title: &str) -> String {
+    const PHASES: [&str; 8] = ["read1", "diff", "read2", "changes", "deliver", "merge_delivered", "links", "merge"];
+    let mut out = format!(
+        "{title}\n\n| rows | run | read 1 | diff | read 2 | changes | deliver | merge | links | last merge |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    );
+    for size in sizes {
+        for r in size.runs.iter().filter(|r| r.sync == "contacts") {
+            let peaks = &r.summary["phases"]["peak_rss_mb"];
+            let cells: Vec<String> = PHASES
+                .iter()
+                .map(|p| match peaks[*p].as_f64() {
+                    Some(mb) if mb > 0.0 => format!("{mb:.0}"),
+                    _ => "".to_string(),
+                })
+                .collect();
+            out.push_str(&format!("| {} | {} {} | {} |\n", thousands(r.rows), r.sync, r.kind, cells.join(" | ")));
+        }
+    }
+    out
+}
+
 /// The runs of the model with a 128-character text column.
 pub fn text_column_markdown(sizes: &[SizeReport]) -> String {
     let mut out = String::from(
@@ -566,6 +590,18 @@ impl Report {
         if !self.text_column.is_empty() {
             out.push('\n');
             out.push_str(&phases_markdown(&self.text_column, "Time per phase, with the 128-character text column:"));
+        }
+        out.push('\n');
+        out.push_str(&peaks_markdown(
+            &self.sizes,
+            "Peak RSS in MB when each phase ended (blank: the run had no such phase):",
+        ));
+        if !self.text_column.is_empty() {
+            out.push('\n');
+            out.push_str(&peaks_markdown(
+                &self.text_column,
+                "Peak RSS in MB when each phase ended, with the text column:",
+            ));
         }
         if !self.rate_limited.is_empty() {
             out.push('\n');
