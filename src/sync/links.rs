@@ -31,7 +31,8 @@ mod vanished;
 pub const ASSOCIATION_BATCH_SIZE: usize = hubspot_client::ASSOCIATION_BATCH_LIMIT;
 /// Association batches in flight at most (fewer when the account's `max_in_flight` is lower):
 /// 32,000 links, enough to use a 190-per-10-s limit while HubSpot answers within 800 ms. Each
-/// batch in flight holds its 2,000 links and their request: 32 of them held about 70 MB.
+/// batch in flight holds its 2,000 links and their request (32 of them held about 70 MB while
+/// the client copied each batch's inputs twice; it borrows them now).
 const ASSOCIATION_BATCHES_IN_FLIGHT: usize = 16;
 /// Record ids per list membership request (Lists v3 documents no maximum; v1 allowed 500).
 pub const LIST_BATCH_SIZE: usize = hubspot_client::DEFAULT_LIST_BATCH_SIZE;
@@ -443,11 +444,12 @@ pub async fn deliver_associations(
     Ok(false)
 }
 
-/// An association batch and its answer.
+/// An association batch and its answer: the links, and their inputs in the same order.
 struct LinkAnswer {
     /// The association rule's key.
     rule: String,
-    batch: Vec<(LinkCandidate, AssociationInput)>,
+    links: Vec<LinkCandidate>,
+    inputs: Vec<AssociationInput>,
     outcomes: Result<Vec<AssocOutcome>, HubSpotError>,
 }
 
@@ -496,7 +498,7 @@ impl LinkFlight {
     ) -> Result<(), SyncError> {
         match answer.outcomes {
             Ok(outcomes) => {
-                let lost = commit_links(answer.batch, outcomes, run, failures)?;
+                let lost = commit_links(answer.links, answer.inputs, outcomes, run, failures)?;
                 if !lost.is_empty() {
                     self.lost.entry(answer.rule).or_default().extend(lost);
                 }
@@ -518,12 +520,13 @@ fn send_links(
     rule: &ResolvedRule,
     batch: Vec<(LinkCandidate, AssociationInput)>,
 ) {
-    let inputs: Vec<AssociationInput> = batch.iter().map(|(_, input)| input.clone()).collect();
+    // The client reads the inputs where they are: a batch in flight holds one copy of its links.
+    let (links, inputs): (Vec<LinkCandidate>, Vec<AssociationInput>) = batch.into_iter().unzip();
     let (client, from_path, to_path) = (client.clone(), from.path_name.clone(), rule.target.path_name.clone());
     let key = rule.key.clone();
     pipeline.send(async move {
-        let outcomes = client.batch_associate(&from_path, &to_path, inputs).await;
-        LinkAnswer { rule: key, batch, outcomes }
+        let outcomes = client.batch_associate(&from_path, &to_path, &inputs).await;
+        LinkAnswer { rule: key, links, inputs, outcomes }
     });
 }
 
@@ -531,13 +534,14 @@ fn send_links(
 /// and the ones it refused among the run's failures. Returns the links answered
 /// `OBJECT_NOT_FOUND` (one end may have been merged or deleted), with HubSpot's message.
 fn commit_links(
-    batch: Vec<(LinkCandidate, AssociationInput)>,
+    links: Vec<LinkCandidate>,
+    inputs: Vec<AssociationInput>,
     outcomes: Vec<AssocOutcome>,
     run: &mut Run<'_>,
     failures: &mut Vec<LinkFailure>,
 ) -> Result<Vec<(LinkCandidate, AssociationInput, String)>, SyncError> {
     let mut by_trace: HashMap<String, (LinkCandidate, AssociationInput)> =
-        batch.into_iter().map(|(link, input)| (input.trace.clone(), (link, input))).collect();
+        links.into_iter().zip(inputs).map(|(link, input)| (input.trace.clone(), (link, input))).collect();
     let mut delivered = Vec::new();
     let mut lost = Vec::new();
     for outcome in outcomes {

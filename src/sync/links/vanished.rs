@@ -181,7 +181,7 @@ pub(super) async fn relink(
         return Ok(delivered);
     }
     let inputs: Vec<AssociationInput> = again.iter().map(|(_, input)| input.clone()).collect();
-    let outcomes = client.batch_associate(&from.path_name, &rule.target.path_name, inputs).await?;
+    let outcomes = client.batch_associate(&from.path_name, &rule.target.path_name, &inputs).await?;
     let mut by_trace: HashMap<String, (LinkCandidate, AssociationInput)> =
         again.into_iter().map(|(link, input)| (input.trace.clone(), (link, input))).collect();
     for outcome in outcomes {

@@ -1,5 +1,6 @@
 //! Association endpoints (v4): the labels of a pair of object types, and batch creates.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use reqwest::Method;
@@ -41,12 +42,14 @@ impl HubSpotClient {
         &self,
         from_type: &str,
         to_type: &str,
-        inputs: Vec<AssociationInput>,
+        inputs: &[AssociationInput],
     ) -> Result<Vec<AssocOutcome>, HubSpotError> {
         let mut out: Vec<Option<AssocOutcome>> = vec![None; inputs.len()];
-        let mut merged: Vec<AssociationInput> = Vec::new();
+        // Borrowed from `inputs` unless merging changes them: thousands of inputs are in flight
+        // per request, and a copy of each would double what a request holds.
+        let mut merged: Vec<Cow<'_, AssociationInput>> = Vec::new();
         let mut members: Vec<Vec<usize>> = Vec::new();
-        let mut by_pair: HashMap<(String, String), usize> = HashMap::new();
+        let mut by_pair: HashMap<(&str, &str), usize> = HashMap::new();
         for (i, input) in inputs.iter().enumerate() {
             let (from, to) = (input.from_id.trim(), input.to_id.trim());
             if from.is_empty() || to.is_empty() {
@@ -65,28 +68,33 @@ impl HubSpotClient {
                 });
                 continue;
             }
-            match by_pair.get(&(from.to_string(), to.to_string())) {
+            match by_pair.get(&(from, to)) {
                 Some(m) => {
                     for t in &input.types {
                         if !merged[*m].types.contains(t) {
-                            merged[*m].types.push(t.clone());
+                            merged[*m].to_mut().types.push(t.clone());
                         }
                     }
                     members[*m].push(i);
                 }
                 None => {
-                    by_pair.insert((from.to_string(), to.to_string()), merged.len());
-                    merged.push(AssociationInput {
-                        trace: input.trace.clone(),
-                        from_id: from.to_string(),
-                        to_id: to.to_string(),
-                        types: input.types.clone(),
+                    by_pair.insert((from, to), merged.len());
+                    merged.push(if from.len() == input.from_id.len() && to.len() == input.to_id.len() {
+                        Cow::Borrowed(input)
+                    } else {
+                        Cow::Owned(AssociationInput {
+                            trace: input.trace.clone(),
+                            from_id: from.to_string(),
+                            to_id: to.to_string(),
+                            types: input.types.clone(),
+                        })
                     });
                     members.push(vec![i]);
                 }
             }
         }
-        let items: Vec<&AssociationInput> = merged.iter().collect();
+        drop(by_pair);
+        let items: Vec<&AssociationInput> = merged.iter().map(|input| input.as_ref()).collect();
         let sent = self
             .run_batches(
                 EndpointKind::Associations,
@@ -116,7 +124,7 @@ impl HubSpotClient {
         }
         Ok(out
             .into_iter()
-            .zip(&inputs)
+            .zip(inputs)
             .map(|(o, input)| {
                 o.unwrap_or_else(|| AssocOutcome::Rejected {
                     trace: input.trace.clone(),

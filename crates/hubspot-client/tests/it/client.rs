@@ -375,7 +375,7 @@ async fn associations_with_labels_and_a_missing_record() -> TestResult {
         .batch_associate(
             "contacts",
             "companies",
-            vec![
+            &[
                 input("a", &c1, &co, vec![unlabeled.clone()]),
                 input("b", &c2, "999999", vec![unlabeled.clone()]),
                 // Same pair as "a": merged into one input with both types.

@@ -109,7 +109,7 @@ async fn eight_callers_never_have_more_than_max_in_flight_at_the_emulator() -> T
                             to_id: company.clone(),
                             types: vec![("HUBSPOT_DEFINED".to_string(), 279)],
                         };
-                        hs.batch_associate("contacts", "companies", vec![input]).await?;
+                        hs.batch_associate("contacts", "companies", &[input]).await?;
                     }
                 }
             }

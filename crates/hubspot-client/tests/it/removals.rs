@@ -32,7 +32,7 @@ async fn unlinks_pairs_and_removes_only_the_listed_labels() -> TestResult {
     let owner = emu.create_association_label("contacts", "companies", "Owner");
     let hs = client(&emu.base_url());
     let types = vec![("HUBSPOT_DEFINED".to_string(), 279), ("USER_DEFINED".to_string(), owner)];
-    let inputs = [(&contact, &acme), (&contact, &globex), (&other, &acme)]
+    let inputs: Vec<_> = [(&contact, &acme), (&contact, &globex), (&other, &acme)]
         .iter()
         .enumerate()
         .map(|(i, (f, t))| hubspot_client::AssociationInput {
@@ -42,7 +42,7 @@ async fn unlinks_pairs_and_removes_only_the_listed_labels() -> TestResult {
             types: types.clone(),
         })
         .collect();
-    hs.batch_associate("contacts", "companies", inputs).await?;
+    hs.batch_associate("contacts", "companies", &inputs).await?;
     assert_eq!(emu.associations("contacts", "companies").len(), 3);
 
     hs.batch_unlabel("contacts", "companies", &[(contact.clone(), acme.clone(), vec![("USER_DEFINED".into(), owner)])])
