@@ -273,9 +273,6 @@ impl StateStore {
     /// `full`, every valid row counts as changed. False, with nothing written, when the
     /// snapshot has two keys with the same key hash (the SQL diff must run).
     pub(super) fn diff_in_one_pass(&mut self, full: bool) -> Result<bool, StateError> {
-        if self.staging.is_none() {
-            return Err(query_error(&self.reader.path, "the diff ran before create_staging"));
-        }
         let Some(mut index) = self.build_index()? else {
             return Ok(false);
         };
