@@ -242,6 +242,15 @@ mod tests {
     fn a_model_equal_to_the_snapshot_is_never_loaded_and_loses_no_row() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = delivered(dir.path(), 5);
+        // And a row that left the model and was cleared: its record id is kept, nothing of it
+        // counts as delivered, and its link is hubsync's.
+        store
+            .batch(
+                "INSERT INTO snapshot VALUES ('6', '106', NULL, NULL, NULL);
+                 INSERT INTO associations VALUES ('r', '6', 'x', '', '106', '200', now()::TIMESTAMP),
+                                                 ('r', '1', 'x', '', '101', '200', now()::TIMESTAMP);",
+            )
+            .unwrap();
         let rows: Vec<RowKey> = (1..=5).map(|i| row(Some(&i.to_string()), "v")).collect();
         let totals = stage(&mut store, &rows);
         assert_eq!((totals.rows, totals.changed, totals.invalid, totals.held), (5, 0, 0, 0));
@@ -251,12 +260,19 @@ mod tests {
         let (fingerprint, count) = store.model_fingerprint().unwrap();
         assert_eq!(count, 5);
 
-        let scope = RemovalScope { rows: true, archive: true, stale_rules: Vec::new(), candidates: false };
+        let scope = RemovalScope { rows: true, archive: true, stale_rules: vec!["r".into()], candidates: false };
         store.prepare_removals(&scope).unwrap();
         assert_eq!(store.scalar_i64("SELECT count(*) FROM removed_rows").unwrap(), 0, "no row left the model");
+        let stale = store.scalar_i64("SELECT count(*) FROM stale_now WHERE from_pk = '6'").unwrap();
+        assert_eq!(
+            (stale, store.scalar_i64("SELECT count(*) FROM stale_now").unwrap()),
+            (1, 1),
+            "the cleared row's link"
+        );
 
-        // The list's diff does without the rows too.
-        assert_eq!(store.prepare_list_changes("L").unwrap(), (5, 0), "every row is a member to add");
+        // The list's diff does without the rows too, and the cleared row is no member.
+        assert_eq!(store.prepare_list_changes("L").unwrap(), (5, 0), "every row of the model is a member to add");
+        assert_eq!(store.scalar_i64("SELECT count(*) FROM list_adds WHERE pk = '6'").unwrap(), 0);
         assert_eq!(staged_rows(&store), 0);
 
         // A step that needs the rows loads them: the same rows, in model order.
