@@ -356,15 +356,11 @@ impl StateStore {
     /// (`list_removes`). Returns how many of each; read them with [`StateStore::list_changes_page`].
     ///
     /// The model's rows in the snapshot are the snapshot's rows but those the diff found left
-    /// (`left_keys`) and those with a repeated key; when the model is the snapshot's
-    /// acknowledged rows, those rows (a row with a record id and no row hash, cleared say, is
-    /// not in the model); only a diff that did not find them (the SQL diff) needs every staged
-    /// row loaded.
+    /// (`left_keys`) and those with a repeated key; only a diff that did not find them (the SQL
+    /// diff) needs every staged row loaded.
     pub fn prepare_list_changes(&mut self, list_id: &str) -> Result<(u64, u64), StateError> {
         let list = list_id.replace('\'', "''");
-        let current = if self.model_equals_snapshot() {
-            "SELECT s.pk, s.hubspot_id FROM snapshot s WHERE s.hubspot_id IS NOT NULL AND s.row_hash IS NOT NULL"
-        } else if self.left_keys_known() {
+        let current = if self.left_keys_known() {
             "SELECT s.pk, s.hubspot_id FROM snapshot s
              WHERE s.hubspot_id IS NOT NULL AND s.pk NOT IN (SELECT pk FROM left_keys)
                AND s.pk NOT IN (SELECT pk FROM dup_keys)"

@@ -105,14 +105,11 @@ impl StateStore {
         // The links of rows no longer in the model are stale. Every link's row is in the
         // snapshot (a link is recorded for a row with a record id, and a row leaves the snapshot
         // only with its links: `record_archived`), so those rows are the snapshot's rows the
-        // model does not name: `left_keys` after the one-pass diff, the rows never acknowledged
-        // when the model is the snapshot's acknowledged rows, and only after the SQL diff every
-        // staged key. When they are known, only the links of the rows read, marked or left are
-        // looked at, not every link.
+        // model does not name: `left_keys`, unless the SQL diff ran, which needs every staged
+        // key. When they are known, only the links of the rows read, marked or left are looked
+        // at, not every link.
         let left_rows = if scope.stale_rules.is_empty() {
             None
-        } else if self.model_equals_snapshot() {
-            Some("SELECT pk FROM snapshot WHERE row_hash IS NULL")
         } else if self.left_keys_known() {
             Some("SELECT pk FROM left_keys")
         } else {

@@ -118,7 +118,10 @@ impl StateStore {
                  CREATE OR REPLACE TEMP TABLE invalid_now (row_number BIGINT, pk VARCHAR, code VARCHAR, message VARCHAR);
                  CREATE OR REPLACE TEMP TABLE held_keys (pk VARCHAR);
                  CREATE OR REPLACE TEMP TABLE changed_keys (rownum BIGINT, pk VARCHAR, k UBIGINT, h UBIGINT);
-                 CREATE OR REPLACE TEMP TABLE left_keys (pk VARCHAR);",
+                 -- The model is the acknowledged rows: the snapshot's other rows (a record id and
+                 -- nothing delivered, a row that left and was cleared say) are not in it. The
+                 -- row hashes were just scanned for their sum.
+                 CREATE OR REPLACE TEMP TABLE left_keys AS SELECT pk FROM snapshot WHERE row_hash IS NULL;",
             )?;
             let Some(file) = self.staging.as_mut() else { return Ok(DiffTotals::default()) };
             file.fingerprint = Some(file.clean_fingerprint());
